@@ -1,0 +1,50 @@
+"""The `deepepi` command: click groups only. Library errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import click
+
+from deepepi import __version__
+from deepepi.errors import DeepEpiError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deepepi")
+def cli() -> None:
+    """Train DeepEpi in TensorFlow or PyTorch, export to ONNX, verify the two are equivalent."""
+
+
+def _register() -> None:
+    # Imported here so that `deepepi.cli` can be imported without pulling every command's deps.
+    from deepepi.cli import config_cmd, data_cmd, model_cmd, onnx_cmd, train_cmd
+
+    for module in (config_cmd, data_cmd, model_cmd, train_cmd, onnx_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"deepepi: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning typed errors into `deepepi: error: ...` and exit codes."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.showwarning = _one_line_warning
+    _register()
+    try:
+        rv = cli.main(args=argv, prog_name="deepepi", standalone_mode=False)
+    except DeepEpiError as err:
+        click.echo(f"deepepi: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("deepepi: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

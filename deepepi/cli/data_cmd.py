@@ -1,0 +1,3 @@
+"""Placeholder until this command group lands."""
+
+COMMANDS: list = []

@@ -1,0 +1,45 @@
+"""The one preprocessing rule shared by windowing, training and the ONNX graphs.
+
+Raw input is acceleration magnitude in milli-g. The model sees g (divide by 1000) and, when
+``normalise`` is set, each window minus its mean, divided by its population std (std 0: mean only).
+Exporters re-implement exactly this in graph ops; this numpy version is the reference for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MILLI_G_PER_G = 1000.0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    scale: float = 1.0 / MILLI_G_PER_G
+    normalise: bool = False
+
+    def to_dict(self) -> dict:
+        return {"input_unit": "milli-g", "scale": self.scale, "normalise": self.normalise,
+                "normalise_rule": "per-window (x - mean) / std, population std; std == 0: x - mean"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(scale=float(d["scale"]), normalise=bool(d["normalise"]))
+
+    def apply(self, raw_milli_g: np.ndarray) -> np.ndarray:
+        """[n, window] milli-g -> float32 model input, computed in float32 like the graphs."""
+        x = np.asarray(raw_milli_g, dtype=np.float32) * np.float32(self.scale)
+        if self.normalise:
+            mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+            centred = x - mean
+            std = np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True, dtype=np.float32))
+            x = centred / np.where(std > 0, std, np.float32(1.0))
+        return x.astype(np.float32, copy=False)
+
+
+def from_config(cfg) -> Preprocessing:  # noqa: ANN001 - deepepi.config.Config, kept import-light
+    return Preprocessing(normalise=bool(cfg.processing["normalise"]))
+
+
+__all__ = ["Preprocessing", "from_config", "MILLI_G_PER_G"]

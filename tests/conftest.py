@@ -1,0 +1,52 @@
+"""Framework gating: tests marked `torch` / `tf` run where the framework is installed.
+
+tox sets DEEPEPI_REQUIRE (e.g. "torch,tf"); a test needing a required framework that is missing is
+then a failure, not a skip, so an environment can never pass by silently skipping its own tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+_MODULES = {"torch": "torch", "tf": "tensorflow"}
+
+
+def _required() -> set[str]:
+    return {f.strip() for f in os.environ.get("DEEPEPI_REQUIRE", "").split(",") if f.strip()}
+
+
+def _available(framework: str) -> bool:
+    return importlib.util.find_spec(_MODULES[framework]) is not None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    unknown = _required() - set(_MODULES)
+    if unknown:
+        raise pytest.UsageError(f"DEEPEPI_REQUIRE names unknown frameworks: {sorted(unknown)}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    required = _required()
+    for item in items:
+        for framework in _MODULES:
+            if item.get_closest_marker(framework) is None or _available(framework):
+                continue
+            if framework in required:
+                item.add_marker(pytest.mark.usefixtures("_framework_missing"))
+                item.user_properties.append(("missing_framework", framework))
+            else:
+                item.add_marker(pytest.mark.skip(reason=f"{_MODULES[framework]} not installed"))
+
+
+@pytest.fixture
+def _framework_missing(request: pytest.FixtureRequest) -> None:
+    missing = dict(request.node.user_properties)["missing_framework"]
+    pytest.fail(f"{_MODULES[missing]} is required in this environment (DEEPEPI_REQUIRE) but not installed")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.testscollected == 0 and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
