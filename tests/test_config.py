@@ -1,0 +1,139 @@
+"""Config loading: reference files load unchanged, defaults fill in, bad keys fail with the key path."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from deepepi.config import REPO_CONFIGS, UnsupportedKeysWarning, from_dict, load_config
+from deepepi.errors import ConfigError
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "osd-configs"
+
+
+def _reference_like_tf() -> dict:
+    """A fixture in the shape of the reference TensorFlow config (keys we ignore included)."""
+    return {
+        "debug": False,
+        "randomSeed": 42,
+        "osdbConfig": {"_cacheDir": ".", "osdbFiles_desc": "x", "osdbFiles": ["a.json"]},
+        "dataFileNames": {"allDataFileCsv": "allData.csv"},
+        "eventFilters": {"excludeSubTypes": ["Unknown"], "require3dData": True},
+        "dataProcessing": {"window": 750, "step": 125, "undersample": "random", "noiseAugmentation": False,
+                           "stream_chunksize": 20000, "testProp": 0.3, "validationProp": 0.0},
+        "modelConfig": {"framework": "tensorflow", "modelType": "tensorflow",
+                        "modelClass": "user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel",
+                        "modelFname": "deepEpiCnnModel", "sampleFreq": 25, "bufferSeconds": 30,
+                        "epochs": 1, "batchSize": 64, "lrStart": 1e-5, "useLrSchedule": False},
+    }
+
+
+def _load_quiet(raw: dict) -> tuple:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = from_dict(raw, source="test.json")
+    return cfg, [str(w.message) for w in caught]
+
+
+def test_reference_shaped_config_loads_and_lists_ignored_keys_once() -> None:
+    cfg, messages = _load_quiet(_reference_like_tf())
+    assert cfg.framework == "tensorflow"
+    assert cfg.window == 750
+    assert cfg.model["epochs"] == 1 and cfg.model["lrStart"] == 1e-5
+    ignored = [m for m in messages if "unsupported config key" in m]
+    assert len(ignored) == 1
+    for path in ("debug", "dataFileNames.allDataFileCsv", "dataProcessing.noiseAugmentation",
+                 "dataProcessing.stream_chunksize"):
+        assert path in ignored[0]
+    assert "osdbConfig._cacheDir" not in ignored[0] and "osdbFiles_desc" not in ignored[0]
+    assert set(cfg.ignored_keys) == {"debug", "dataFileNames.allDataFileCsv",
+                                     "dataProcessing.noiseAugmentation", "dataProcessing.stream_chunksize"}
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="reference config files not present beside the checkout")
+@pytest.mark.parametrize("name,framework", [("nnConfig_deep.json", "tensorflow"),
+                                            ("nnConfig_deep_pytorch.json", "pytorch")])
+def test_real_reference_files_load_unchanged(name: str, framework: str) -> None:
+    with pytest.warns(UnsupportedKeysWarning):
+        cfg = load_config(REFERENCE / name)
+    assert cfg.framework == framework
+    assert cfg.window == 750
+
+
+@pytest.mark.parametrize("model,expected", [
+    ({"framework": "pytorch"}, "pytorch"),
+    ({"framework": "Torch", "modelType": "pytorch"}, "pytorch"),
+    ({"modelType": "pytorch"}, "pytorch"),
+    ({"modelType": "tensorflow"}, "tensorflow"),
+    ({}, "tensorflow"),
+])
+def test_framework_detection_order(model: dict, expected: str) -> None:
+    cfg, _ = _load_quiet({"modelConfig": model})
+    assert cfg.framework == expected
+
+
+def test_framework_wins_over_conflicting_model_type_with_warning() -> None:
+    cfg, messages = _load_quiet({"modelConfig": {"framework": "pytorch", "modelType": "tensorflow"}})
+    assert cfg.framework == "pytorch"
+    assert any("disagrees" in m for m in messages)
+
+
+@pytest.mark.parametrize("raw,path,expected", [
+    ({"modelConfig": {"framework": "caffe"}}, "modelConfig.framework", "tensorflow"),
+    ({"modelConfig": {"epochs": "ten"}}, "modelConfig.epochs", "an integer >= 1"),
+    ({"modelConfig": {"batchSize": 0}}, "modelConfig.batchSize", "an integer >= 1"),
+    ({"modelConfig": {"useAdamW": "yes"}}, "modelConfig.useAdamW", "true or false"),
+    ({"dataProcessing": {"testProp": 1.5}}, "dataProcessing.testProp", "< 1"),
+    ({"dataProcessing": {"oversample": "smote"}}, "dataProcessing.oversample", "'random'"),
+    ({"eventFilters": {"excludeUserIds": "12"}}, "eventFilters.excludeUserIds", "a list"),
+    ({"randomSeed": -1}, "randomSeed", ">= 0"),
+    ({"modelConfig": []}, "modelConfig", "JSON object"),
+])
+def test_wrong_type_or_value_names_key_path(raw: dict, path: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict(raw, source="bad.json")
+    message = str(info.value)
+    assert message.startswith("bad.json: " + path)
+    assert expected in message
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_defaults_are_filled_and_round_trip() -> None:
+    cfg, messages = _load_quiet({})
+    assert messages == []
+    assert cfg.model["batchSize"] == 64 and cfg.processing["step"] == 125
+    again, _ = _load_quiet(cfg.to_dict())
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_overrides_are_validated() -> None:
+    cfg, _ = _load_quiet({})
+    assert cfg.with_overrides(epochs=3).model["epochs"] == 3
+    with pytest.raises(ConfigError, match="modelConfig.epochs"):
+        cfg.with_overrides(epochs=0)
+
+
+@pytest.mark.parametrize("name,framework", [("nnConfig_deep.json", "tensorflow"),
+                                            ("nnConfig_deep_pytorch.json", "pytorch"),
+                                            ("smoke.json", "tensorflow")])
+def test_shipped_configs_load_without_warnings(name: str, framework: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = load_config(REPO_CONFIGS / name)
+    assert cfg.framework == framework
+
+
+def test_missing_and_invalid_json_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"modelConfig\": ")
+    with pytest.raises(ConfigError, match=r"bad.json: not valid JSON \(line 1"):
+        load_config(bad)
+    bad.write_text(json.dumps([1, 2]))
+    with pytest.raises(ConfigError, match="top level must be a JSON object"):
+        load_config(bad)
