@@ -1,0 +1,289 @@
+"""The DeepEpi architecture as one framework-free spec, so Keras and PyTorch build the same network.
+
+Both builders, the weight transfer, the analytic parameter counts and the summary read this one
+object; a spec that cannot give a working network is refused here with a one-line SpecError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from deepepi.errors import SpecError
+
+DEFAULT_FILTERS: tuple[int, ...] = (16,) + (32,) * 11 + (64, 64)
+DEFAULT_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
+DEFAULT_DENSE_WIDTHS: tuple[int, ...] = (64, 64, 32, 16)
+PADDINGS = ("valid",)
+SPEC_KEY = "__spec__"
+
+# Parameter names per weighted layer kind, in Keras `get_weights()` order.
+CONV_PARAMS = ("kernel", "bias")
+DENSE_PARAMS = ("kernel", "bias")
+BN_TRAINABLE = ("gamma", "beta")
+BN_STATS = ("moving_mean", "moving_variance")
+BN_PARAMS = BN_TRAINABLE + BN_STATS
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Trainable weights and non-trainable BatchNorm statistics (never torch's num_batches_tracked)."""
+
+    trainable: int
+    non_trainable: int
+    total: int | None = None
+
+    def __post_init__(self) -> None:
+        expected = self.trainable + self.non_trainable
+        if self.total is None:
+            object.__setattr__(self, "total", expected)
+        elif self.total != expected:
+            raise ValueError(f"ParamCounts: total {self.total} != trainable + non_trainable ({expected})")
+
+    def to_dict(self) -> dict[str, int]:
+        return {"trainable": self.trainable, "non_trainable": self.non_trainable, "total": int(self.total)}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One named layer of the network; ``kind`` says which framework layer builds it."""
+
+    name: str
+    kind: str  # input | reshape | conv | bn | relu | dropout | gap | dense
+    units: int = 0  # conv filters / dense width / bn features
+    kernel_size: int = 0
+    stride: int = 1
+    in_units: int = 0
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """DeepEpi CNN: Conv1D->BN->ReLU blocks, global average pooling, Dense->BN->ReLU head, logits.
+
+    ``bn_momentum`` follows the Keras convention (weight of the running value); PyTorch gets
+    ``torch_bn_momentum = 1 - bn_momentum``.
+    """
+
+    window: int = 750
+    in_channels: int = 1
+    filters: tuple[int, ...] = DEFAULT_FILTERS
+    kernel_size: int = 5
+    strides: tuple[int, ...] = DEFAULT_STRIDES
+    padding: str = "valid"
+    conv_dropout: float = 0.0
+    dense_widths: tuple[int, ...] = DEFAULT_DENSE_WIDTHS
+    dense_dropout: float = 0.025
+    num_classes: int = 2
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.99
+    _layers: tuple[Layer, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("filters", "strides", "dense_widths"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise SpecError(f"{name}: got {value!r}, expected a list of integers")
+            object.__setattr__(self, name, tuple(value))
+        self._validate()
+        object.__setattr__(self, "_layers", self._build_layers())
+
+    # ----- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Any) -> "ArchSpec":
+        """Read cfg.window and modelConfig filters/strides/kernelSize/denseWidths/... (see module doc).
+
+        Null filters/strides take the first ``nLayers`` defaults; given lists must have nLayers items.
+        """
+        m = cfg.model
+        n_layers = int(m.get("nLayers", len(DEFAULT_FILTERS)))
+        lists = {}
+        for key, default in (("filters", DEFAULT_FILTERS), ("strides", DEFAULT_STRIDES)):
+            given = m.get(key)
+            if given is None:
+                if n_layers > len(default):
+                    raise SpecError(f"modelConfig.nLayers={n_layers} exceeds the {len(default)} default "
+                                    f"layers; give modelConfig.filters and modelConfig.strides with "
+                                    f"{n_layers} items each", source=getattr(cfg, "source", None))
+                lists[key] = default[:n_layers]
+            else:
+                if len(given) != n_layers:
+                    raise SpecError(f"modelConfig.{key} has {len(given)} items but modelConfig.nLayers "
+                                    f"is {n_layers}; they must be equal", source=getattr(cfg, "source", None))
+                lists[key] = tuple(given)
+        widths = m.get("denseWidths")
+        try:
+            return cls(
+                window=int(cfg.window), filters=lists["filters"], strides=lists["strides"],
+                kernel_size=int(m.get("kernelSize", 5)),
+                dense_widths=DEFAULT_DENSE_WIDTHS if widths is None else tuple(widths),
+                num_classes=int(m.get("numClasses", 2)), conv_dropout=float(m.get("convDropout", 0.0)),
+                dense_dropout=float(m.get("denseDropout", 0.025)),
+                bn_epsilon=float(m.get("bnEpsilon", 1e-3)), bn_momentum=float(m.get("bnMomentum", 0.99)),
+            )
+        except SpecError as err:
+            raise SpecError(str(err), source=getattr(cfg, "source", None)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_layers")
+        for key in ("filters", "strides", "dense_widths"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str | None = None) -> "ArchSpec":
+        """Inverse of to_dict; unknown or missing keys are a SpecError (a spec is never guessed)."""
+        if not isinstance(d, dict):
+            raise SpecError(f"spec must be a JSON object, got {type(d).__name__}", source=source)
+        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
+        unknown = sorted(set(d) - set(names))
+        missing = [n for n in names if n not in d]
+        if unknown or missing:
+            parts = ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])
+            raise SpecError("spec: " + "; ".join(parts), source=source)
+        try:
+            return cls(**{n: d[n] for n in names})
+        except SpecError as err:
+            raise SpecError(str(err), source=source) from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str | None = None) -> "ArchSpec":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec is not valid JSON ({exc.msg})", source=source) from None
+        return cls.from_dict(raw, source=source)
+
+    # ----- validation ---------------------------------------------------------------------------
+    def _validate(self) -> None:
+        def pos_int(name: str, v: Any) -> None:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SpecError(f"{name}: got {v!r}, expected an integer >= 1")
+
+        pos_int("window", self.window)
+        if self.in_channels != 1:
+            raise SpecError(f"in_channels: got {self.in_channels!r}; only 1 (acceleration magnitude) is supported")
+        pos_int("kernel_size", self.kernel_size)
+        if not self.filters:
+            raise SpecError("filters: empty; at least one conv layer is needed")
+        if len(self.filters) != len(self.strides):
+            raise SpecError(f"filters has {len(self.filters)} items but strides has {len(self.strides)}; "
+                            f"they must be equal")
+        for i, v in enumerate(self.filters):
+            pos_int(f"filters[{i}]", v)
+        for i, v in enumerate(self.strides):
+            pos_int(f"strides[{i}]", v)
+        for i, v in enumerate(self.dense_widths):
+            pos_int(f"dense_widths[{i}]", v)
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+            raise SpecError(f"num_classes: got {self.num_classes!r}, expected an integer >= 2")
+        if self.padding not in PADDINGS:
+            raise SpecError(f"padding: got {self.padding!r}, expected one of {', '.join(map(repr, PADDINGS))}")
+        for name in ("conv_dropout", "dense_dropout"):
+            v = getattr(self, name)
+            if not _is_real(v) or not 0.0 <= v < 1.0:
+                raise SpecError(f"{name}: got {v!r}, expected a number with 0 <= {name} < 1")
+        if not _is_real(self.bn_epsilon) or not self.bn_epsilon > 0:
+            raise SpecError(f"bn_epsilon: got {self.bn_epsilon!r}, expected a number > 0")
+        if not _is_real(self.bn_momentum) or not 0.0 < self.bn_momentum < 1.0:
+            raise SpecError(f"bn_momentum: got {self.bn_momentum!r}, expected a number with 0 < bn_momentum < 1 "
+                            f"(Keras convention)")
+        lengths = self.conv_lengths()
+        if lengths[-1] < 1:
+            bad = next(i for i, n in enumerate(lengths) if n < 1)
+            got = self.window if bad == 0 else lengths[bad - 1]
+            raise SpecError(f"window {self.window} is too short: conv layer {bad + 1} (kernel {self.kernel_size}, "
+                            f"stride {self.strides[bad]}) gets {got} samples; the window must be at least "
+                            f"{self.min_window()} samples")
+
+    # ----- derived facts ------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return len(self.filters)
+
+    @property
+    def torch_bn_momentum(self) -> float:
+        return 1.0 - self.bn_momentum
+
+    def conv_lengths(self) -> list[int]:
+        """Output length of each conv layer ('valid' padding); values < 1 mean the spec cannot work."""
+        lengths, n = [], self.window
+        for s in self.strides:
+            n = (n - self.kernel_size) // s + 1 if n >= self.kernel_size else 0
+            lengths.append(n)
+        return lengths
+
+    def min_window(self) -> int:
+        """Shortest window whose last conv layer still yields one sample (the receptive field)."""
+        n = 1
+        for s in reversed(self.strides):
+            n = (n - 1) * s + self.kernel_size
+        return n
+
+    def layers(self) -> tuple[Layer, ...]:
+        return self._layers
+
+    def layer_names(self) -> list[str]:
+        """Every layer's name in network order; both frameworks name their layers exactly so."""
+        return [layer.name for layer in self._layers]
+
+    def _build_layers(self) -> tuple[Layer, ...]:
+        out = [Layer("input", "input", units=self.window), Layer("reshape", "reshape", units=self.in_channels)]
+        prev = self.in_channels
+        for i, (f, s) in enumerate(zip(self.filters, self.strides), start=1):
+            out += [Layer(f"conv{i}", "conv", units=f, kernel_size=self.kernel_size, stride=s, in_units=prev),
+                    Layer(f"conv{i}_bn", "bn", units=f), Layer(f"conv{i}_relu", "relu")]
+            if self.conv_dropout > 0:
+                out.append(Layer(f"conv{i}_dropout", "dropout", rate=self.conv_dropout))
+            prev = f
+        out.append(Layer("gap", "gap"))
+        for i, w in enumerate(self.dense_widths, start=1):
+            out += [Layer(f"dense{i}", "dense", units=w, in_units=prev),
+                    Layer(f"dense{i}_bn", "bn", units=w), Layer(f"dense{i}_relu", "relu")]
+            if i == 1 and self.dense_dropout > 0:
+                out.append(Layer(f"dense{i}_dropout", "dropout", rate=self.dense_dropout))
+            prev = w
+        out.append(Layer("logits", "dense", units=self.num_classes, in_units=prev))
+        return tuple(out)
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Neutral weight keys ``<layer>/<param>`` and their shapes in Keras layout, in network order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in self._layers:
+            if layer.kind == "conv":
+                shapes[f"{layer.name}/kernel"] = (layer.kernel_size, layer.in_units, layer.units)
+                shapes[f"{layer.name}/bias"] = (layer.units,)
+            elif layer.kind == "dense":
+                shapes[f"{layer.name}/kernel"] = (layer.in_units, layer.units)
+                shapes[f"{layer.name}/bias"] = (layer.units,)
+            elif layer.kind == "bn":
+                for p in BN_PARAMS:
+                    shapes[f"{layer.name}/{p}"] = (layer.units,)
+        return shapes
+
+    def layer_param_counts(self) -> dict[str, int]:
+        """Parameters (trainable + BN statistics) per layer name, 0 for weightless layers."""
+        counts = {name: 0 for name in self.layer_names()}
+        for key, shape in self.weight_shapes().items():
+            counts[key.split("/")[0]] += math.prod(shape)
+        return counts
+
+    def expected_counts(self) -> ParamCounts:
+        """Parameter counts derived from the spec alone; both frameworks must report exactly these."""
+        trainable = non_trainable = 0
+        for key, shape in self.weight_shapes().items():
+            if key.split("/")[1] in BN_STATS:
+                non_trainable += math.prod(shape)
+            else:
+                trainable += math.prod(shape)
+        return ParamCounts(trainable, non_trainable)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

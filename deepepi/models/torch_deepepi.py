@@ -1,0 +1,200 @@
+"""DeepEpi in PyTorch, built from an ArchSpec: module, counts, neutral weights, checkpoints, inference.
+
+Imported lazily (only by code that needs PyTorch). Submodules carry the spec's layer names, so
+state_dict keys, the summary table and the neutral weight keys all line up with the Keras model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepepi import __version__
+from deepepi.errors import DataError, ModelError
+from deepepi.io import atomic_path
+from deepepi.models.quantile import harrell_davis
+from deepepi.models.spec import ArchSpec, Layer, ParamCounts
+from deepepi.models.weights import check_weights
+
+CHECKPOINT_KEYS = ("state_dict", "spec", "config", "deepepi_version")
+
+
+class _GlobalAveragePool(nn.Module):
+    """Mean over time: [B, C, L] -> [B, C], as Keras GlobalAveragePooling1D does on [B, L, C]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=-1)
+
+
+def _make_layer(layer: Layer, spec: ArchSpec) -> nn.Module | None:
+    if layer.kind == "conv":
+        return nn.Conv1d(layer.in_units, layer.units, layer.kernel_size, stride=layer.stride, padding=0)
+    if layer.kind == "bn":
+        return nn.BatchNorm1d(layer.units, eps=spec.bn_epsilon, momentum=spec.torch_bn_momentum)
+    if layer.kind == "relu":
+        return nn.ReLU()
+    if layer.kind == "dropout":
+        return nn.Dropout(layer.rate)
+    if layer.kind == "gap":
+        return _GlobalAveragePool()
+    if layer.kind == "dense":
+        return nn.Linear(layer.in_units, layer.units)
+    if layer.kind == "reshape":
+        return nn.Unflatten(1, (1, spec.window))
+    return None  # "input": nothing to compute
+
+
+class DeepEpiCnn(nn.Module):
+    """forward(x float32 [B, window] in g) -> logits [B, num_classes]; softmax is the caller's job."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self._order: list[str] = []
+        for layer in spec.layers():
+            module = _make_layer(layer, spec)
+            if module is not None:
+                self.add_module(layer.name, module)
+                self._order.append(layer.name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self._order:
+            x = getattr(self, name)(x)
+        return x
+
+
+def count_parameters(model: nn.Module) -> ParamCounts:
+    """Trainable parameters and BatchNorm running statistics (num_batches_tracked is not a weight)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    stats = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
+    return ParamCounts(trainable, frozen + stats)
+
+
+def _tensors(model: DeepEpiCnn, layer: Layer) -> dict[str, torch.Tensor]:
+    """The torch tensors behind each neutral parameter of one layer, in torch layout."""
+    m = getattr(model, layer.name)
+    if layer.kind in ("conv", "dense"):
+        return {"kernel": m.weight, "bias": m.bias}
+    return {"gamma": m.weight, "beta": m.bias, "moving_mean": m.running_mean, "moving_variance": m.running_var}
+
+
+def _swap_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
+    """Torch <-> Keras kernel layout: conv (out, in, k) <-> (k, in, out); dense (out, in) <-> (in, out).
+
+    Both are pure transposes (their own inverse), so transfers are bit-exact.
+    """
+    if param == "kernel":
+        arr = arr.transpose(2, 1, 0) if kind == "conv" else arr.T
+    return np.ascontiguousarray(arr)
+
+
+def _weighted_layers(spec: ArchSpec) -> list[Layer]:
+    return [layer for layer in spec.layers() if layer.kind in ("conv", "dense", "bn")]
+
+
+def export_weights(model: DeepEpiCnn, spec: ArchSpec) -> dict[str, np.ndarray]:
+    """Neutral weights (Keras layout, float32) keyed ``<layer>/<param>``."""
+    out: dict[str, np.ndarray] = {}
+    for layer in _weighted_layers(spec):
+        for param, tensor in _tensors(model, layer).items():
+            arr = tensor.detach().cpu().numpy().astype(np.float32, copy=False)
+            out[f"{layer.name}/{param}"] = _swap_layout(layer.kind, param, arr)
+    return out
+
+
+def import_weights(model: DeepEpiCnn, spec: ArchSpec, weights: dict[str, np.ndarray]) -> None:
+    """Copy neutral weights into ``model`` after checking every key and shape (ModelError names the key)."""
+    check_weights(weights, spec)
+    with torch.no_grad():
+        for layer in _weighted_layers(spec):
+            for param, tensor in _tensors(model, layer).items():
+                key = f"{layer.name}/{param}"
+                arr = _swap_layout(layer.kind, param, np.asarray(weights[key], dtype=np.float32))
+                if tuple(arr.shape) != tuple(tensor.shape):
+                    raise ModelError(f"weight {key!r}: shape {tuple(arr.shape)} does not fit the model's "
+                                     f"{tuple(tensor.shape)}")
+                tensor.copy_(torch.from_numpy(arr))
+
+
+def predict_proba(model: nn.Module, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Softmax probabilities float32 [n, num_classes] for windows in g, in eval mode, without grads."""
+    x = _check_input(x_g, model.spec.window)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outs = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                xb = torch.from_numpy(x[start:start + batch_size]).to(device)
+                outs.append(torch.softmax(model(xb), dim=-1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not outs:
+        return np.zeros((0, model.spec.num_classes), dtype=np.float32)
+    return np.concatenate(outs).astype(np.float32, copy=False)
+
+
+def _check_input(x_g: np.ndarray, window: int) -> np.ndarray:
+    x = np.asarray(x_g)
+    if x.ndim != 2 or x.shape[1] != window:
+        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def save_checkpoint(path: str | Path, model: DeepEpiCnn, spec: ArchSpec, config_dict: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write {state_dict, spec, config, deepepi_version, **extra} atomically; loadable with weights_only."""
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(CHECKPOINT_KEYS))
+    if clash:
+        raise ModelError(f"checkpoint extra keys {clash} would overwrite reserved keys", source=str(path))
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "spec": spec.to_dict(), "config": config_dict, "deepepi_version": __version__, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, Any]]:
+    """Load with torch.load(weights_only=True), rebuild the model from the stored spec, eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("checkpoint file not found", source=str(path))
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle/zip/runtime errors alike for unusable files
+        raise ModelError(f"not a loadable weights-only PyTorch checkpoint ({type(exc).__name__})",
+                         source=str(path)) from None
+    if not isinstance(payload, dict):
+        raise ModelError(f"checkpoint holds a {type(payload).__name__}, expected a dict", source=str(path))
+    missing = [k for k in CHECKPOINT_KEYS if k not in payload]
+    if missing:
+        raise ModelError(f"checkpoint lacks keys {missing}", source=str(path))
+    spec = ArchSpec.from_dict(payload["spec"], source=str(path))
+    model = DeepEpiCnn(spec)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise ModelError(f"state_dict does not match its spec: {' '.join(s.strip() for s in first[:3])}",
+                         source=str(path)) from None
+    model.eval()
+    return model, spec, payload
+
+
+class DeepEpiCnnModelPyTorch:
+    """The reference's class name: a thin wrapper holding a spec and its DeepEpiCnn."""
+
+    harrell_davis = staticmethod(harrell_davis)
+
+    def __init__(self, spec: ArchSpec, model: DeepEpiCnn | None = None) -> None:
+        self.spec = spec
+        self.model = model if model is not None else DeepEpiCnn(spec)
+
+    def predict_proba(self, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        return predict_proba(self.model, x_g, batch_size=batch_size)

@@ -1,0 +1,64 @@
+"""Neutral weights: one .npz keyed ``<layer>/<param>`` (Keras layout) plus the spec, readable by both frameworks.
+
+Conv kernels are (k, in, out), dense kernels (in, out), BatchNorm layers store gamma, beta,
+moving_mean and moving_variance. The spec travels as a 0-d string array, so nothing needs a pickle.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from deepepi.errors import ModelError, SpecError
+from deepepi.io import save_npz
+from deepepi.models.spec import SPEC_KEY, ArchSpec
+
+
+def check_weights(weights: dict[str, np.ndarray], spec: ArchSpec, *, source: str | None = None) -> None:
+    """Every key the spec needs is present with its shape, and nothing else; else ModelError naming the key."""
+    shapes = spec.weight_shapes()
+    for key, shape in shapes.items():
+        if key not in weights:
+            raise ModelError(f"weights lack {key!r} (expected shape {shape})", source=source)
+        got = tuple(np.shape(weights[key]))
+        if got != shape:
+            raise ModelError(f"weight {key!r}: got shape {got}, expected {shape}", source=source)
+        if not np.issubdtype(np.asarray(weights[key]).dtype, np.floating):
+            raise ModelError(f"weight {key!r}: got dtype {np.asarray(weights[key]).dtype}, expected float",
+                             source=source)
+    extra = sorted(set(weights) - set(shapes))
+    if extra:
+        raise ModelError(f"weights hold keys the spec does not know: {extra[:5]}", source=source)
+
+
+def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: ArchSpec) -> None:
+    """Check the weights against the spec, then write them and the spec JSON atomically."""
+    check_weights(weights, spec, source=str(path))
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    arrays[SPEC_KEY] = np.array(spec.to_json())
+    save_npz(path, arrays)
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], ArchSpec]:
+    """Read a neutral weights file (np.load allow_pickle=False); the result is checked against its spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("weights file not found", source=str(path))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"not a readable .npz weights file ({exc})", source=str(path)) from None
+    if SPEC_KEY not in arrays:
+        raise ModelError(f"no {SPEC_KEY!r} entry: not a deepepi weights file", source=str(path))
+    raw = arrays.pop(SPEC_KEY)
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise ModelError(f"{SPEC_KEY!r} must be a 0-d string array, got {raw.dtype} {raw.shape}", source=str(path))
+    try:
+        spec = ArchSpec.from_json(str(raw[()]), source=str(path))
+    except SpecError as err:
+        raise ModelError(str(err)) from None
+    check_weights(arrays, spec, source=str(path))
+    return arrays, spec
