@@ -1,3 +1,40 @@
-"""Placeholder until this command group lands."""
+"""`deepepi model summary|list`: the DeepEpi layer tables in both frameworks, and the model registry."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from deepepi.config import load_config
+
+
+@click.group("model")
+def model_group() -> None:
+    """Inspect the DeepEpi architecture and the known model names."""
+
+
+@model_group.command("summary")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
+def summary(config: str | None) -> None:
+    """Print the Keras and PyTorch layer tables side by side, the counts, and whether they match."""
+    from deepepi.models.spec import ArchSpec
+    from deepepi.models.summary import build_tables, render
+
+    spec = ArchSpec.from_config(load_config(config))
+    click.echo(render(spec, build_tables(spec)))
+
+
+@model_group.command("list")
+def list_models() -> None:
+    """List the model names a config's modelConfig.modelClass may use."""
+    from deepepi.models.registry import known_models
+
+    for entry in known_models():
+        click.echo(f"{entry.name}: {entry.description}")
+        for framework, target in sorted(entry.builders.items()):
+            click.echo(f"  {framework}: {target}")
+        for framework, cls in sorted(entry.reference_classes.items()):
+            click.echo(f"  reference class ({framework}): {cls}")
+
+
+COMMANDS = [model_group]

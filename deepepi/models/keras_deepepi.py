@@ -101,7 +101,7 @@ def predict_proba(model: keras.Model, x_g: np.ndarray, batch_size: int = 512) ->
     if x.ndim != 2 or x.shape[1] != window:
         raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    outs = [keras.ops.convert_to_numpy(keras.ops.softmax(model(x[i:i + batch_size], training=False), axis=-1))
+    outs = [keras.ops.convert_to_numpy(keras.ops.softmax(model.predict_on_batch(x[i:i + batch_size]), axis=-1))
             for i in range(0, len(x), batch_size)]
     if not outs:
         return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)

@@ -1,0 +1,137 @@
+"""Model names in configs (modelConfig.modelClass) -> our builders, framework-free until a model is built.
+
+The reference writes class paths such as ``user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel``;
+those match on their last two dotted parts, so any package prefix works. Another architecture is
+one more module that calls ``register(ModelEntry(...))`` when imported; DeepEpi registers below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from deepepi.config import FRAMEWORKS
+from deepepi.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One architecture: its short name, builder per framework ("module:function"), reference class paths."""
+
+    name: str
+    builders: dict[str, str]
+    reference_classes: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a model name means for one framework; ``reference_framework`` differs when a class string
+    written for the other framework was mapped to the same architecture there."""
+
+    name: str
+    framework: str
+    build: Callable[..., Any]
+    reference_framework: str | None = None
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add an architecture; a name or reference class path may only be claimed once."""
+    bad = sorted(set(entry.builders) - set(FRAMEWORKS)) + sorted(set(entry.reference_classes) - set(FRAMEWORKS))
+    if bad:
+        raise ModelError(f"model {entry.name!r}: unknown framework(s) {bad}; expected {list(FRAMEWORKS)}")
+    taken = {_suffix(c) for e in _REGISTRY.values() for c in e.reference_classes.values()}
+    clash = [c for c in entry.reference_classes.values() if _suffix(c) in taken]
+    if entry.name in _REGISTRY or clash:
+        raise ModelError(f"model {entry.name!r} is already registered" + (f" (class {clash[0]})" if clash else ""))
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def known_models() -> list[ModelEntry]:
+    return sorted(_REGISTRY.values(), key=lambda e: e.name)
+
+
+def _suffix(dotted: str) -> str:
+    return ".".join(dotted.split(".")[-2:])
+
+
+def _lazy(target: str) -> Callable[..., Any]:
+    """A callable that imports ``module:attr`` on first use (keeps frameworks out of `import deepepi`)."""
+    module_name, attr = target.split(":")
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    build.__qualname__ = build.__name__ = attr
+    return build
+
+
+def _known_list() -> str:
+    parts = []
+    for e in known_models():
+        refs = ", ".join(f"{c} ({fw})" for fw, c in sorted(e.reference_classes.items()))
+        parts.append(e.name + (f" [{refs}]" if refs else ""))
+    return "; ".join(parts)
+
+
+def resolve(name: str, framework: str, allow_import: bool = False) -> ResolvedModel:
+    """Resolve a modelClass string for ``framework`` ('tensorflow' or 'pytorch').
+
+    Short names and reference class paths map to our builder for the requested framework. A class
+    path written for the other framework (e.g. ``...deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch``
+    with framework 'tensorflow') resolves to the same architecture in the requested framework; the
+    result then carries ``reference_framework`` and a UserWarning says so (never a silent change). Any other dotted
+    path is imported only with ``allow_import=True`` and must be a callable taking an ArchSpec.
+    """
+    if framework not in FRAMEWORKS:
+        raise ModelError(f"framework: got {framework!r}, expected one of {', '.join(map(repr, FRAMEWORKS))}")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"model name: got {name!r}, expected a non-empty string; known models: {_known_list()}")
+    for entry in known_models():
+        reference_fw = None
+        if name != entry.name:
+            matches = [fw for fw, c in entry.reference_classes.items() if "." in name and _suffix(c) == _suffix(name)]
+            if not matches:
+                continue
+            reference_fw = matches[0]
+        if framework not in entry.builders:
+            raise ModelError(f"model {name!r} has no {framework} implementation "
+                             f"(available: {', '.join(sorted(entry.builders))})")
+        if reference_fw in (None, framework):
+            return ResolvedModel(entry.name, framework, _lazy(entry.builders[framework]))
+        warnings.warn(f"model {name!r} is the {reference_fw} reference class; building the same "
+                      f"{entry.name} architecture in {framework}", UserWarning, stacklevel=2)
+        return ResolvedModel(entry.name, framework, _lazy(entry.builders[framework]), reference_fw)
+    if "." not in name:
+        raise ModelError(f"unknown model {name!r}; known models: {_known_list()}")
+    if not allow_import:
+        raise ModelError(f"unknown model {name!r}; known models: {_known_list()}. Importing an arbitrary "
+                         f"class path runs its code: pass allow_import=True to opt in")
+    return ResolvedModel(name, framework, _import_dotted(name))
+
+
+def _import_dotted(name: str) -> Callable[..., Any]:
+    module_name, _, attr = name.rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"cannot import model {name!r}: {exc}") from None
+    if not callable(target):
+        raise ModelError(f"model {name!r} is not callable; expected a class or function taking an ArchSpec")
+    return target
+
+
+register(ModelEntry(
+    name="deepEpiCnn",
+    builders={"tensorflow": "deepepi.models.keras_deepepi:build_keras_model",
+              "pytorch": "deepepi.models.torch_deepepi:DeepEpiCnn"},
+    reference_classes={"tensorflow": "user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel",
+                       "pytorch": "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch"},
+    description="DeepEpi 1-D CNN (Spahr et al. 2025): conv blocks, global average pooling, dense head",
+))
