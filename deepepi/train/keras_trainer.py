@@ -1,0 +1,251 @@
+"""TensorFlow/Keras trainer: model.fit on a tf.data pipeline with the reference's callbacks.
+
+ModelCheckpoint (best only, on the shared selection score), EarlyStopping (val_loss,
+earlyStoppingPatience), ReduceLROnPlateau (val_loss, lrFactor, lrPatience, lrMin) or, when
+useLrSchedule is on, the shared three-phase schedule applied per batch (plateau reduction off).
+Loss: sparse categorical cross-entropy from logits. Keras runs silently (verbose=0); our callback
+draws the progress bar and computes the epoch figures with the shared numpy metrics: validation
+from a full predict pass, training from confusion counts of the epoch's running predictions.
+
+Determinism: keras.utils.set_random_seed + tf.config.experimental.enable_op_determinism, so the
+same seed on the same CPU build repeats the run. Resume: after every epoch the compiled model
+(optimiser state included) is saved under resume/ and a JSON file records the epoch, history and
+callback states; a resumed run continues from the last completed epoch with a freshly seeded
+shuffle order and dropout stream, so it is not bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deepepi import io
+from deepepi.models.keras_deepepi import build_keras_model, export_weights, save_keras_model
+from deepepi.models.weights import save_weights
+from deepepi.train import artifacts as art
+from deepepi.train.dataset import usable_samples
+from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
+from deepepi.train.progress import EpochBar
+from deepepi.train.run import FitResult, Job
+from deepepi.train.schedule import ThreePhase
+from deepepi.train.selection import INELIGIBLE, Selector
+
+STATE_FILE = "keras_state.json"
+COUNT_KINDS = ("tp", "fp", "tn", "fn")
+SCORE_KEY = "selection_score"
+PREDICT_BATCH = 512
+
+
+@keras.saving.register_keras_serializable(package="deepepi_train")
+class ConfusionCount(keras.metrics.Metric):
+    """One confusion count (tp|fp|tn|fn) of argmax predictions, summed over the epoch.
+
+    Only counts are accumulated in the graph; every rate is derived by deepepi.train.metrics.
+    """
+
+    def __init__(self, kind: str = "tp", name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name=name or kind, **kwargs)
+        self.kind = kind
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="float64", name="count")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        truth = keras.ops.equal(keras.ops.reshape(keras.ops.cast(y_true, "int64"), (-1,)), 1)
+        pred = keras.ops.equal(keras.ops.argmax(y_pred, axis=-1), 1)
+        want_truth = self.kind in ("tp", "fn")
+        want_pred = self.kind in ("tp", "fp")
+        hit = keras.ops.logical_and(keras.ops.equal(truth, want_truth), keras.ops.equal(pred, want_pred))
+        self.count.assign_add(keras.ops.sum(keras.ops.cast(hit, "float64")))
+
+    def result(self) -> Any:
+        return self.count
+
+    def reset_state(self) -> None:
+        self.count.assign(0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kind": self.kind}
+
+
+def _optimizer(m: dict[str, Any]) -> keras.optimizers.Optimizer:
+    if m["useAdamW"]:
+        return keras.optimizers.AdamW(learning_rate=float(m["lrStart"]), weight_decay=float(m["weightDecay"]),
+                                      beta_1=float(m["adamwBeta1"]), beta_2=float(m["adamwBeta2"]))
+    return keras.optimizers.Adam(learning_rate=float(m["lrStart"]))
+
+
+def _compile(model: keras.Model, m: dict[str, Any]) -> None:
+    model.compile(optimizer=_optimizer(m),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[ConfusionCount(kind) for kind in COUNT_KINDS])
+
+
+def _lr(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
+
+
+class _EpochFigures(keras.callbacks.Callback):
+    """First callback: progress bar, shared metrics, history record; puts val_loss and the selection
+    score into ``logs`` for the Keras callbacks that follow."""
+
+    def __init__(self, job: Job, steps: int) -> None:
+        super().__init__()
+        self.job, self.steps = job, steps
+        self.bar: EpochBar | None = None
+        self.t0 = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.t0 = time.perf_counter()
+        self.bar = EpochBar(epoch + 1, self.job.epochs, self.steps, quiet=self.job.quiet)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.step(None if self.job.quiet else float((logs or {}).get("loss", math.nan)))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if self.bar is not None:
+            self.bar.close()
+        counts = Counts(*(int(round(logs[k])) for k in COUNT_KINDS))
+        train = summarise(float(logs["loss"]), counts)
+        val = evaluate(self.job.data.val.y, _logits(self.model, self.job.data.val.X))
+        record = epoch_record(epoch + 1, train, val, _lr(self.model))
+        seconds = time.perf_counter() - self.t0
+        self.job.record(record, seconds)
+        self.job.log.note(f"epoch {epoch + 1} wall time {seconds:.2f} s")
+        logs["val_loss"] = record["val_loss"]
+        logs[SCORE_KEY] = self.job.selector.score(record)
+
+
+class _StepSchedule(keras.callbacks.Callback):
+    """Sets the learning rate before each batch from the shared three-phase schedule."""
+
+    def __init__(self, schedule: ThreePhase) -> None:
+        super().__init__()
+        self.schedule = schedule
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.optimizer.learning_rate.assign(self.schedule(step))
+
+
+class _ResumePoint(keras.callbacks.Callback):
+    """Last callback: restores callback states on resume; saves a resume point after every epoch.
+
+    The model file name carries the epoch and the JSON state (written last, atomically) names it,
+    so a kill between the two writes leaves the previous, consistent resume point in force.
+    """
+
+    def __init__(self, job: Job, checkpoint: keras.callbacks.ModelCheckpoint,
+                 early: keras.callbacks.EarlyStopping, plateau: keras.callbacks.ReduceLROnPlateau | None,
+                 saved: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.job, self.checkpoint, self.early, self.plateau, self.saved = job, checkpoint, early, plateau, saved
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.saved is None:
+            return
+        self.early.wait, self.early.best = self.saved["early"]["wait"], self.saved["early"]["best"]
+        if self.plateau is not None and self.saved["plateau"] is not None:
+            for key, value in self.saved["plateau"].items():
+                setattr(self.plateau, key, value)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        rdir = self.job.resume_dir
+        model_name = f"epoch-{epoch + 1:04d}.keras"
+        with io.atomic_path(rdir / model_name) as tmp:
+            self.model.save(tmp)
+        best = self.job.selector.best_epoch
+        state = {"epoch": epoch + 1, "model": model_name, "history": self.job.history,
+                 "selector": self.job.selector.state(),
+                 "best_weights": None if best is None else _best_name(best),
+                 "early": {"wait": self.early.wait, "best": self.early.best},
+                 "plateau": None if self.plateau is None else
+                 {"wait": self.plateau.wait, "best": self.plateau.best,
+                  "cooldown_counter": self.plateau.cooldown_counter}}
+        io.write_json(rdir / STATE_FILE, state)
+        keep = {model_name, STATE_FILE, art.RUN_STATE, state["best_weights"]}
+        for path in rdir.iterdir():
+            if path.name not in keep and not path.name.startswith("."):
+                path.unlink(missing_ok=True)
+
+
+def _best_name(epoch: int) -> str:
+    return f"best-{epoch:04d}.weights.h5"
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    n = usable_samples(len(y), batch_size)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).take(n)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _load_resume(job: Job) -> tuple[keras.Model | None, dict[str, Any] | None]:
+    path = job.resume_dir / STATE_FILE
+    if not path.exists():
+        job.log.info("no completed epoch to resume from; starting at epoch 1")
+        return None, None
+    saved = art.read_json(path)
+    model = keras.saving.load_model(job.resume_dir / saved["model"], safe_mode=True,
+                                    custom_objects={"ConfusionCount": ConfusionCount})
+    job.history[:] = saved["history"]
+    job.selector = Selector.from_state(saved["selector"])
+    job.log.info(f"resumed after epoch {saved['epoch']}")
+    return model, saved
+
+
+def fit(job: Job) -> FitResult:
+    """Train per ``job`` and write model.keras + weights.npz; returns the test split's logits."""
+    m, seed = job.cfg.model, job.cfg.seed
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model, saved = _load_resume(job) if job.resume else (None, None)
+    start = 0 if saved is None else int(saved["epoch"])
+    if model is None:
+        model = build_keras_model(job.spec)
+        _compile(model, m)
+    if m["precision"] != "fp32" or m["compile"]:
+        job.log.info("modelConfig.precision and modelConfig.compile apply to PyTorch only; Keras trains in fp32")
+    schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
+    job.log.info(f"TensorFlow {tf.__version__} (Keras {keras.__version__}), "
+                 f"{'AdamW' if m['useAdamW'] else 'Adam'}, "
+                 + ("three-phase LR schedule (ReduceLROnPlateau off)" if schedule else "ReduceLROnPlateau"))
+    batch_size = int(m["batchSize"])
+    train = job.data.train
+    steps = math.ceil(usable_samples(len(train.y), batch_size) / batch_size)
+    best_threshold = job.selector.best_score if saved else INELIGIBLE
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(job.resume_dir / "best-{epoch:04d}.weights.h5"), monitor=SCORE_KEY, mode="min",
+        save_best_only=True, save_weights_only=True, initial_value_threshold=best_threshold, verbose=0)
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=int(m["earlyStoppingPatience"]))
+    plateau = None if schedule else keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", mode="min", factor=float(m["lrFactor"]), patience=int(m["lrPatience"]),
+        min_lr=float(m["lrMin"]), verbose=0)
+    callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job, steps), checkpoint, early]
+    callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
+    callbacks.append(_ResumePoint(job, checkpoint, early, plateau, saved))
+    if start < job.epochs:
+        model.fit(_dataset(train.X, train.y, batch_size, seed), epochs=job.epochs, initial_epoch=start,
+                  callbacks=callbacks, verbose=0)
+    stopped = early.stopped_epoch > 0
+    if stopped:
+        job.log.info(f"early stopping after epoch {early.stopped_epoch + 1} (val_loss has not improved for "
+                     f"{early.patience} epochs)")
+    best = job.selector.best_epoch
+    if best is not None:
+        model.load_weights(job.resume_dir / _best_name(best))
+    final = build_keras_model(job.spec)
+    final.set_weights(model.get_weights())
+    save_keras_model(job.run_dir / art.MODEL_FILES["tensorflow"], final)
+    save_weights(job.run_dir / art.WEIGHTS, export_weights(final, job.spec), job.spec)
+    return FitResult(test_logits=_logits(final, job.data.test.X), stopped_early=stopped)
+

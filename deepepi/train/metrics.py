@@ -1,0 +1,137 @@
+"""Training and test metrics from predictions, one numpy implementation shared by both frameworks.
+
+Both trainers hand this module labels and logits (or confusion counts accumulated from their
+argmax); nothing here depends on Keras metric objects or torch, so the two frameworks report
+numbers computed the same way. Undefined ratios (e.g. sensitivity with no seizure windows) are
+``None`` so they serialise as JSON ``null`` rather than a made-up 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+POSITIVE = 1  # the seizure class
+EPOCH_KEYS = ("loss", "accuracy", "sensitivity", "far")
+HISTORY_KEYS = ("epoch",) + EPOCH_KEYS + tuple("val_" + k for k in EPOCH_KEYS) + ("lr",)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Binary confusion counts with seizure (class 1) as the positive class."""
+
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+
+    @classmethod
+    def from_labels(cls, y_true: np.ndarray, y_pred: np.ndarray) -> "Counts":
+        t = np.asarray(y_true) == POSITIVE
+        p = np.asarray(y_pred) == POSITIVE
+        return cls(tp=int(np.sum(t & p)), fp=int(np.sum(~t & p)),
+                   tn=int(np.sum(~t & ~p)), fn=int(np.sum(t & ~p)))
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.tn + other.tn, self.fn + other.fn)
+
+    @property
+    def total(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def ratio(num: int, den: int) -> float | None:
+    """num/den, or None when the denominator is empty (the rate is undefined, not zero)."""
+    return float(num) / float(den) if den else None
+
+
+def rates(c: Counts) -> dict[str, float | None]:
+    """Accuracy, sensitivity TP/(TP+FN) and false-alarm ratio FP/(FP+TN)."""
+    return {"accuracy": ratio(c.tp + c.tn, c.total),
+            "sensitivity": ratio(c.tp, c.tp + c.fn),
+            "far": ratio(c.fp, c.fp + c.tn)}
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits))
+
+
+def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy from logits (the loss both trainers minimise)."""
+    y = np.asarray(y, dtype=np.int64)
+    if len(y) == 0:
+        raise ValueError("cross_entropy of an empty set")
+    return float(-log_softmax(logits)[np.arange(len(y)), y].mean())
+
+
+def predicted_class(logits: np.ndarray) -> np.ndarray:
+    return np.asarray(logits).argmax(axis=-1)
+
+
+def summarise(loss: float, counts: Counts) -> dict[str, float | None]:
+    """The per-epoch figures of one split: loss plus the rates of its confusion counts."""
+    return {"loss": float(loss), **rates(counts)}
+
+
+def evaluate(y: np.ndarray, logits: np.ndarray) -> dict[str, float | None]:
+    """Loss, accuracy, sensitivity and false-alarm ratio of a whole split's predictions."""
+    return summarise(cross_entropy(logits, y), Counts.from_labels(y, predicted_class(logits)))
+
+
+def epoch_record(epoch: int, train: dict[str, Any], val: dict[str, Any], lr: float) -> dict[str, Any]:
+    """One history.json entry, keys in HISTORY_KEYS order; ``epoch`` counts from 1."""
+    record: dict[str, Any] = {"epoch": int(epoch)}
+    record.update({k: train[k] for k in EPOCH_KEYS})
+    record.update({"val_" + k: val[k] for k in EPOCH_KEYS})
+    record["lr"] = float(lr)
+    return record
+
+
+def window_report(y: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Window-level TP/FP/TN/FN with TPR, FPR, PPV and accuracy."""
+    c = Counts.from_labels(y, y_pred)
+    return {**c.to_dict(), "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn),
+            "ppv": ratio(c.tp, c.tp + c.fp), "accuracy": ratio(c.tp + c.tn, c.total)}
+
+
+def event_report(y: np.ndarray, y_pred: np.ndarray, event_id: np.ndarray) -> dict[str, Any]:
+    """Event-level counts: an event is detected when any of its windows is positive."""
+    event_id = np.asarray(event_id)
+    ids, inverse = np.unique(event_id, return_inverse=True)
+    truth = np.zeros(len(ids), dtype=bool)
+    alarm = np.zeros(len(ids), dtype=bool)
+    np.logical_or.at(truth, inverse, np.asarray(y) == POSITIVE)
+    np.logical_or.at(alarm, inverse, np.asarray(y_pred) == POSITIVE)
+    c = Counts.from_labels(truth.astype(np.int64), alarm.astype(np.int64))
+    return {**c.to_dict(), "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn)}
+
+
+def final_report(y: np.ndarray, logits: np.ndarray, event_id: np.ndarray,
+                osd_alarm: np.ndarray | None = None) -> dict[str, Any]:
+    """metrics.json body: the model per window and per event, plus the OSD baseline when known."""
+    pred = predicted_class(logits)
+    report: dict[str, Any] = {"windows": len(y), "loss": cross_entropy(logits, y),
+                              "window": window_report(y, pred), "event": event_report(y, pred, event_id)}
+    if osd_alarm is not None:
+        osd_pred = (np.asarray(osd_alarm) >= 2).astype(np.int64)
+        report["osd_baseline"] = {"rule": "osdAlarmState >= 2 at the window's last datapoint",
+                                  "window": window_report(y, osd_pred),
+                                  "event": event_report(y, osd_pred, event_id)}
+    return report
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A rate for a log line; undefined rates print as 'n/a'."""
+    return "n/a" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,191 @@
+"""`train(cfg, ...)`: resolve the config, prepare the data once, run one framework, write the run dir.
+
+The run directory holds the same file names for both frameworks (see ``artifacts``). While a run is
+unfinished, ``resume/`` holds what ``--resume`` needs; a fresh run refuses to start over it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepepi import io
+from deepepi.config import Config, from_dict
+from deepepi.errors import DeepEpiError
+from deepepi.train import artifacts as art
+from deepepi.train.dataset import Datasets, prepare
+from deepepi.train.metrics import final_report, fmt
+from deepepi.train.progress import summary_line
+from deepepi.train.selection import Selector
+
+TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
+DEFAULT_ROOT = Path("artifacts")
+
+
+class RunDirError(DeepEpiError):
+    """The output directory's state does not allow this run (unfinished run, nothing to resume)."""
+
+
+class TrainingInterrupted(DeepEpiError):
+    """Ctrl-C: the last completed epoch is saved and resumable; the CLI exits 130."""
+
+    exit_code = 130
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    framework: str
+    best_epoch: int | None
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+@dataclass
+class Job:
+    """Everything a framework trainer needs; ``record`` is called once per finished epoch."""
+
+    cfg: Config
+    spec: Any  # deepepi.models.spec.ArchSpec
+    data: Datasets
+    run_dir: Path
+    log: art.RunLog
+    resume: bool
+    quiet: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    selector: Selector = field(default_factory=Selector)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.cfg.model["epochs"])
+
+    @property
+    def resume_dir(self) -> Path:
+        return self.run_dir / art.RESUME_DIR
+
+    def record(self, record: dict[str, Any], seconds: float) -> bool:
+        """Keep one epoch's history entry, select, print the summary; True when it is the new best."""
+        best = self.selector.update(record)
+        self.history.append(record)
+        art.write_history(self.run_dir, self.history)
+        self.log.summary(summary_line(record, self.epochs, seconds, best))
+        return best
+
+
+@dataclass
+class FitResult:
+    """What a trainer returns: the test split's logits from the selected model."""
+
+    test_logits: np.ndarray
+    stopped_early: bool
+
+
+def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, seed: int | None) -> Config:
+    """Apply CLI overrides; the result (framework actually used included) is what config.json holds."""
+    raw = cfg.to_dict()
+    if framework is not None:
+        raw["modelConfig"]["framework"] = framework
+        raw["modelConfig"]["modelType"] = framework
+    if epochs is not None:
+        raw["modelConfig"]["epochs"] = epochs
+    if seed is not None:
+        raw["randomSeed"] = seed
+    return from_dict(raw, source=cfg.source, warn=False)
+
+
+def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
+    state_path = run_dir / art.RESUME_DIR / art.RUN_STATE
+    if resume:
+        if not state_path.exists():
+            raise RunDirError("no resumable run here (finished, or never started); run without --resume",
+                              source=str(run_dir))
+        return art.read_json(state_path)
+    if state_path.exists():
+        raise RunDirError("holds an unfinished run; continue it with --resume, or choose another --out",
+                          source=str(run_dir))
+    return None
+
+
+def _clear_outputs(run_dir: Path) -> None:
+    """A fresh run replaces a finished one: no stale artefact from the previous run may remain."""
+    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
+          out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
+          resume: bool = False, quiet: bool = False) -> RunResult:
+    """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring."""
+    cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
+    run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
+    saved = _start_state(run_dir, resume)
+    if saved is not None:
+        cfg = resolve_config(from_dict(saved["config"], source=str(run_dir / art.CONFIG), warn=False),
+                             framework=None, epochs=epochs, seed=None)
+        data = data if data is not None else saved["data"]
+    else:
+        _clear_outputs(run_dir)
+    fw = cfg.framework
+    if data is None:
+        from deepepi.data.synth import default_dataset
+
+        data = default_dataset()
+    data = Path(data)
+    log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
+    log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
+             f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
+    datasets = prepare(cfg, data)
+    for note in datasets.notes:
+        log.info(note)
+    from deepepi.models.spec import ArchSpec
+
+    spec = ArchSpec.from_config(cfg)
+    io.write_json(run_dir / art.CONFIG, cfg.to_dict())
+    io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
+                  {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
+    selector = Selector.from_model_config(cfg.model)
+    log.info(f"selection: {selector.describe()}")
+    job = Job(cfg=cfg, spec=spec, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
+              quiet=quiet, selector=selector)
+    trainer = importlib.import_module(TRAINERS[fw])
+    t0 = time.perf_counter()
+    try:
+        fit = trainer.fit(job)
+    except KeyboardInterrupt:
+        done = job.history[-1]["epoch"] if job.history else 0
+        log.note(f"interrupted after epoch {done}")
+        raise TrainingInterrupted(f"interrupted after epoch {done}; continue with: deepepi train "
+                                  f"--out {run_dir} --resume") from None
+    return _finish(job, fit, time.perf_counter() - t0)
+
+
+def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
+    """Score the selected model on the test split, write the final artefacts, drop resume state."""
+    test = job.data.test
+    best = job.selector.best_epoch
+    if best is None:
+        job.log.info("no epoch met the selection gate; the model is the last epoch's")
+    report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test)
+    chosen = next(h for h in job.history if h["epoch"] == best) if best else job.history[-1]
+    metrics = {"framework": job.cfg.framework, "best_epoch": best, "epochs_run": len(job.history),
+               "stopped_early": fit.stopped_early, "gate_met": best is not None,
+               "selection": {"metric": job.selector.metric, "min_sensitivity": job.selector.min_sensitivity,
+                             "max_far": job.selector.max_far},
+               "validation_source": job.data.val_source, "best_epoch_validation": chosen,
+               "test": report}
+    io.write_json(job.run_dir / art.METRICS, metrics)
+    art.plot_history(job.run_dir / art.PLOT, job.history,
+                     title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
+    art.remove_resume_state(job.run_dir)
+    job.log.note(f"training time {seconds:.1f} s")
+    job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: val sensitivity "
+                    f"{fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])} | "
+                    f"test window TPR {fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
+    return RunResult(run_dir=job.run_dir, framework=job.cfg.framework, best_epoch=best,
+                     history=job.history, metrics=metrics)

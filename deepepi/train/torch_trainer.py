@@ -1,0 +1,229 @@
+"""PyTorch trainer: an explicit loop over a resident tensor, batches by index slicing.
+
+Each epoch draws one permutation from a seeded torch.Generator and slices the on-device training
+tensor with it (no Dataset, no per-sample collate). Adam or AdamW; ReduceLROnPlateau or the shared
+three-phase schedule (per step); early stopping; the best epoch per ``selection``. CUDA is used
+when present, with optional bf16/fp16 autocast (GradScaler for fp16) and torch.compile.
+
+Determinism: on CPU the same seed gives the same history.json (torch.use_deterministic_algorithms).
+A resume checkpoint (model, optimiser, scheduler, RNG states, history, selection) is written
+atomically after every epoch and loaded with weights_only=True, so a resumed run continues
+exactly where the last completed epoch ended.
+
+Plateau patience: Keras reduces after ``lrPatience`` epochs without improvement, torch's
+scheduler after ``patience + 1``, so torch gets ``max(lrPatience - 1, 0)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deepepi.io import atomic_path
+from deepepi.models.torch_deepepi import DeepEpiCnn, export_weights, save_checkpoint
+from deepepi.models.weights import save_weights
+from deepepi.train import artifacts as art
+from deepepi.train.dataset import usable_samples
+from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
+from deepepi.train.progress import EpochBar
+from deepepi.train.run import FitResult, Job
+from deepepi.train.schedule import ThreePhase
+from deepepi.train.selection import EarlyStop, Selector
+
+STATE_FILE = "state.pt"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PLATEAU_DELTA = 1e-4  # Keras ReduceLROnPlateau's default min_delta, applied the same (absolute) way
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _optimizer(model: torch.nn.Module, m: dict[str, Any]) -> torch.optim.Optimizer:
+    if m["useAdamW"]:
+        return torch.optim.AdamW(model.parameters(), lr=float(m["lrStart"]), weight_decay=float(m["weightDecay"]),
+                                 betas=(float(m["adamwBeta1"]), float(m["adamwBeta2"])))
+    return torch.optim.Adam(model.parameters(), lr=float(m["lrStart"]))
+
+
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """Consecutive batches over a permutation of ``n`` samples (see dataset.usable_samples)."""
+    usable = usable_samples(n, batch_size)
+    return [slice(i, min(i + batch_size, usable)) for i in range(0, usable, batch_size)]
+
+
+class _Trainer:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        m = job.cfg.model
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=self.cuda)
+        _seed_all(job.cfg.seed)
+        self.model = DeepEpiCnn(job.spec).to(self.device)
+        self.forward = torch.compile(self.model) if m["compile"] else self.model
+        self.optimizer = _optimizer(self.model, m)
+        self.schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
+        self.plateau = None if self.schedule else torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=float(m["lrFactor"]), patience=max(int(m["lrPatience"]) - 1, 0),
+            threshold=PLATEAU_DELTA, threshold_mode="abs", min_lr=float(m["lrMin"]))
+        self.early = EarlyStop(int(m["earlyStoppingPatience"]))
+        self.generator = torch.Generator().manual_seed(job.cfg.seed)
+        self.amp = AMP_DTYPES.get(m["precision"]) if self.cuda else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp is torch.float16 else None
+        self.step = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        d = job.data
+        self.x_train, self.y_train = self._tensor(d.train.X), self._tensor(d.train.y)
+        self.x_val = self._tensor(d.val.X)
+        self.batch_size = int(m["batchSize"])
+        if m["precision"] != "fp32" and not self.cuda:
+            job.log.info(f"precision {m['precision']} applies on CUDA only; training in fp32 on CPU")
+        job.log.info(f"device {self.device}, {'AdamW' if m['useAdamW'] else 'Adam'}, "
+                     + ("three-phase LR schedule (ReduceLROnPlateau off)" if self.schedule
+                        else "ReduceLROnPlateau"))
+
+    def _tensor(self, arr: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+
+    def _autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=self.amp, enabled=self.amp is not None)
+
+    # ----- resume ---------------------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict[str, Any]:
+        state = {"epoch": epoch, "step": self.step,
+                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                 "optimizer": self.optimizer.state_dict(),
+                 "plateau": self.plateau.state_dict() if self.plateau else None,
+                 "scaler": self.scaler.state_dict() if self.scaler else None,
+                 "early": self.early.state(), "selector": self.job.selector.state(),
+                 "history": self.job.history, "best_state": self.best_state,
+                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if self.cuda:
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        return state
+
+    def save_resume(self, epoch: int) -> None:
+        with atomic_path(self.job.resume_dir / STATE_FILE) as tmp:
+            torch.save(self._state(epoch), tmp)
+
+    def load_resume(self) -> int:
+        path = self.job.resume_dir / STATE_FILE
+        if not path.exists():
+            self.job.log.info("no completed epoch to resume from; starting at epoch 1")
+            return 0
+        s = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        if self.plateau and s["plateau"]:
+            self.plateau.load_state_dict(s["plateau"])
+        if self.scaler and s["scaler"]:
+            self.scaler.load_state_dict(s["scaler"])
+        self.early = EarlyStop(**s["early"])
+        self.job.selector = Selector.from_state(s["selector"])
+        self.job.history[:] = s["history"]
+        self.best_state = s["best_state"]
+        self.step = int(s["step"])
+        self.generator.set_state(s["generator"])
+        torch.set_rng_state(s["torch_rng"])
+        if self.cuda and "cuda_rng" in s:
+            torch.cuda.set_rng_state(s["cuda_rng"])
+        self.job.log.info(f"resumed after epoch {s['epoch']}")
+        return int(s["epoch"])
+
+    # ----- one epoch -----------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass; train figures come from the epoch's running (train-mode) predictions."""
+        self.model.train()
+        perm = torch.randperm(len(self.y_train), generator=self.generator).to(self.device)
+        slices = batch_slices(len(perm), self.batch_size)
+        bar = EpochBar(epoch, self.job.epochs, len(slices), quiet=self.job.quiet)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        preds, labels = [], []
+        for sl in slices:
+            idx = perm[sl]
+            xb, yb = self.x_train[idx], self.y_train[idx]
+            if self.schedule:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.schedule(self.step)
+            with self._autocast():
+                logits = self.forward(xb)
+            loss = F.cross_entropy(logits.float(), yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            self.step += 1
+            loss_sum += loss.detach().double() * len(yb)
+            preds.append(logits.detach().argmax(dim=-1))
+            labels.append(yb)
+            bar.step(None if self.job.quiet else float(loss.detach()))
+        bar.close()
+        n = sum(sl.stop - sl.start for sl in slices)
+        counts = Counts.from_labels(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())
+        return summarise(float(loss_sum) / n, counts)
+
+    def logits(self, x: torch.Tensor) -> np.ndarray:
+        """Eval-mode logits as float32 numpy, in batches."""
+        self.model.eval()
+        outs = []
+        with torch.no_grad(), self._autocast():
+            for i in range(0, len(x), max(self.batch_size, 512)):
+                outs.append(self.forward(x[i:i + max(self.batch_size, 512)]).float().cpu())
+        return torch.cat(outs).numpy()
+
+    def run(self) -> FitResult:
+        job = self.job
+        start = self.load_resume() if job.resume else 0
+        if start == 0:
+            self.save_resume(0)
+        stopped = False
+        for epoch in range(start + 1, job.epochs + 1):
+            t0 = time.perf_counter()
+            train = self.train_epoch(epoch)
+            val = evaluate(job.data.val.y, self.logits(self.x_val))
+            record = epoch_record(epoch, train, val, self.optimizer.param_groups[0]["lr"])
+            seconds = time.perf_counter() - t0
+            if job.record(record, seconds):
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            job.log.note(f"epoch {epoch} wall time {seconds:.2f} s")
+            if self.plateau:
+                self.plateau.step(record["val_loss"])
+            stopped = self.early.update(record["val_loss"])
+            self.save_resume(epoch)
+            if stopped:
+                job.log.info(f"early stopping after epoch {epoch} (val_loss has not improved for "
+                             f"{self.early.patience} epochs)")
+                break
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self._write_model()
+        return FitResult(test_logits=self.logits(self._tensor(job.data.test.X)), stopped_early=stopped)
+
+    def _write_model(self) -> None:
+        job = self.job
+        cpu_model = DeepEpiCnn(job.spec)
+        cpu_model.load_state_dict({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+        cpu_model.eval()
+        save_checkpoint(job.run_dir / art.MODEL_FILES["pytorch"], cpu_model, job.spec, job.cfg.to_dict(),
+                        extra={"best_epoch": job.selector.best_epoch})
+        save_weights(job.run_dir / art.WEIGHTS, export_weights(cpu_model, job.spec), job.spec)
+
+
+def fit(job: Job) -> FitResult:
+    """Train per ``job`` and write model.pt + weights.npz; returns the test split's logits."""
+    return _Trainer(job).run()
