@@ -1,0 +1,270 @@
+"""The ONNX I/O contract both exporters follow, and the finishing steps they share.
+
+Contract: one input ``acc`` float32 [batch, window] of raw acceleration magnitude in milli-g (as in
+the CSV), the training preprocessing inside the graph, one output ``probabilities`` float32
+[batch, num_classes] (softmax inside the graph), dynamic axis named ``batch``, default-domain opset
+17, a single self-contained file, and ``metadata_props`` describing where the model came from.
+
+``finish`` is the last step of every export: it conforms names, records metadata, runs the ONNX
+checker, compares the graph through onnxruntime with the native model, and only then writes the file
+atomically. Framework-free (onnx, onnxruntime, numpy), so ``deepepi verify`` can use it too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from deepepi import __version__
+from deepepi.errors import ExportError
+from deepepi.io import write_bytes
+from deepepi.preprocessing import Preprocessing
+
+INPUT_NAME = "acc"
+OUTPUT_NAME = "probabilities"
+BATCH_DIM = "batch"
+OPSET = 17
+CLASS_NAMES = ("non-seizure", "seizure")
+SELF_CHECK_ATOL = 1e-5
+SELF_CHECK_BATCHES = (1, 32)
+
+# metadata_props keys, in the order they are written.
+META_KEYS = ("deepepi_version", "framework", "framework_version", "exporter", "exporter_version",
+             "sample_freq", "window", "step", "preprocessing", "class_names",
+             "trainable_parameters", "spec", "source_file", "source_sha256")
+
+Reference = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the exported model came from and how its training windows were cut."""
+
+    file: str
+    sha256: str
+    sample_freq: int
+    step: int
+    preprocessing: Preprocessing
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """Everything recorded in ``metadata_props``, apart from the exporter's names and versions."""
+
+    source: Source
+    window: int
+    num_classes: int
+    trainable_parameters: int
+    spec_json: str
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """Which framework and converter produced a graph (names and versions go into metadata)."""
+
+    framework: str
+    framework_version: str
+    exporter: str
+    exporter_version: str
+
+
+def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
+    """All metadata values as strings (ONNX metadata_props are string pairs)."""
+    src = info.source
+    names = list(CLASS_NAMES) if info.num_classes == len(CLASS_NAMES) else \
+        [str(i) for i in range(info.num_classes)]
+    values = {
+        "deepepi_version": __version__,
+        "framework": exporter.framework,
+        "framework_version": exporter.framework_version,
+        "exporter": exporter.exporter,
+        "exporter_version": exporter.exporter_version,
+        "sample_freq": str(src.sample_freq),
+        "window": str(info.window),
+        "step": str(src.step),
+        "preprocessing": json.dumps(src.preprocessing.to_dict(), sort_keys=True),
+        "class_names": json.dumps(names),
+        "trainable_parameters": str(int(info.trainable_parameters)),
+        "spec": info.spec_json,
+        "source_file": src.file,
+        "source_sha256": src.sha256,
+    }
+    return {key: values[key] for key in META_KEYS}
+
+
+def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """The graph's I/O signature: names, element types and shapes (int, or str for a named axis)."""
+
+    inputs: tuple[tuple[str, int, tuple[int | str | None, ...]], ...]
+    outputs: tuple[tuple[str, int, tuple[int | str | None, ...]], ...]
+    opset: int | None
+
+    def to_dict(self) -> dict:
+        def side(values: tuple) -> list[dict]:
+            return [{"name": n, "dtype": onnx.TensorProto.DataType.Name(t), "shape": list(s)}
+                    for n, t, s in values]
+        return {"inputs": side(self.inputs), "outputs": side(self.outputs), "opset": self.opset}
+
+
+def _value_info(value: onnx.ValueInfoProto) -> tuple[str, int, tuple[int | str | None, ...]]:
+    tensor = value.type.tensor_type
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in tensor.shape.dim)
+    return value.name, tensor.elem_type, dims
+
+
+def graph_io(model: onnx.ModelProto) -> GraphIO:
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = tuple(_value_info(v) for v in model.graph.input if v.name not in initializers)
+    outputs = tuple(_value_info(v) for v in model.graph.output)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return GraphIO(inputs, outputs, opset)
+
+
+def contract_problems(model: onnx.ModelProto, *, window: int, num_classes: int) -> list[str]:
+    """Every way ``model`` departs from the contract; empty when it conforms."""
+    io = graph_io(model)
+    problems = []
+    f32 = onnx.TensorProto.FLOAT
+    if len(io.inputs) != 1 or io.inputs[0][:2] != (INPUT_NAME, f32) \
+            or io.inputs[0][2] != (BATCH_DIM, window):
+        problems.append(f"input must be {INPUT_NAME} float32 [{BATCH_DIM}, {window}], "
+                        f"got {_describe(io.inputs)}")
+    if len(io.outputs) != 1 or io.outputs[0][:2] != (OUTPUT_NAME, f32) \
+            or io.outputs[0][2] != (BATCH_DIM, num_classes):
+        problems.append(f"output must be {OUTPUT_NAME} float32 [{BATCH_DIM}, {num_classes}], "
+                        f"got {_describe(io.outputs)}")
+    if io.opset != OPSET:
+        problems.append(f"default-domain opset must be {OPSET}, got {io.opset}")
+    missing = [key for key in META_KEYS if key not in read_metadata(model)]
+    if missing:
+        problems.append("metadata_props lack " + ", ".join(missing))
+    return problems
+
+
+def _describe(values: tuple) -> str:
+    return "; ".join(f"{n} {onnx.TensorProto.DataType.Name(t).lower()} {list(s)}"
+                     for n, t, s in values) or "none"
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    if old == new:
+        return
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.name == old:
+            value.name = new
+
+
+def conform(model: onnx.ModelProto, info: ExportInfo, exporter: Exporter) -> onnx.ModelProto:
+    """Name the I/O and batch axis per the contract, drop unused opset imports, set metadata."""
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise ExportError(f"exported graph has {len(graph.input)} inputs and {len(graph.output)} "
+                          f"outputs; the contract needs exactly one of each", source=exporter.exporter)
+    _rename(graph, graph.input[0].name, INPUT_NAME)
+    _rename(graph, graph.output[0].name, OUTPUT_NAME)
+    for value in (graph.input[0], graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 2:
+            dims[0].Clear()
+            dims[0].dim_param = BATCH_DIM
+    used = {node.domain for node in graph.node} | {""}
+    keep = [o for o in model.opset_import if o.domain in used or o.domain == "ai.onnx"]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata(info, exporter))
+    return model
+
+
+def realistic_windows(n: int, window: int, *, seed: int, sample_freq: int = 25) -> np.ndarray:
+    """Raw milli-g windows like a wrist sensor's: gravity ~1 g, noise, some 2-7 Hz shaking bursts.
+
+    Used by the exporters' self-check and by ``deepepi verify --random``; seeded, so reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(window, dtype=np.float64) / sample_freq
+    base = rng.normal(1000.0, 30.0, (n, 1)) + rng.normal(0.0, rng.uniform(5, 60, (n, 1)), (n, window))
+    freq = rng.uniform(2.0, 7.0, (n, 1))
+    amp = rng.uniform(0.0, 600.0, (n, 1)) * (rng.random((n, 1)) < 0.5)
+    onset = rng.uniform(0, t[-1], (n, 1))
+    shake = amp * np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi, (n, 1))) * (t >= onset)
+    return np.clip(base + shake, 0.0, 4000.0).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row softmax in float64 then cast, the reference the graphs are held to."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def self_check(model_bytes: bytes, reference: Reference, *, window: int, seed: int = 0,
+               atol: float = SELF_CHECK_ATOL, source: str | None = None) -> float:
+    """Run the graph through onnxruntime (CPU) against ``reference`` on realistic windows.
+
+    Returns the max abs difference; raises ExportError above ``atol``. Two batch sizes are used so
+    the dynamic batch axis is exercised too.
+    """
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own non-exported exception types
+        raise ExportError(f"onnxruntime cannot load the exported graph: {exc}", source=source) from None
+    worst = 0.0
+    for i, batch in enumerate(SELF_CHECK_BATCHES):
+        raw = realistic_windows(batch, window, seed=seed + i)
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: raw})[0]
+        want = np.asarray(reference(raw), dtype=np.float32)
+        if got.shape != want.shape:
+            raise ExportError(f"self-check: onnxruntime output shape {got.shape} differs from the "
+                              f"native model's {want.shape}", source=source)
+        diff = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
+        if not np.isfinite(diff):
+            raise ExportError("self-check: non-finite probabilities from the exported graph",
+                              source=source)
+        worst = max(worst, diff)
+    if worst > atol:
+        raise ExportError(f"self-check failed: onnxruntime vs native model max abs difference "
+                          f"{worst:.3g} > {atol:g}; nothing was written", source=source)
+    return worst
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    max_abs_diff: float
+    metadata: dict[str, str]
+
+
+def finish(model: onnx.ModelProto, out: str | Path, info: ExportInfo, exporter: Exporter,
+           reference: Reference, *, seed: int = 0) -> ExportResult:
+    """Conform, check (ONNX checker, contract, onnxruntime vs native) and write ``out`` atomically."""
+    out = Path(out)
+    source = str(out)
+    model = conform(model, info, exporter)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"ONNX checker rejected the export: {exc}", source=source) from None
+    problems = contract_problems(model, window=info.window, num_classes=info.num_classes)
+    if problems:
+        raise ExportError("export breaks the ONNX contract: " + "; ".join(problems), source=source)
+    data = model.SerializeToString()
+    diff = self_check(data, reference, window=info.window, seed=seed, source=source)
+    write_bytes(out, data)
+    return ExportResult(out, diff, read_metadata(model))

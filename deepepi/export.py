@@ -1,0 +1,158 @@
+"""`deepepi export --onnx`: find a run's model, or build its twin in the other framework, and export it.
+
+A run directory holds config.json, the native model (model.keras or model.pt) and weights.npz. The
+native model is exported as-is; ``framework=<other>`` builds the other framework's model from
+weights.npz, so one trained model yields a TensorFlow and a PyTorch ONNX file with identical weights.
+Framework code is imported only when a model of that framework is loaded or built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from converters.contract import ExportResult, Source
+from deepepi.config import Config, load_config
+from deepepi.errors import ConfigError, ModelError
+from deepepi.io import sha256_file
+from deepepi.preprocessing import from_config as preprocessing_from_config
+
+MODEL_FILES = {"tensorflow": "model.keras", "pytorch": "model.pt"}
+SHORT_NAMES = {"tensorflow": "tf", "pytorch": "torch"}
+_ALIASES = {"tensorflow": "tensorflow", "tf": "tensorflow", "keras": "tensorflow",
+            "pytorch": "pytorch", "torch": "pytorch"}
+_INSTALL_HINT = {"tensorflow": "tensorflow and tf2onnx (pip install 'deepepi[tf]')",
+                 "pytorch": "torch and onnxscript (pip install 'deepepi[torch]')"}
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.npz"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory resolved: its config, the native framework and model file."""
+
+    directory: Path
+    config: Config
+    framework: str
+    model_file: Path
+
+    @property
+    def weights_file(self) -> Path:
+        return self.directory / WEIGHTS_FILE
+
+
+def framework_name(name: str) -> str:
+    """Canonical framework name from 'tensorflow'/'tf'/'keras' or 'pytorch'/'torch'."""
+    try:
+        return _ALIASES[name.lower()]
+    except KeyError:
+        raise ConfigError(f"--framework: got {name!r}, expected tensorflow or pytorch") from None
+
+
+def resolve_run(path: str | Path) -> Run:
+    """A run directory, or a model.keras / model.pt file whose directory holds config.json."""
+    path = Path(path)
+    if path.is_file():
+        by_suffix = {Path(name).suffix: fw for fw, name in MODEL_FILES.items()}
+        framework = by_suffix.get(path.suffix)
+        if framework is None:
+            raise ModelError("expected a run directory, a .keras or a .pt model file", source=str(path))
+        directory, model_file = path.parent, path
+    elif path.is_dir():
+        directory = path
+        found = [fw for fw, name in MODEL_FILES.items() if (path / name).is_file()]
+        if not found:
+            raise ModelError(f"run directory holds neither {' nor '.join(MODEL_FILES.values())}",
+                             source=str(path))
+        config_fw = _config(directory).framework
+        framework = config_fw if config_fw in found else found[0]
+        model_file = directory / MODEL_FILES[framework]
+    else:
+        raise ModelError("no such run directory or model file", source=str(path))
+    return Run(directory, _config(directory), framework, model_file)
+
+
+def _config(directory: Path) -> Config:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelError(f"no {CONFIG_FILE} beside the model (needed for window, step and "
+                         f"preprocessing)", source=str(directory))
+    return load_config(path)
+
+
+def default_output(run: Run, framework: str) -> Path:
+    """RUN/model.onnx for the native model, RUN/model.<tf|torch>.onnx for a twin."""
+    if framework == run.framework:
+        return run.directory / "model.onnx"
+    return run.directory / f"model.{SHORT_NAMES[framework]}.onnx"
+
+
+def _source(file: Path, cfg: Config) -> Source:
+    return Source(file=file.name, sha256=sha256_file(file), sample_freq=int(cfg.model["sampleFreq"]),
+                  step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg))
+
+
+def _framework_modules(framework: str) -> tuple[Any, Any]:
+    """(model module, converter module) of a framework, or a one-line error naming what to install."""
+    try:
+        if framework == "tensorflow":
+            from converters import keras_onnx
+            from deepepi.models import keras_deepepi
+            return keras_deepepi, keras_onnx
+        from converters import torch_onnx
+        from deepepi.models import torch_deepepi
+        return torch_deepepi, torch_onnx
+    except ImportError as exc:
+        raise ModelError(f"exporting a {framework} model needs {_INSTALL_HINT[framework]}: "
+                         f"{exc}") from None
+
+
+def _load_native(run: Run, models: Any) -> tuple[Any, Any]:
+    """(model, spec) from the run's native model file."""
+    from deepepi.models.spec import ArchSpec
+
+    if run.framework == "pytorch":
+        model, spec, _ = models.load_checkpoint(run.model_file)
+        return model, spec
+    spec = ArchSpec.from_config(run.config)
+    model = models.load_keras_model(run.model_file)
+    window = model.input_shape[-1]
+    if window != spec.window:
+        raise ModelError(f"model input window {window} differs from config.json's {spec.window}",
+                         source=str(run.model_file))
+    return model, spec
+
+
+def build_twin(weights_file: Path, framework: str) -> tuple[Any, Any]:
+    """(model, spec) of ``framework`` built from a neutral weights file."""
+    from deepepi.models.weights import load_weights
+
+    models, _ = _framework_modules(framework)
+    weights, spec = load_weights(weights_file)
+    if framework == "tensorflow":
+        model = models.build_keras_model(spec)
+    else:
+        model = models.DeepEpiCnn(spec).eval()
+    models.import_weights(model, spec, weights)
+    return model, spec
+
+
+def export_run(path: str | Path, *, out: str | Path | None = None, framework: str | None = None,
+               seed: int = 0) -> ExportResult:
+    """Export a run's native model, or (``framework`` = the other one) its twin from weights.npz."""
+    run = resolve_run(path)
+    target = framework_name(framework) if framework else run.framework
+    models, converter = _framework_modules(target)
+    if target == run.framework:
+        model, spec = _load_native(run, models)
+        source = _source(run.model_file, run.config)
+    else:
+        if not run.weights_file.is_file():
+            raise ModelError(f"no {WEIGHTS_FILE} to build the {target} twin from", source=str(run.directory))
+        model, spec = build_twin(run.weights_file, target)
+        source = _source(run.weights_file, run.config)
+    if spec.window != run.config.window:
+        raise ModelError(f"model window {spec.window} differs from config.json's {run.config.window}",
+                         source=str(run.directory))
+    return converter.export(model, spec, out or default_output(run, target), source, seed=seed)

@@ -1,0 +1,1 @@
+"""Framework-free verification of two DeepEpi ONNX graphs through onnxruntime (`deepepi verify`)."""

@@ -1,0 +1,209 @@
+"""Small verification checks: each looks at one property and returns a Check with its figures.
+
+Framework-free: only onnx and numpy, so verification runs where neither framework is installed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from converters.contract import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, GraphIO, graph_io, read_metadata
+from deepepi.errors import UnusableInputError
+
+PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
+# Metadata that must match for two graphs to describe the same task on the same input.
+CONTRACT_META = ("sample_freq", "window", "step", "preprocessing", "class_names")
+SOFTMAX_TOL = 1e-5
+POSITIVE_CLASS = 1
+
+
+@dataclass
+class Check:
+    """One row of the verification table; ``figures`` go into the JSON report unchanged."""
+
+    name: str
+    status: str
+    detail: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def _status(ok: bool) -> str:
+    return PASS if ok else FAIL
+
+
+def checker(model: onnx.ModelProto, label: str) -> Check:
+    """The ONNX checker with full shape inference, as the exporters run it."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Check(f"onnx checker {label}", FAIL, first, {"error": str(exc)})
+    return Check(f"onnx checker {label}", PASS, "valid (full_check)")
+
+
+def io_window(io: GraphIO, label: str) -> tuple[int, int]:
+    """(window, num_classes) of a graph that follows the contract's names and ranks.
+
+    Anything else makes the two graphs impossible to feed the same input, hence UnusableInputError.
+    """
+    if len(io.inputs) != 1 or io.inputs[0][0] != INPUT_NAME or len(io.inputs[0][2]) != 2:
+        raise UnusableInputError(f"input must be one tensor {INPUT_NAME!r} [{BATCH_DIM}, window], "
+                                 f"got {io.to_dict()['inputs']}", source=label)
+    if len(io.outputs) != 1 or io.outputs[0][0] != OUTPUT_NAME or len(io.outputs[0][2]) != 2:
+        raise UnusableInputError(f"output must be one tensor {OUTPUT_NAME!r} [{BATCH_DIM}, classes], "
+                                 f"got {io.to_dict()['outputs']}", source=label)
+    window, classes = io.inputs[0][2][1], io.outputs[0][2][1]
+    if not isinstance(window, int) or not isinstance(classes, int) or window < 1 or classes < 1:
+        raise UnusableInputError(f"window and class axes must be fixed sizes, got input "
+                                 f"{list(io.inputs[0][2])} and output {list(io.outputs[0][2])}",
+                                 source=label)
+    return window, classes
+
+
+def comparable(a: onnx.ModelProto, b: onnx.ModelProto, labels: tuple[str, str]) -> tuple[int, int]:
+    """(window, num_classes) shared by both graphs, or UnusableInputError when they differ."""
+    wa = io_window(graph_io(a), labels[0])
+    wb = io_window(graph_io(b), labels[1])
+    if wa != wb:
+        raise UnusableInputError(f"contract mismatch, cannot compare: {labels[0]} takes window {wa[0]} "
+                                 f"with {wa[1]} classes, {labels[1]} takes window {wb[0]} with "
+                                 f"{wb[1]} classes")
+    return wa
+
+
+def contract_match(a: onnx.ModelProto, b: onnx.ModelProto) -> Check:
+    """I/O signature, opset and the contract metadata (preprocessing included) must be identical."""
+    io_a, io_b = graph_io(a).to_dict(), graph_io(b).to_dict()
+    meta_a, meta_b = read_metadata(a), read_metadata(b)
+    differences = [f"graph {key}" for key in io_a if io_a[key] != io_b[key]]
+    for key in CONTRACT_META:
+        if key not in meta_a or key not in meta_b:
+            differences.append(f"metadata {key} missing")
+        elif _parsed(meta_a[key]) != _parsed(meta_b[key]):
+            differences.append(f"metadata {key}: {meta_a[key]} vs {meta_b[key]}")
+    figures = {"io_a": io_a, "io_b": io_b,
+               "metadata_a": {k: meta_a.get(k) for k in CONTRACT_META},
+               "metadata_b": {k: meta_b.get(k) for k in CONTRACT_META}, "differences": differences}
+    detail = "identical I/O, opset, preprocessing" if not differences else "; ".join(differences)
+    return Check("contract + preprocessing", _status(not differences), detail, figures)
+
+
+def _parsed(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _initializer_floats(model: onnx.ModelProto) -> int:
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+              onnx.TensorProto.BFLOAT16)
+    return int(sum(int(np.prod(init.dims)) for init in model.graph.initializer
+                   if init.data_type in floats))
+
+
+def parameter_counts(a: onnx.ModelProto, b: onnx.ModelProto) -> Check:
+    """Trainable counts from metadata must match; initializer floats are shown only for information
+    because each exporter folds BatchNorm differently."""
+    counts = []
+    for model in (a, b):
+        value = read_metadata(model).get("trainable_parameters")
+        counts.append(int(value) if value is not None and value.isdigit() else None)
+    figures = {"trainable_a": counts[0], "trainable_b": counts[1],
+               "initializer_floats_a": _initializer_floats(a),
+               "initializer_floats_b": _initializer_floats(b)}
+    ok = counts[0] is not None and counts[0] == counts[1]
+    detail = (f"trainable {counts[0]} vs {counts[1]} (initializer floats "
+              f"{figures['initializer_floats_a']} vs {figures['initializer_floats_b']}, info)")
+    return Check("trainable parameters", _status(ok), detail, figures)
+
+
+def softmax_sanity(probs: np.ndarray, label: str, *, tol: float = SOFTMAX_TOL) -> Check:
+    """Rows sum to 1 within ``tol``, every value in [0, 1], nothing NaN or infinite."""
+    p = np.asarray(probs, dtype=np.float64)
+    finite = bool(np.isfinite(p).all())
+    row_err = float(np.max(np.abs(p.sum(axis=1) - 1.0))) if finite and p.size else None
+    in_range = finite and bool(((p >= 0.0) & (p <= 1.0)).all())
+    figures = {"non_finite": int(np.size(p) - np.count_nonzero(np.isfinite(p))),
+               "max_row_sum_error": row_err,
+               "min": float(np.nanmin(p)) if p.size else None,
+               "max": float(np.nanmax(p)) if p.size else None}
+    ok = finite and in_range and row_err is not None and row_err <= tol
+    detail = (f"max |row sum - 1| {row_err:.2e}, range [{figures['min']:.3g}, {figures['max']:.3g}]"
+              if finite and p.size else f"{figures['non_finite']} non-finite values")
+    return Check(f"softmax {label}", _status(ok), detail, figures)
+
+
+def diff_stats(a: np.ndarray, b: np.ndarray, *, rtol: float) -> dict[str, float]:
+    """Abs and rel error of ``a`` against ``b``, and the smallest atol for which
+    |a - b| <= atol + rtol * |b| holds everywhere (Polygraphy's rule)."""
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    abs_err = np.abs(a64 - b64)
+    rel_err = abs_err / np.maximum(np.abs(b64), 1e-12)
+    return {
+        "max_abs": float(abs_err.max()), "mean_abs": float(abs_err.mean()),
+        "p99_abs": float(np.percentile(abs_err, 99)),
+        "max_rel": float(rel_err.max()), "mean_rel": float(rel_err.mean()),
+        "p99_rel": float(np.percentile(rel_err, 99)),
+        "atol_needed": float(max(0.0, (abs_err - rtol * np.abs(b64)).max())),
+    }
+
+
+def tolerance(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float, enforce: bool) -> Check:
+    """Difference statistics; a FAIL condition only when ``enforce`` (same-weights mode)."""
+    stats = diff_stats(a, b, rtol=rtol)
+    ok = bool(np.isfinite(list(stats.values())).all()) and stats["atol_needed"] <= atol
+    detail = (f"max abs {stats['max_abs']:.2e}, p99 abs {stats['p99_abs']:.2e}, max rel "
+              f"{stats['max_rel']:.2e}; atol needed {stats['atol_needed']:.2e} at rtol {rtol:g} "
+              f"(limit {atol:g})")
+    figures = dict(stats, atol=atol, rtol=rtol, within_tolerance=ok)
+    return Check("A vs B difference", _status(ok) if enforce else INFO, detail, figures)
+
+
+def agreement(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, *,
+              min_agreement: float | None) -> Check:
+    """Argmax agreement overall and per true class; a FAIL condition when ``min_agreement`` is set."""
+    same = np.argmax(a, axis=1) == np.argmax(b, axis=1)
+    overall = float(same.mean()) if same.size else 0.0
+    per_class = {}
+    if labels is not None:
+        for cls in np.unique(labels):
+            mask = labels == cls
+            per_class[str(int(cls))] = {"n": int(mask.sum()), "agreement": float(same[mask].mean())}
+    figures = {"agreement": overall, "disagreements": int((~same).sum()), "n": int(same.size),
+               "per_class": per_class, "min_agreement": min_agreement}
+    detail = f"{overall:.4%} of {same.size} windows"
+    if per_class:
+        detail += " (" + ", ".join(f"class {c}: {v['agreement']:.4%}" for c, v in per_class.items()) + ")"
+    if min_agreement is None:
+        return Check("argmax agreement", INFO, detail, figures)
+    return Check("argmax agreement", _status(overall >= min_agreement),
+                 detail + f", need >= {min_agreement:.2%}", figures)
+
+
+def rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """Window-level TPR and FPR, with 'seizure' (class 1) predicted when it is the argmax."""
+    pred = np.argmax(probs, axis=1) == POSITIVE_CLASS
+    truth = np.asarray(labels) == POSITIVE_CLASS
+    tp, fn = int((pred & truth).sum()), int((~pred & truth).sum())
+    fp, tn = int((pred & ~truth).sum()), int((~pred & ~truth).sum())
+    return {"tp": tp, "fn": fn, "fp": fp, "tn": tn,
+            "tpr": tp / (tp + fn) if tp + fn else None, "fpr": fp / (fp + tn) if fp + tn else None}
+
+
+def rates_side_by_side(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None) -> Check:
+    """Both models' TPR and FPR (information for trained mode)."""
+    if labels is None:
+        return Check("TPR / FPR", INFO, "n/a (input has no labels)", {})
+    ra, rb = rates(a, labels), rates(b, labels)
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
+    detail = (f"A: TPR {fmt(ra['tpr'])} FPR {fmt(ra['fpr'])}; "
+              f"B: TPR {fmt(rb['tpr'])} FPR {fmt(rb['fpr'])}")
+    return Check("TPR / FPR", INFO, detail, {"a": ra, "b": rb})

@@ -1,0 +1,102 @@
+"""What verification runs on: ONNX files opened safely, onnxruntime sessions, and input windows.
+
+Every failure here means verification cannot start, so it raises UnusableInputError (exit 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+
+from converters.contract import INPUT_NAME, OUTPUT_NAME, realistic_windows
+from deepepi.errors import DeepEpiError, UnusableInputError
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+RUN_CHUNK = 1024
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Parse an ONNX file; a missing, truncated or non-ONNX file is UnusableInputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnusableInputError("ONNX file not found", source=str(path))
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf's DecodeError and onnx's own loader errors have no common base
+        raise UnusableInputError(f"not a readable ONNX model (truncated or another format): "
+                                 f"{type(exc).__name__}", source=str(path)) from None
+    if model.ir_version <= 0 or len(model.graph.node) == 0 or len(model.graph.output) == 0:
+        raise UnusableInputError("not an ONNX model (no IR version, nodes or outputs)", source=str(path))
+    return model
+
+
+def resolve_providers(requested: Sequence[str] | None) -> list[str]:
+    """Providers to ask onnxruntime for; CPU by default so results are the reproducible baseline."""
+    import onnxruntime as ort
+
+    providers = list(requested) if requested else list(DEFAULT_PROVIDERS)
+    available = ort.get_available_providers()
+    unknown = [p for p in providers if p not in available]
+    if unknown:
+        raise UnusableInputError(f"--providers: {', '.join(unknown)} not available; this onnxruntime "
+                                 f"offers {', '.join(available)}")
+    return providers
+
+
+def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - ort.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
+    except Exception as exc:  # onnxruntime's exception classes are not part of its public API
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnusableInputError(f"onnxruntime cannot load the model: {first}", source=str(path)) from None
+
+
+def run_session(session, raw: np.ndarray, chunk: int = RUN_CHUNK) -> np.ndarray:  # noqa: ANN001
+    """Probabilities for ``raw`` [n, window] milli-g, in chunks to bound memory."""
+    parts = [session.run([OUTPUT_NAME], {INPUT_NAME: raw[i:i + chunk]})[0]
+             for i in range(0, len(raw), chunk)]
+    return np.concatenate(parts, axis=0)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Raw milli-g windows, their labels when known, and a description for the report."""
+
+    raw: np.ndarray
+    labels: np.ndarray | None
+    source: dict
+
+
+def random_inputs(n: int, window: int, *, seed: int) -> Inputs:
+    if n < 1:
+        raise UnusableInputError(f"--random: got {n}, expected a positive number of windows")
+    return Inputs(realistic_windows(n, window, seed=seed), None,
+                  {"kind": "random", "n": n, "seed": seed})
+
+
+def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Inputs:
+    """Raw milli-g windows and labels from a flattened OSDB CSV, windowed as the config says."""
+    from deepepi.config import load_config
+    from deepepi.data.csvio import load_csv
+    from deepepi.data.windows import windows_from_config
+
+    cfg = load_config(config)
+    if cfg.window != window:
+        raise UnusableInputError(f"config window {cfg.window} (sampleFreq x bufferSeconds) differs "
+                                 f"from the models' input window {window}", source=cfg.source)
+    try:
+        windows = windows_from_config(load_csv(csv), cfg, raw=True)
+    except DeepEpiError as exc:
+        raise UnusableInputError(str(exc)) from None
+    if len(windows) == 0:
+        raise UnusableInputError("no complete windows in the data", source=str(csv))
+    return Inputs(np.ascontiguousarray(windows.X, dtype=np.float32), np.asarray(windows.y),
+                  {"kind": "csv", "path": str(csv), "config": cfg.source, "n": len(windows)})
