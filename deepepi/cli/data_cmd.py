@@ -1,3 +1,123 @@
-"""Placeholder until this command group lands."""
+"""`deepepi data ...`: flatten OSDB JSON, cut windows, generate the built-in dataset, inspect a CSV.
 
-COMMANDS: list = []
+Data modules (pandas, scikit-learn) are imported inside each command so that other commands
+start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deepepi.config import load_config
+
+_CONFIG = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
+                       help="Config JSON (reference nnTraining2 layout); default configs/nnConfig_deep.json.")
+
+
+@click.group("data")
+def data_group() -> None:
+    """OSDB data: JSON -> CSV -> windows, and the built-in synthetic dataset."""
+
+
+@data_group.command("flatten")
+@click.argument("events", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="CSV to write (510 columns, one row per 5-s datapoint).")
+@_CONFIG
+def flatten_cmd(events: tuple[str, ...], output: str, config: str | None) -> None:
+    """Flatten OSDB JSON EVENTS files into one CSV, applying the config's eventFilters.
+
+    With no EVENTS, reads osdbConfig.osdbFiles from osdbConfig.cacheDir. The JSON is streamed one
+    event at a time, so memory does not grow with the file size.
+    """
+    from deepepi.data.osdb import flatten
+
+    cfg = load_config(config)
+    if events:
+        paths = [Path(p) for p in events]
+    else:
+        osdb = cfg.sections["osdbConfig"]
+        paths = [Path(osdb["cacheDir"]) / str(name) for name in osdb["osdbFiles"]]
+    stats = flatten(paths, output, cfg.filters)
+    click.echo(f"{output}: {stats.summary()}")
+
+
+@data_group.command("windows")
+@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="npz to write with arrays X, y, event_id, user_id, end_time.")
+@click.option("--raw", is_flag=True, help="Keep milli-g (the ONNX graphs' input) instead of model input in g.")
+@_CONFIG
+def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> None:
+    """Cut CSV into model windows (config window, step and normalisation) and save them as npz."""
+    from deepepi.data.csvio import load_csv
+    from deepepi.data.windows import windows_from_config
+
+    cfg = load_config(config)
+    windows = windows_from_config(load_csv(csv_path), cfg, raw=raw)
+    windows.save_npz(output)
+    seizure = int((windows.y == 1).sum())
+    click.echo(f"{output}: {len(windows)} windows of {cfg.window} samples ({seizure} seizure, "
+               f"{len(windows) - seizure} non-seizure) from {len(set(windows.event_id.tolist()))} events")
+
+
+@data_group.command("synth")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the three OSDB JSON files and allData.csv.")
+@click.option("--users", type=click.IntRange(min=1), default=None, help="Number of users [default: 8].")
+@click.option("--events", type=click.IntRange(min=3), default=None, help="Number of events [default: 240].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed [default: 1].")
+def synth_cmd(out_dir: str, users: int | None, events: int | None, seed: int | None) -> None:
+    """Generate a synthetic OSDB dataset (same formats as the real release files).
+
+    The same seed gives byte-identical files. allData.csv is made by flattening the JSON files.
+    """
+    from deepepi.data import synth
+
+    result = synth.synthesize(out_dir, users=synth.DEFAULT_USERS if users is None else users,
+                              events=synth.DEFAULT_EVENTS if events is None else events,
+                              seed=synth.DEFAULT_SEED if seed is None else seed)
+    for path in result.json_paths:
+        click.echo(str(path))
+    click.echo(f"{result.csv_path}: {result.stats.summary()}")
+
+
+@data_group.command("inspect")
+@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
+@_CONFIG
+def inspect_cmd(csv_path: str, config: str | None) -> None:
+    """Validate CSV and summarise it: events and rows per class and user, windows it would give."""
+    import numpy as np
+
+    from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
+    from deepepi.data.windows import windows_from_config
+
+    cfg = load_config(config)
+    df = load_csv(csv_path, columns=("typeStr",) + WINDOW_COLUMNS)
+    windows = windows_from_config(df, cfg, raw=True)
+    rows = df.groupby("eventId").size()
+    per_event = np.bincount(np.searchsorted(np.sort(rows.index.to_numpy()), windows.event_id),
+                            minlength=len(rows))
+    click.echo(f"{csv_path}: {len(df)} rows, {len(rows)} events, {df['userId'].nunique()} users")
+    click.echo(f"rows per event: min {rows.min()}, median {int(rows.median())}, max {rows.max()}; "
+               f"windows per event (window {cfg.window}, step {cfg.processing['step']}): "
+               f"min {per_event.min()}, median {int(np.median(per_event))}, max {per_event.max()}")
+    click.echo(f"{'class':<40}{'events':>8}{'rows':>9}{'windows':>9}")
+    by_label = df.groupby("type")
+    for label, name in ((1, "seizure (1)"), (0, "non-seizure (0)")):
+        events = by_label["eventId"].nunique().get(label, 0)
+        click.echo(f"{name:<40}{events:>8}{by_label.size().get(label, 0):>9}{int((windows.y == label).sum()):>9}")
+    for type_str, group in df.groupby("typeStr", sort=True):
+        click.echo(f"  {str(type_str):<38}{group['eventId'].nunique():>8}{len(group):>9}"
+                   f"{int(np.isin(windows.event_id, group['eventId'].unique()).sum()):>9}")
+    click.echo(f"{'user':<12}{'events':>8}{'seizure events':>16}{'windows':>9}")
+    for user, group in df.groupby("userId", sort=True):
+        events = group.drop_duplicates("eventId")
+        click.echo(f"{user:<12}{len(events):>8}{int(events['type'].sum()):>16}"
+                   f"{int((windows.user_id == user).sum()):>9}")
+    click.echo(f"total windows: {len(windows)} ({int((windows.y == 1).sum())} seizure)")
+
+
+COMMANDS = [data_group]

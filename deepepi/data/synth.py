@@ -1,0 +1,354 @@
+"""The built-in dataset: synthetic OSDB release files (JSON) and their flattened CSV.
+
+OSDB itself needs a data-sharing agreement, so tests and the default run use events generated
+here in the same formats. Each event is 3 minutes (36 datapoints of 125 samples at 25 Hz) of 3D
+wrist acceleration in milli-g around 1 g of gravity, with per-user sensor noise, gravity offset and
+activity intensity, and wrist-orientation changes that rotate the gravity vector:
+- NDA: rest, walking (~2 Hz steps, ~1 Hz arm swing), typing taps, gesturing, tooth brushing
+  (4-5 Hz bursts).
+- False alarms: sustained rhythmic non-seizure movement inside 3-8 Hz whose rate wanders but
+  does not slow down (brushing, hand washing, shaking, rocking, vehicle vibration).
+- Tonic-clonic seizures: a tonic phase (stiff, low-amplitude 8-11 Hz tremor) then clonic jerks
+  of hundreds of milli-g whose rate slows from ~6 Hz to ~2 Hz, then post-ictal stillness; heart
+  rate rises and SpO2 dips. seizureTimes is the clonic phase in seconds from the event dataTime
+  (the first datapoint's time).
+Each datapoint's specPower / roiPower / simpleSpec / alarmState come from a simple OSD-style
+spectral rule (3-8 Hz power against 1-12.5 Hz power, alarm after two consecutive datapoints).
+A few events carry OSDB's quirks (no heart rate, o2Sat -1, no 3D data, zero-padded or short
+rawData) so that every flatten path is exercised. Output is byte-identical for a given seed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepepi.data.osdb import FlattenStats, flatten
+from deepepi.io import atomic_path
+
+FS = 25
+SAMPLES = 125
+DATAPOINTS = 36
+N = SAMPLES * DATAPOINTS
+CSV_NAME = "allData.csv"
+FILES = {"Seizure": "osdb_3min_allSeizures.json", "False Alarm": "osdb_3min_falseAlarms.json",
+         "NDA": "osdb_3min_ndaEvents.json"}
+DEFAULT_SEED = 1
+DEFAULT_USERS = 8
+DEFAULT_EVENTS = 240
+SEIZURE_SHARE = 0.10
+FALSE_ALARM_SHARE = 0.30
+# OSD-style spectral alarm rule on one datapoint (5 s) of magnitude.
+ROI_HZ = (3.0, 8.0)
+SPEC_HZ = (1.0, FS / 2)
+ALARM_POWER = 500.0       # ROI power (mg^2; a 3-8 Hz sinusoid of ~45 mg amplitude)
+ALARM_RATIO = 0.5         # share of 1-12.5 Hz power inside the ROI
+_EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
+_FA_KINDS = ("Brushing teeth", "Washing hands", "Shaking", "Rocking", "Motor vehicle")
+_NDA_KINDS = ("Resting", "Walking", "Typing", "Gesturing", "Brushing teeth")
+_SOURCES = ("Garmin", "BLE", "Pebble")
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Paths written by ``synthesize`` and what flattening them kept."""
+
+    json_paths: tuple[Path, ...]
+    csv_path: Path
+    stats: FlattenStats
+
+
+@dataclass(frozen=True)
+class _User:
+    user_id: int
+    noise: float          # sensor noise sigma, mg
+    gravity: float        # reported 1 g, mg
+    intensity: float      # activity amplitude factor
+    hr_rest: float
+    o2_rest: float
+    source: str
+
+
+def _unit(rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+    v = rng.normal(size=(3,) if size is None else (size, 3))
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, cutoff_hz: float) -> np.ndarray:
+    """Unit-std noise band-limited below ``cutoff_hz`` (FFT mask), shape [n].
+
+    Made at least 20 s long and cut, so that short segments keep the same statistics.
+    """
+    m = max(n, 20 * FS)
+    spec = np.fft.rfft(rng.normal(size=m))
+    spec[np.fft.rfftfreq(m, 1 / FS) > cutoff_hz] = 0
+    x = np.fft.irfft(spec, m)
+    return (x / x.std())[:n]
+
+
+def _rhythm(rng: np.random.Generator, n: int, f0: float, wander: float, harmonic: float) -> np.ndarray:
+    """Rhythmic movement whose rate wanders by ``wander`` Hz around ``f0``, shape [n]."""
+    freq = f0 + wander * _smooth_noise(rng, n, 0.2)
+    phase = 2 * np.pi * np.cumsum(freq) / FS + rng.uniform(0, 2 * np.pi)
+    return np.sin(phase) + harmonic * np.sin(2 * phase + rng.uniform(0, 2 * np.pi))
+
+
+def _along(signal: np.ndarray, rng: np.random.Generator, spread: float = 0.3) -> np.ndarray:
+    """Project a 1-D movement onto a random wrist axis with some cross-axis leakage, [n, 3]."""
+    return signal[:, None] * (_unit(rng) + spread * _unit(rng))
+
+
+def _bursts(rng: np.random.Generator, n: int, on_s: tuple[float, float], off_s: tuple[float, float]) -> np.ndarray:
+    """A 0/1 envelope of bursts, edges softened over 0.2 s, shape [n]."""
+    lengths = []
+    total, on = 0, True
+    while total < n:
+        span = int(rng.uniform(*(on_s if on else off_s)) * FS)
+        lengths.append((span, on))
+        total += span
+        on = not on
+    env = np.concatenate([np.full(s, float(o)) for s, o in lengths])[:n]
+    return np.convolve(env, np.ones(5) / 5, mode="same")
+
+
+def _activity(kind: str, rng: np.random.Generator, n: int, user: _User) -> np.ndarray:
+    """Dynamic acceleration [n, 3] in mg for a daily activity (NDA, or a false alarm's cause)."""
+    a = user.intensity
+    if kind == "Resting":
+        return _along(5 * a * _smooth_noise(rng, n, 0.5), rng)
+    if kind == "Walking":
+        step = rng.uniform(1.7, 2.2)
+        return (_along(rng.uniform(120, 250) * a * _rhythm(rng, n, step, 0.05, 0.5), rng)
+                + _along(rng.uniform(80, 180) * a * _rhythm(rng, n, step / 2, 0.03, 0.2), rng))
+    if kind == "Typing":
+        taps = (rng.random(n) < 5 / FS) * rng.uniform(20, 60, n) * a
+        taps = np.convolve(taps, [1.0, -0.5, 0.2], mode="same")
+        return _along(taps, rng, 0.6) + _along(15 * a * _smooth_noise(rng, n, 1.0), rng)
+    if kind == "Gesturing":
+        return (_along(rng.uniform(50, 150) * a * _smooth_noise(rng, n, 2.0), rng)
+                + _along(30 * a * _smooth_noise(rng, n, 1.0), rng))
+    if kind == "Brushing teeth":
+        env = _bursts(rng, n, (2, 5), (1, 3))
+        return _along(rng.uniform(150, 300) * a * env * _rhythm(rng, n, rng.uniform(4, 5), 0.2, 0.3), rng)
+    if kind == "Washing hands":
+        return _along(rng.uniform(120, 280) * a * _rhythm(rng, n, rng.uniform(3, 5), 0.4, 0.4), rng, 0.6)
+    if kind == "Shaking":
+        return _along(rng.uniform(150, 400) * a * _rhythm(rng, n, rng.uniform(4, 7), 0.3, 0.2), rng)
+    if kind == "Rocking":
+        return _along(rng.uniform(100, 250) * a * _rhythm(rng, n, rng.uniform(3, 4), 0.15, 0.3), rng)
+    if kind == "Motor vehicle":
+        bumps = (rng.random(n) < 0.5 / FS) * rng.uniform(100, 300, n)
+        return (_along(rng.uniform(60, 150) * _rhythm(rng, n, rng.uniform(5, 8), 0.8, 0.5), rng)
+                + _along(np.convolve(bumps, np.hanning(7), mode="same"), rng))
+    raise ValueError(f"unknown activity {kind!r}")
+
+
+def _daily(rng: np.random.Generator, n: int, user: _User, kinds: tuple[str, ...] = _NDA_KINDS) -> np.ndarray:
+    """Consecutive NDA activities filling [n, 3]."""
+    cuts = np.sort(rng.integers(0, n, size=rng.integers(0, 3)))
+    bounds = np.concatenate([[0], cuts, [n]])
+    parts = [_activity(str(rng.choice(kinds)), rng, int(hi - lo), user)
+             for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    return np.concatenate(parts) if parts else np.zeros((n, 3))
+
+
+def _clonic(rng: np.random.Generator, n: int, user: _User) -> np.ndarray:
+    """Clonic jerks whose rate slows geometrically from ~6 Hz to ~2 Hz, [n, 3] mg."""
+    f0, f1 = rng.uniform(5.0, 6.5), rng.uniform(1.5, 2.5)
+    rate = f0 * (f1 / f0) ** (np.arange(n) / n)
+    cycles = np.cumsum(rate) / FS + rng.uniform(0, 1)
+    jerk = np.zeros(n)
+    at = np.flatnonzero(np.diff(np.floor(cycles), prepend=np.floor(cycles[0])) > 0)
+    amp = rng.uniform(250, 700) * user.intensity
+    jerk[at] = amp * rng.uniform(0.7, 1.3, at.size) * np.linspace(1.0, 0.7, n)[at]
+    kernel = np.array([0.4, 1.0, 0.3, -0.6, -0.4, -0.1])
+    main = np.convolve(jerk, kernel, mode="same")
+    side = np.convolve(jerk * rng.uniform(-0.4, 0.4, n), kernel, mode="same")
+    return _along(main, rng, 0.2) + _along(side, rng, 0.2)
+
+
+def _tonic(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Stiff tonic phase: low-amplitude 8-11 Hz tremor rising in amplitude, [n, 3] mg."""
+    amp = rng.uniform(20, 60) * np.linspace(0.5, 1.0, n)
+    return _along(amp * _rhythm(rng, n, rng.uniform(8, 11), 0.5, 0.1), rng, 0.5)
+
+
+def _orientation(rng: np.random.Generator, changes: list[int]) -> np.ndarray:
+    """Unit gravity direction per sample, turning smoothly (over ~1.5 s) at each change, [N, 3]."""
+    down = np.array([0.0, 0.0, 1.0])
+    vectors = [down + 0.8 * _unit(rng) for _ in range(len(changes) + 1)]
+    segment = np.searchsorted(np.sort(np.asarray(changes, dtype=np.int64)), np.arange(N), side="right")
+    g = np.stack(vectors)[segment]
+    kernel = np.ones(int(1.5 * FS)) / int(1.5 * FS)
+    g = np.stack([np.convolve(np.pad(g[:, i], len(kernel), mode="edge"), kernel, mode="same")
+                  [len(kernel):-len(kernel)] for i in range(3)], axis=1)
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+def _spectral(mag: np.ndarray) -> dict[str, np.ndarray]:
+    """OSD-style per-datapoint spectrum figures and alarm states from magnitude [36, 125] mg."""
+    x = mag - mag.mean(axis=1, keepdims=True)
+    power = np.abs(np.fft.rfft(x, axis=1)) ** 2 / SAMPLES ** 2
+    freqs = np.fft.rfftfreq(SAMPLES, 1 / FS)
+    roi = power[:, (freqs >= ROI_HZ[0]) & (freqs < ROI_HZ[1])].sum(axis=1)
+    spec = power[:, (freqs >= SPEC_HZ[0]) & (freqs <= SPEC_HZ[1])].sum(axis=1)
+    bands = np.stack([power[:, (freqs >= b) & (freqs < b + 1) & (freqs > 0)].sum(axis=1) for b in range(10)], axis=1)
+    in_alarm = (roi > ALARM_POWER) & (roi > ALARM_RATIO * spec)
+    idx = np.arange(len(in_alarm))
+    consecutive = idx - np.maximum.accumulate(np.where(in_alarm, -1, idx))
+    state = np.minimum(consecutive, 2)
+    return {"specPower": np.rint(spec).astype(np.int64), "roiPower": np.rint(roi).astype(np.int64),
+            "simpleSpec": np.rint(bands).astype(np.int64), "alarmState": state.astype(np.int64)}
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event(rng: np.random.Generator, event_id: int, etype: str, user: _User, start: datetime) -> dict[str, Any]:
+    """One OSDB event object, fields in OSDB order."""
+    changes = sorted(int(c) for c in rng.integers(0, N, size=rng.integers(0, 3)))
+    seizure_times = None
+    hr_extra = np.zeros(N)
+    o2_drop = np.zeros(N)
+    if etype == "Seizure":
+        subtype = "Tonic-Clonic"
+        onset = int(rng.uniform(10, 40) * FS)
+        tonic_len = int(rng.uniform(5, 15) * FS)
+        clonic_len = int(rng.uniform(40, 100) * FS)
+        clonic_end = min(onset + tonic_len + clonic_len, N - 5 * FS)
+        dyn = np.zeros((N, 3))
+        dyn[:onset] = _daily(rng, onset, user, ("Resting", "Gesturing", "Typing"))
+        dyn[onset:onset + tonic_len] = _tonic(rng, tonic_len)
+        dyn[onset + tonic_len:clonic_end] = _clonic(rng, clonic_end - onset - tonic_len, user)
+        dyn[clonic_end:] = _activity("Resting", rng, N - clonic_end, user) * 0.3
+        changes.append(onset)
+        seizure_times = [round((onset + tonic_len) / FS, 1), round(clonic_end / FS, 1)]
+        t = np.arange(N)
+        hr_extra = rng.uniform(40, 70) * np.clip((t - onset) / (30 * FS), 0, 1) * np.exp(
+            -np.clip(t - clonic_end, 0, None) / (120 * FS))
+        o2_drop = rng.uniform(3, 8) * ((t > onset + tonic_len) & (t < clonic_end + 30 * FS))
+        desc = "Synthetic tonic-clonic seizure"
+    elif etype == "False Alarm":
+        subtype = str(rng.choice(_FA_KINDS))
+        dyn = _daily(rng, N, user)
+        length = int(rng.uniform(20, 100) * FS)
+        at = int(rng.integers(0, N - length))
+        dyn[at:at + length] = _activity(subtype, rng, length, user)
+        desc = f"Synthetic false alarm: {subtype.lower()}"
+    else:
+        subtype = str(rng.choice(_NDA_KINDS))
+        dyn = _daily(rng, N, user, (subtype,) + _NDA_KINDS[:1])
+        desc = f"Synthetic normal daily activity: {subtype.lower()}"
+    acc = user.gravity * _orientation(rng, changes) + dyn + user.noise * rng.normal(size=(N, 3))
+    acc3d = np.rint(acc).astype(np.int64)
+    mag = np.rint(np.linalg.norm(acc, axis=1)).astype(np.int64)
+    spectral = _spectral(mag.reshape(DATAPOINTS, SAMPLES).astype(np.float64))
+    movement = np.abs(dyn).sum(axis=1).reshape(DATAPOINTS, SAMPLES).mean(axis=1)
+    hr = (user.hr_rest + np.minimum(movement / 10, 30) + hr_extra.reshape(DATAPOINTS, SAMPLES).mean(axis=1)
+          + rng.normal(0, 2, DATAPOINTS))
+    o2 = user.o2_rest - o2_drop.reshape(DATAPOINTS, SAMPLES).mean(axis=1) + rng.normal(0, 0.5, DATAPOINTS)
+    hr_list: list[int | None] = [int(v) for v in np.rint(hr)]
+    o2_list: list[int | None] = [int(v) for v in np.clip(np.rint(o2), 70, 100)]
+    raw = mag.reshape(DATAPOINTS, SAMPLES).tolist()
+    raw3d: list[list[int] | None] = acc3d.reshape(DATAPOINTS, SAMPLES * 3).tolist()
+
+    quirk = rng.random(7)  # OSDB's known defects, rare enough to keep the dataset usable
+    drop_hr_key = quirk[0] < 0.02
+    if quirk[0] < 0.04:
+        hr_list = [-1] * DATAPOINTS
+    if quirk[1] < 0.05:
+        o2_list = [-1] * DATAPOINTS
+    if quirk[2] < 0.05:
+        raw3d = [[] if quirk[2] < 0.025 else None] * DATAPOINTS
+    if quirk[3] < 0.05:
+        raw = [r + [0] * 25 for r in raw]
+    if quirk[4] < 0.03:
+        raw[int(rng.integers(DATAPOINTS))] = []
+    if quirk[5] < 0.03:
+        j = int(rng.integers(DATAPOINTS))
+        raw[j] = raw[j][:100]
+
+    points = []
+    for j in range(DATAPOINTS):
+        point: dict[str, Any] = {"dataTime": _iso(start + timedelta(seconds=5 * j)), "eventId": event_id,
+                                 "userId": user.user_id}
+        if not drop_hr_key:
+            point["hr"] = hr_list[j]
+        point.update({"o2Sat": o2_list[j], "alarmState": int(spectral["alarmState"][j]),
+                      "specPower": int(spectral["specPower"][j]), "roiPower": int(spectral["roiPower"][j]),
+                      "simpleSpec": spectral["simpleSpec"][j].tolist(), "rawData": raw[j]})
+        if raw3d[j] is not None:
+            point["rawData3D"] = raw3d[j]
+        points.append(point)
+    return {"id": event_id, "userId": user.user_id, "type": etype, "subType": subtype, "desc": desc,
+            "dataTime": _iso(start), "osdAlarmState": int(spectral["alarmState"].max()), "sampleFreq": FS,
+            "seizureTimes": seizure_times, "dataSourceName": user.source, "datapoints": points}
+
+
+def _users(rng: np.random.Generator, n: int) -> list[_User]:
+    return [_User(user_id=u + 1, noise=rng.uniform(3, 12), gravity=rng.uniform(970, 1030),
+                  intensity=rng.uniform(0.7, 1.4), hr_rest=rng.uniform(55, 85), o2_rest=rng.uniform(95, 99),
+                  source=str(rng.choice(_SOURCES))) for u in range(n)]
+
+
+def _plan(rng: np.random.Generator, users: int, events: int) -> list[tuple[str, int]]:
+    """(type, user index) per event: ~10% seizures dealt over two thirds of the users, ~30% false alarms."""
+    n_sz = max(1, round(events * SEIZURE_SHARE))
+    n_fa = max(1, round(events * FALSE_ALARM_SHARE))
+    seizure_users = max(1, -(-2 * users // 3))
+    plan = [("Seizure", i % seizure_users) for i in range(n_sz)]
+    plan += [("False Alarm", int(u)) for u in rng.integers(0, users, n_fa)]
+    plan += [("NDA", int(u)) for u in rng.integers(0, users, events - n_sz - n_fa)]
+    order = rng.permutation(len(plan))
+    return [plan[i] for i in order]
+
+
+def _write_json(path: Path, events: list[dict[str, Any]]) -> None:
+    """One event per line inside a JSON array: deterministic text, easy to diff and to stream."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("[\n")
+            for i, event in enumerate(events):
+                fh.write(json.dumps(event, separators=(",", ":"), allow_nan=False))
+                fh.write(",\n" if i + 1 < len(events) else "\n")
+            fh.write("]\n")
+
+
+def synthesize(out_dir: str | Path, *, users: int = DEFAULT_USERS, events: int = DEFAULT_EVENTS,
+               seed: int = DEFAULT_SEED) -> SynthResult:
+    """Write the three OSDB JSON files and their flattened CSV (via ``flatten``) into ``out_dir``."""
+    if users < 1 or events < 3:
+        raise ValueError(f"need users >= 1 and events >= 3, got users={users}, events={events}")
+    rng = np.random.default_rng(seed)
+    people = _users(rng, users)
+    by_type: dict[str, list[dict[str, Any]]] = {etype: [] for etype in FILES}
+    starts = np.sort(rng.choice(365 * 24 * 720, size=events, replace=False)) * 5
+    for i, (etype, u) in enumerate(_plan(rng, users, events)):
+        start = _EPOCH + timedelta(seconds=int(starts[i]))
+        by_type[etype].append(_event(rng, 1000 + i, etype, people[u], start))
+    out_dir = Path(out_dir)
+    json_paths = tuple(out_dir / FILES[etype] for etype in FILES)
+    for etype, path in zip(FILES, json_paths):
+        _write_json(path, by_type[etype])
+    csv_path = out_dir / CSV_NAME
+    stats = flatten(json_paths, csv_path)
+    return SynthResult(json_paths=json_paths, csv_path=csv_path, stats=stats)
+
+
+def default_dataset(root: str | Path = "artifacts") -> Path:
+    """CSV of the built-in dataset under ``root``/builtin, generated (fixed seed) on first use."""
+    out_dir = Path(root) / "builtin"
+    csv_path = out_dir / CSV_NAME
+    if not csv_path.exists():
+        synthesize(out_dir, users=DEFAULT_USERS, events=DEFAULT_EVENTS, seed=DEFAULT_SEED)
+    return csv_path
+
+
+__all__ = ["SynthResult", "synthesize", "default_dataset", "FILES", "CSV_NAME", "DEFAULT_SEED",
+           "DEFAULT_USERS", "DEFAULT_EVENTS"]
