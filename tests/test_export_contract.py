@@ -13,7 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 from converters import contract
 from deepepi.errors import ExportError
-from onnx_tiny import EXPORTER, info, reference, tiny_model, tiny_weights, write_tiny
+from onnx_helpers import EXPORTER, info, reference, tiny_model, tiny_weights, write_tiny
 
 WINDOW = 64
 

@@ -12,7 +12,7 @@ from onnx import helper
 from converters.contract import realistic_windows
 from deepepi.cli import main
 from deepepi.verify import checks
-from onnx_tiny import reference, tiny_weights, write_tiny
+from onnx_helpers import reference, tiny_weights, write_tiny
 
 WINDOW = 64
 
@@ -205,3 +205,35 @@ def test_checker_failure_is_reported_not_raised(pair):
     model = onnx.load(str(pair / "a.onnx"))
     model.graph.node.append(helper.make_node("NoSuchOp", ["acc"], ["junk"]))
     assert checks.checker(model, "A").status == "FAIL"
+
+
+def test_csv_data_gives_labelled_figures(tmp_path, capsys):
+    from deepepi.data.synth import synthesize
+
+    csv = synthesize(tmp_path / "data", users=2, events=6, seed=3).csv_path
+    for name, seed in (("a", 0), ("b", 1)):
+        write_tiny(tmp_path / f"{name}.onnx", *tiny_weights(750, seed=seed))
+    report = tmp_path / "r.json"
+    code, out, _ = run_cli(capsys, tmp_path / "a.onnx", tmp_path / "b.onnx", "--data", csv,
+                           "--mode", "trained", "--min-agreement", 0, "--report", report)
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["inputs"]["kind"] == "csv" and data["inputs"]["labelled"] is True
+    by_name = {c["name"]: c for c in data["checks"]}
+    per_class = by_name["argmax agreement"]["figures"]["per_class"]
+    assert set(per_class) == {"0", "1"}
+    assert sum(v["n"] for v in per_class.values()) == data["inputs"]["n"]
+    rates = by_name["TPR / FPR"]["figures"]
+    assert rates["a"]["tp"] + rates["a"]["fn"] == per_class["1"]["n"]
+    assert rates["b"]["fp"] + rates["b"]["tn"] == per_class["0"]["n"]
+
+
+def test_csv_with_a_config_of_another_window_is_unusable(tmp_path, capsys):
+    from deepepi.io import write_json
+
+    write_tiny(tmp_path / "a.onnx", *tiny_weights(750))
+    write_json(tmp_path / "short.json", {"modelConfig": {"bufferSeconds": 4}})
+    (tmp_path / "d.csv").write_text("eventId\n1\n")
+    code, _, err = run_cli(capsys, tmp_path / "a.onnx", tmp_path / "a.onnx", "--data",
+                           tmp_path / "d.csv", "--config", tmp_path / "short.json")
+    assert code == 2 and "config window 100" in err

@@ -1,0 +1,111 @@
+"""Test material for export/verify: tiny hand-built ONNX graphs and run directories of real models.
+
+Tiny graph (no framework): x [batch, window] milli-g -> x * 1e-3 -> MatMul W -> Add b -> Softmax,
+finished through converters.contract.finish, so names, metadata and the self-check are the real ones.
+Run directories: a freshly built Keras or PyTorch model with seeded random weights (BatchNorm
+statistics included), saved the way the trainer saves it (framework imported only when asked for).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from converters.contract import ExportInfo, Exporter, ExportResult, Source, finish, softmax
+from deepepi.config import REPO_CONFIGS, Config, from_dict, load_config
+from deepepi.io import write_json
+from deepepi.preprocessing import Preprocessing
+
+PRE = Preprocessing()
+SMOKE = REPO_CONFIGS / "smoke.json"
+EXPORTER = Exporter("numpy", np.__version__, "onnx.helper", onnx.__version__)
+
+
+def tiny_weights(window: int = 64, classes: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 0.3, (window, classes)).astype(np.float32),
+            rng.normal(0, 0.1, classes).astype(np.float32))
+
+
+def tiny_model(w: np.ndarray, b: np.ndarray) -> onnx.ModelProto:
+    """Exporter-style raw graph: arbitrary I/O names and batch symbol, which ``finish`` conforms."""
+    window, classes = w.shape
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["g"]),
+             helper.make_node("MatMul", ["g", "W"], ["z"]),
+             helper.make_node("Add", ["z", "b"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["y"], axis=-1)]
+    inits = [numpy_helper.from_array(np.array(PRE.scale, np.float32), "scale"),
+             numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")]
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", window])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
+                              inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def reference(w: np.ndarray, b: np.ndarray):  # noqa: ANN201 - returns a Reference callable
+    return lambda raw: softmax(PRE.apply(raw).astype(np.float64) @ w + b)
+
+
+def info(window: int, classes: int = 2, params: int | None = None) -> ExportInfo:
+    source = Source(file="tiny.npz", sha256="0" * 64, sample_freq=25, step=125, preprocessing=PRE)
+    return ExportInfo(source, window=window, num_classes=classes,
+                      trainable_parameters=params if params is not None else window * classes + classes,
+                      spec_json='{"tiny": true}')
+
+
+def write_tiny(path: Path, w: np.ndarray, b: np.ndarray) -> ExportResult:
+    return finish(tiny_model(w, b), path, info(w.shape[0], w.shape[1]), EXPORTER, reference(w, b))
+
+
+def small_config(*, normalise: bool = False, framework: str = "pytorch", seconds: int = 4) -> Config:
+    """configs/smoke.json (6 small conv layers) with a short window: fast to build and export."""
+    raw = load_config(SMOKE).to_dict()
+    raw["modelConfig"].update(bufferSeconds=seconds, framework=framework, modelType=framework)
+    raw["dataProcessing"]["normalise"] = normalise
+    return from_dict(raw, source="smoke-small", warn=False)
+
+
+def random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - ArchSpec
+    """Seeded neutral weights with non-trivial BatchNorm statistics, so exports are really exercised."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for key, shape in spec.weight_shapes().items():
+        param = key.split("/")[1]
+        if param == "kernel":
+            fan_in = int(np.prod(shape[:-1]))
+            value = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+        elif param in ("gamma", "moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.normal(0.0, 0.1, shape)
+        weights[key] = value.astype(np.float32)
+    return weights
+
+
+def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
+    """A run directory as the trainer leaves it: config.json, weights.npz and the native model."""
+    from deepepi.models.spec import ArchSpec
+    from deepepi.models.weights import save_weights
+
+    spec = ArchSpec.from_config(cfg)
+    weights = random_weights(spec, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    save_weights(run_dir / "weights.npz", weights, spec)
+    if cfg.framework == "pytorch":
+        from deepepi.models import torch_deepepi as tdm
+
+        model = tdm.DeepEpiCnn(spec).eval()
+        tdm.import_weights(model, spec, weights)
+        tdm.save_checkpoint(run_dir / "model.pt", model, spec, cfg.to_dict())
+    else:
+        from deepepi.models import keras_deepepi as kdm
+
+        model = kdm.build_keras_model(spec)
+        kdm.import_weights(model, spec, weights)
+        kdm.save_keras_model(run_dir / "model.keras", model)
+    return run_dir

@@ -1,0 +1,140 @@
+"""PyTorch -> ONNX: contract, agreement with the native model, self-check refusal, CLI, verify."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+from converters.contract import contract_problems, read_metadata, realistic_windows
+from deepepi.cli import main
+from deepepi.errors import ExportError
+from deepepi.io import sha256_file
+from deepepi.preprocessing import Preprocessing
+from onnx_helpers import make_run, small_config
+
+pytestmark = pytest.mark.torch
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A PyTorch run directory (normalising preprocessing) and its default export."""
+    run_dir = make_run(tmp_path_factory.mktemp("torch") / "run", small_config(normalise=True), seed=1)
+    from deepepi.export import export_run
+
+    export_run(run_dir)
+    return run_dir
+
+
+def native_probs(run_dir, raw: np.ndarray) -> np.ndarray:
+    from deepepi.models.torch_deepepi import load_checkpoint, predict_proba
+
+    model, _, _ = load_checkpoint(run_dir / "model.pt")
+    return predict_proba(model, Preprocessing(normalise=True).apply(raw))
+
+
+def test_export_passes_checker_and_contract(run):
+    model = onnx.load(str(run / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    assert contract_problems(model, window=100, num_classes=2) == []
+    meta = read_metadata(model)
+    from deepepi.models.spec import ArchSpec
+
+    spec = ArchSpec.from_config(small_config())
+    assert meta["framework"] == "pytorch" and meta["exporter"].startswith("torch.onnx")
+    assert meta["source_file"] == "model.pt" and meta["source_sha256"] == sha256_file(run / "model.pt")
+    assert int(meta["trainable_parameters"]) == spec.expected_counts().trainable
+    assert json.loads(meta["preprocessing"])["normalise"] is True
+    assert json.loads(meta["spec"]) == spec.to_dict()
+    assert (meta["sample_freq"], meta["window"], meta["step"]) == ("25", "100", "125")
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_onnx_matches_native_model_including_flat_windows(run, batch):
+    raw = realistic_windows(batch, 100, seed=11)
+    raw[0] = 1000.0  # a still sensor: std 0, normalisation must only subtract the mean
+    session = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"acc": raw})[0]
+    want = native_probs(run, raw)
+    assert got.shape == (batch, 2)
+    assert np.max(np.abs(got - want)) <= 1e-5
+    assert 0.02 < float(want[:, 1].mean()) < 0.98  # not saturated: the comparison means something
+
+
+def test_reference_evaluator_agrees_with_onnxruntime(run):
+    raw = realistic_windows(8, 100, seed=5)
+    got_ort = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"]) \
+        .run(None, {"acc": raw})[0]
+    got_ref = ReferenceEvaluator(str(run / "model.onnx")).run(None, {"acc": raw})[0]
+    assert np.max(np.abs(got_ort - got_ref)) <= 1e-5
+
+
+def test_cli_export_of_model_file_to_chosen_path(run, tmp_path, capsys):
+    code, out, _ = cli(capsys, "export", "--onnx", run / "model.pt", "-o", tmp_path / "x.onnx")
+    assert code == 0 and f"wrote {tmp_path / 'x.onnx'}" in out
+    a = onnx.load(str(run / "model.onnx"))
+    b = onnx.load(str(tmp_path / "x.onnx"))
+    assert read_metadata(a) == read_metadata(b)
+
+
+def test_self_check_refusal_exits_1_and_writes_nothing(run, tmp_path, capsys, monkeypatch):
+    """A native reference with the wrong preprocessing stands in for a broken export."""
+    from converters import torch_onnx
+
+    real = torch_onnx.native_reference
+    monkeypatch.setattr(torch_onnx, "native_reference",
+                        lambda model, pre: real(model, Preprocessing(normalise=not pre.normalise)))
+    code, _, err = cli(capsys, "export", "--onnx", run, "-o", tmp_path / "bad.onnx")
+    assert code == 1 and "self-check failed" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_converter_raises_export_error_on_tampered_reference(run, tmp_path):
+    from converters import torch_onnx
+    from deepepi.export import _source, resolve_run
+    from deepepi.models.torch_deepepi import load_checkpoint
+
+    model, spec, _ = load_checkpoint(run / "model.pt")
+    reference = torch_onnx.native_reference(model, Preprocessing(normalise=True))
+    with pytest.raises(ExportError, match="max abs difference"):
+        torch_onnx.export(model, spec, tmp_path / "m.onnx", _source(run / "model.pt", resolve_run(run).config),
+                          reference=lambda raw: reference(raw)[:, ::-1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_same_weights_and_perturbed(run, tmp_path, capsys):
+    import torch
+
+    from deepepi.models import torch_deepepi as tdm
+
+    code, out, _ = cli(capsys, "verify", run / "model.onnx", run / "model.onnx", "--random", 64)
+    assert code == 0, out
+    model, spec, payload = tdm.load_checkpoint(run / "model.pt")
+    with torch.no_grad():
+        model.conv1.weight.mul_(1.01)
+    other = make_run(tmp_path / "perturbed", small_config(normalise=True), seed=1)
+    tdm.save_checkpoint(other / "model.pt", model, spec, payload["config"])
+    assert cli(capsys, "export", "--onnx", other)[0] == 0
+    report = tmp_path / "r.json"
+    code, out, _ = cli(capsys, "verify", run / "model.onnx", other / "model.onnx", "--random", 64,
+                       "--report", report)
+    assert code == 1 and "FAIL (A vs B difference)" in out
+    diff = next(c for c in json.loads(report.read_text())["checks"] if c["name"] == "A vs B difference")
+    assert diff["figures"]["max_abs"] > 1e-5
+
+
+def test_missing_config_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "model.pt").write_bytes(b"x")
+    code, _, err = cli(capsys, "export", "--onnx", tmp_path / "model.pt")
+    assert code == 2 and "config.json" in err and len(err.strip().splitlines()) == 1
