@@ -1,7 +1,9 @@
 """The one preprocessing rule shared by windowing, training and the ONNX graphs.
 
 Raw input is acceleration magnitude in milli-g. The model sees g (divide by 1000) and, when
-``normalise`` is set, each window minus its mean, divided by its population std (std 0: mean only).
+``normalise`` is set, each window minus its mean, divided by its population std (a flat window,
+std <= FLAT_STD g, is only mean-subtracted: a constant window's std is float32 rounding noise of the
+mean, which would otherwise be blown up to unit variance differently by each runtime).
 Exporters re-implement exactly this in graph ops; this numpy version is the reference for tests.
 """
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MILLI_G_PER_G = 1000.0
+FLAT_STD = 1e-6  # g; real sensor noise is >= 1e-3 g
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,8 @@ class Preprocessing:
 
     def to_dict(self) -> dict:
         return {"input_unit": "milli-g", "scale": self.scale, "normalise": self.normalise,
-                "normalise_rule": "per-window (x - mean) / std, population std; std == 0: x - mean"}
+                "normalise_rule": "per-window (x - mean) / std, population std; "
+                                  f"std <= {FLAT_STD:g}: x - mean"}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
@@ -34,7 +38,7 @@ class Preprocessing:
             mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
             centred = x - mean
             std = np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True, dtype=np.float32))
-            x = centred / np.where(std > 0, std, np.float32(1.0))
+            x = centred / np.where(std > np.float32(FLAT_STD), std, np.float32(1.0))
         return x.astype(np.float32, copy=False)
 
 
@@ -42,4 +46,4 @@ def from_config(cfg) -> Preprocessing:  # noqa: ANN001 - deepepi.config.Config, 
     return Preprocessing(normalise=bool(cfg.processing["normalise"]))
 
 
-__all__ = ["Preprocessing", "from_config", "MILLI_G_PER_G"]
+__all__ = ["Preprocessing", "from_config", "MILLI_G_PER_G", "FLAT_STD"]
