@@ -21,7 +21,7 @@ from converters.contract import (INPUT_NAME, OPSET, OUTPUT_NAME, ExportInfo, Exp
 from deepepi.errors import ExportError
 from deepepi.models.keras_deepepi import count_parameters
 from deepepi.models.spec import ArchSpec
-from deepepi.preprocessing import Preprocessing
+from deepepi.preprocessing import FLAT_STD, Preprocessing
 
 
 def contract_function(model: keras.Model, window: int, preprocessing: Preprocessing) -> tf.types.experimental.GenericFunction:
@@ -35,7 +35,7 @@ def contract_function(model: keras.Model, window: int, preprocessing: Preprocess
         if normalise:
             centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
             std = tf.sqrt(tf.reduce_mean(centred * centred, axis=-1, keepdims=True))
-            x = centred / tf.where(std > 0, std, tf.ones_like(std))
+            x = centred / tf.where(std > FLAT_STD, std, tf.ones_like(std))
         return {OUTPUT_NAME: tf.nn.softmax(model(x, training=False), axis=-1)}
 
     return contract

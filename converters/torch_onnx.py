@@ -21,7 +21,7 @@ from converters.contract import (BATCH_DIM, INPUT_NAME, OPSET, OUTPUT_NAME, Expo
 from deepepi.errors import ExportError
 from deepepi.models.spec import ArchSpec
 from deepepi.models.torch_deepepi import count_parameters
-from deepepi.preprocessing import Preprocessing
+from deepepi.preprocessing import FLAT_STD, Preprocessing
 
 
 class ContractModule(nn.Module):
@@ -38,7 +38,7 @@ class ContractModule(nn.Module):
         if self.normalise:
             centred = x - x.mean(dim=-1, keepdim=True)
             std = torch.sqrt((centred * centred).mean(dim=-1, keepdim=True))
-            x = centred / torch.where(std > 0, std, torch.ones_like(std))
+            x = centred / torch.where(std > FLAT_STD, std, torch.ones_like(std))
         return torch.softmax(self.model(x), dim=-1)
 
 
