@@ -11,7 +11,8 @@ NaN policy (what an empty or non-numeric cell means):
 - hr, o2sat, osdAlarmState, osdSpecPower, osdRoiPower, X/Y/Z: empty cells are allowed and load as
   NaN (missing heart rate, missing SpO2, events recorded without 3D data). OSDB's -1 "sensor error"
   values are kept as -1.
-- Text in any numeric column is an error naming the column, the file line and the value.
+- Empty cells and the usual NA spellings (nan, NaN, NA, N/A, null, NULL) are missing values;
+  other text in any numeric column is an error naming the column, the file line and the value.
 Line numbers count the header as line 1.
 """
 
@@ -39,6 +40,7 @@ WINDOW_COLUMNS: tuple[str, ...] = ("eventId", "userId", "type", "dataTime") + M_
 _INT_COLUMNS = ("eventId", "userId", "type")
 _OPTIONAL_FLOAT = ("osdAlarmState", "osdSpecPower", "osdRoiPower", "hr", "o2sat")
 _DIAGNOSE_CHUNK_ROWS = 20_000
+NA_TEXT = ("", "nan", "NaN", "NA", "N/A", "null", "NULL")  # cells read as missing (NaN)
 
 
 def _dtype(column: str) -> object:
@@ -92,9 +94,10 @@ def _diagnose(path: Path, wanted: list[str]) -> None:
         for column in numeric:
             text = chunk[column].str.strip()
             values = pd.to_numeric(text, errors="coerce")
-            bad = values.isna() & (text != "")
+            missing = text.isin(NA_TEXT)
+            bad = values.isna() & ~missing
             if column in _INT_COLUMNS:
-                bad |= text == ""
+                bad |= missing
                 bad |= values.notna() & (values % 1 != 0)
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -104,7 +107,7 @@ def _diagnose(path: Path, wanted: list[str]) -> None:
         if first is not None:
             row, column, value, want = first
             line = int(chunk.index[row]) + 2
-            what = "is empty" if value == "" else f"has {value!r}"
+            what = "is empty" if value in NA_TEXT else f"has {value!r}"
             raise DataError(f"column {column}, line {line}: {what}, expected {want}", source=str(path))
 
 
@@ -153,7 +156,7 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
     dtypes = {c: _dtype(c) for c in wanted}
     try:
         df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False,
-                         na_values={c: [""] for c in wanted if c not in ("typeStr", "dataTime")})
+                         na_values={c: list(NA_TEXT) for c in wanted if c not in ("typeStr", "dataTime")})
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed CSV: {exc}", source=str(path)) from None
     except (ValueError, TypeError, OverflowError) as exc:
@@ -168,4 +171,4 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
 
 
 __all__ = ["M_COLUMNS", "X_COLUMNS", "Y_COLUMNS", "Z_COLUMNS", "META_COLUMNS", "CSV_COLUMNS",
-           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "load_csv"]
+           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "NA_TEXT", "load_csv"]

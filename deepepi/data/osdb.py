@@ -24,7 +24,6 @@ Rules applied to each event (documented here because they decide what the model 
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,7 +42,7 @@ _MAX_EVENT_CHARS = 1 << 28
 _WHITESPACE = " \t\r\n"
 _DATE_FORMATS = ("%d-%m-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
 _N3D = 3 * SAMPLES_PER_DATAPOINT
-_EMPTY_3D = [""] * _N3D
+_EMPTY_3D = "," * (_N3D - 1)
 
 
 @dataclass
@@ -199,6 +198,13 @@ def _iso_time(value: Any, where: str, path: Path) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
 
 
+def _csv_text(text: str) -> str:
+    """Quote a text cell the way CSV readers expect when it holds a comma, quote or line break."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _number(value: Any, name: str, where: str, path: Path) -> str:
     """A scalar cell: '' when absent/null, else the JSON number as written."""
     if value is None:
@@ -274,7 +280,7 @@ class _Filters:
 
 def _event_rows(event: dict[str, Any], index: int, path: Path, filters: _Filters,
                 stats: FlattenStats) -> list[list[str]]:
-    """CSV rows of one event ([] when it is excluded or has no usable datapoint)."""
+    """CSV lines of one event ([] when it is excluded or has no usable datapoint)."""
     where = f"event {index}"
     for key in ("id", "userId", "type"):
         if key not in event:
@@ -300,9 +306,9 @@ def _event_rows(event: dict[str, Any], index: int, path: Path, filters: _Filters
         return []
     if not isinstance(datapoints, list):
         raise DataError(f"{where}: field 'datapoints' must be a list", source=str(path))
-    type_str = f"{etype}/{_text(event.get('subType'))}"
+    type_str = _csv_text(f"{etype}/{_text(event.get('subType'))}")
     alarm = _number(event.get("osdAlarmState"), "osdAlarmState", where, path)
-    rows: list[list[str]] = []
+    rows: list[str] = []
     for j, dp in enumerate(datapoints):
         dwhere = f"{where}, datapoint {j}"
         if not isinstance(dp, dict):
@@ -327,17 +333,14 @@ def _event_rows(event: dict[str, Any], index: int, path: Path, filters: _Filters
         values = dp["rawData"][:SAMPLES_PER_DATAPOINT]
         if has_3d:
             flat3d = dp["rawData3D"][:_N3D]
-            axes = flat3d[0::3] + flat3d[1::3] + flat3d[2::3]
+            axes = ",".join(map(str, flat3d[0::3] + flat3d[1::3] + flat3d[2::3]))
         else:
             axes = _EMPTY_3D
-        row = [str(event_id), str(user_id), type_str, str(label),
-               _iso_time(dp.get("dataTime"), dwhere, path),
-               _number(dp.get("alarmState"), "alarmState", dwhere, path) or alarm,
-               _number(dp.get("specPower"), "specPower", dwhere, path),
-               _number(dp.get("roiPower"), "roiPower", dwhere, path), hr, o2]
-        row.extend(map(str, values))
-        row.extend(map(str, axes))
-        rows.append(row)
+        meta = (str(event_id), str(user_id), type_str, str(label), _iso_time(dp.get("dataTime"), dwhere, path),
+                _number(dp.get("alarmState"), "alarmState", dwhere, path) or alarm,
+                _number(dp.get("specPower"), "specPower", dwhere, path),
+                _number(dp.get("roiPower"), "roiPower", dwhere, path), hr, o2)
+        rows.append(f"{','.join(meta)},{','.join(map(str, values))},{axes}\n")
     if not rows:
         stats.exclude("no usable datapoints")
     return rows
@@ -353,14 +356,13 @@ def flatten(paths: Iterable[str | Path], out_csv: str | Path,
         raise DataError("no OSDB JSON files given")
     with atomic_path(out_csv) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
+            fh.write(",".join(CSV_COLUMNS) + "\n")
             for path in paths:
                 for index, event in enumerate(iter_events(path)):
                     stats.events_read += 1
                     rows = _event_rows(event, index, path, rules, stats)
                     if rows:
-                        writer.writerows(rows)
+                        fh.writelines(rows)
                         stats.events_written += 1
                         stats.rows_written += len(rows)
     return stats

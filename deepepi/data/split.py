@@ -8,6 +8,8 @@ stratified folds (StratifiedGroupKFold) and the first fold is the test set.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
@@ -60,7 +62,9 @@ def split_events(events: pd.DataFrame, *, test_prop: float, seed: int,
         n_splits = max(2, round(1.0 / test_prop))
         _require_users(events, n_splits, what)
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        train_idx, test_idx = next(splitter.split(labels, labels, groups=events["userId"].to_numpy()))
+        with warnings.catch_warnings():  # a thin class is checked below, with a clearer message
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            train_idx, test_idx = next(splitter.split(labels, labels, groups=events["userId"].to_numpy()))
         for label in np.unique(labels):
             if not (labels[train_idx] == label).any() or not (labels[test_idx] == label).any():
                 users = events.loc[events["label"] == label, "userId"].nunique()
@@ -88,7 +92,16 @@ def kfold_events(events: pd.DataFrame, *, n_folds: int, seed: int,
     if group_by_user:
         _require_users(events, n_folds, what)
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        folds = splitter.split(labels, labels, groups=events["userId"].to_numpy())
+        with warnings.catch_warnings():  # a thin class is checked below, with a clearer message
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            folds = list(splitter.split(labels, labels, groups=events["userId"].to_numpy()))
+        for k, (_, test_idx) in enumerate(folds):
+            for label in np.unique(labels):
+                if not (labels[test_idx] == label).any():
+                    users = events.loc[events["label"] == label, "userId"].nunique()
+                    raise DataError(f"too few users for {what} grouped by user: test fold {k} has no class "
+                                    f"{label} ({_CLASS_NAMES.get(int(label), label)}) events; {users} user(s) "
+                                    "have such events")
     else:
         _require_per_class(events, n_folds, what)
         folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(labels, labels)

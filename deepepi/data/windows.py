@@ -7,7 +7,8 @@ holds ``window`` samples. A run of n contiguous datapoints therefore gives
 (750 / 125: max(0, n - 5)).
 
 Gaps and overlaps, applied per event after sorting by dataTime (stable, so file order breaks ties):
-1. a datapoint less than 2.5 s after the previous one is an overlap or duplicate and is dropped;
+1. a datapoint less than 2.5 s after the previous row of its event (dropped or not) is an overlap
+   or duplicate and is dropped;
 2. among the kept datapoints, a gap of more than 7.5 s breaks the run: the buffer resets, and no
    window spans the gap. Gaps up to 7.5 s are treated as timing jitter of a contiguous recording.
 Every window carries its event's label, event id, user id and the dataTime of its last datapoint.
