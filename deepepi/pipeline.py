@@ -1,0 +1,131 @@
+"""`deepepi pipeline`: the main job end to end on the built-in dataset (or a given CSV).
+
+Train TensorFlow (configs/nnConfig_deep.json) and PyTorch (configs/nnConfig_deep_pytorch.json),
+export both to ONNX, verify the two trained models against each other (trained mode), transfer the
+TensorFlow model's weights to PyTorch, export that twin and verify it against the TensorFlow export
+(same-weights mode). Writes OUT/report.json. Epochs default to 4 so the whole job takes a few
+minutes on a 2-core CPU; the verdicts, not the accuracy, are the point of the default run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from deepepi.config import REPO_CONFIGS, load_config
+from deepepi.errors import DeepEpiError
+from deepepi.io import write_json
+
+DEFAULT_EPOCHS = 4
+CONFIGS = {"tensorflow": REPO_CONFIGS / "nnConfig_deep.json",
+           "pytorch": REPO_CONFIGS / "nnConfig_deep_pytorch.json"}
+REQUIRED_MODULES = {"tensorflow": ("tensorflow", "tf2onnx"), "pytorch": ("torch",)}
+REPORT = "report.json"
+Echo = Callable[[str], Any]
+
+
+class PipelineError(DeepEpiError):
+    """The pipeline cannot run here (a framework is missing)."""
+
+
+def require_frameworks() -> None:
+    """Both frameworks and both exporters must be importable; else one line naming what is missing."""
+    missing = [module for modules in REQUIRED_MODULES.values() for module in modules
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise PipelineError(f"deepepi pipeline needs both frameworks; missing {', '.join(missing)} "
+                            f"(pip install 'deepepi[all]')")
+
+
+def train_runs(out: Path, csv: Path, epochs: int, echo: Echo) -> dict[str, Path]:
+    """Train each framework into OUT/<framework>; returns the run directories."""
+    from deepepi.train.run import train
+
+    runs = {}
+    for framework, config in CONFIGS.items():
+        echo(f"== training {framework} ({config.name}, {epochs} epochs)")
+        result = train(load_config(config), data=csv, framework=framework, out=out / framework,
+                       epochs=epochs, quiet=True)
+        runs[framework] = result.run_dir
+    return runs
+
+
+def export_and_verify(runs: dict[str, Path], csv: Path, echo: Echo) -> dict[str, Any]:
+    """Export both runs, verify them (trained), transfer TF -> PyTorch, export, verify (same weights)."""
+    from deepepi.export import export_run
+    from deepepi.verify.runner import verify
+
+    exports = {}
+    for framework, run_dir in runs.items():
+        result = export_run(run_dir)
+        echo(f"== exported {framework}: {result.path} (self-check max abs {result.max_abs_diff:.2e})")
+        exports[framework] = result
+    twin = export_run(runs["tensorflow"], framework="pytorch")
+    echo(f"== transferred tensorflow weights to pytorch and exported {twin.path} "
+         f"(self-check max abs {twin.max_abs_diff:.2e})")
+    config = runs["tensorflow"] / "config.json"
+    trained = verify(exports["tensorflow"].path, exports["pytorch"].path, data=csv, config=config,
+                     mode="trained")
+    same = verify(exports["tensorflow"].path, twin.path, data=csv, config=config, mode="same-weights")
+    for title, report in (("trained mode: tensorflow vs pytorch", trained),
+                          ("same-weights mode: tensorflow vs its pytorch twin", same)):
+        echo(f"== verify, {title}")
+        echo(report.table())
+    return {
+        "exports": {name: {"path": str(r.path), "self_check_max_abs": r.max_abs_diff,
+                           "metadata": r.metadata}
+                    for name, r in (*exports.items(), ("pytorch_twin_of_tensorflow", twin))},
+        "verify_trained": trained.to_dict(),
+        "verify_same_weights": same.to_dict(),
+        "passed": trained.passed and same.passed,
+    }
+
+
+def _test_metrics(run_dir: Path) -> dict[str, Any]:
+    from deepepi.train.artifacts import read_json
+
+    window = read_json(run_dir / "metrics.json").get("test", {}).get("window", {})
+    return {"tpr": window.get("tpr"), "fpr": window.get("fpr")}
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The few lines a user reads at the end."""
+    lines = [f"pipeline: {'PASS' if summary['passed'] else 'FAIL'} ({summary['seconds']:.0f} s)"]
+    for framework, run in summary["runs"].items():
+        lines.append(f"  {framework:<10} run {run['dir']}: test window TPR {_fmt(run['test']['tpr'])}"
+                     f" FPR {_fmt(run['test']['fpr'])}")
+    trained = {c["name"]: c for c in summary["verify_trained"]["checks"]}
+    same = {c["name"]: c for c in summary["verify_same_weights"]["checks"]}
+    lines.append(f"  trained mode      {'PASS' if summary['verify_trained']['passed'] else 'FAIL'}: "
+                 f"argmax agreement {trained['argmax agreement']['figures']['agreement']:.4f}")
+    lines.append(f"  same-weights mode {'PASS' if summary['verify_same_weights']['passed'] else 'FAIL'}: "
+                 f"max abs diff {same['A vs B difference']['figures']['max_abs']:.2e}")
+    return lines
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def run(out: str | Path = "artifacts/pipeline", *, epochs: int = DEFAULT_EPOCHS,
+        data: str | Path | None = None, echo: Echo = print) -> dict[str, Any]:
+    """The whole job; returns the summary written to OUT/report.json (``passed`` is the verdict)."""
+    require_frameworks()
+    from deepepi.data.synth import default_dataset
+
+    start = time.perf_counter()
+    out = Path(out)
+    csv = Path(data) if data is not None else default_dataset()
+    runs = train_runs(out, csv, epochs, echo)
+    summary = export_and_verify(runs, csv, echo)
+    summary = {"data": str(csv), "epochs": epochs,
+               "runs": {fw: {"dir": str(d), "config": str(CONFIGS[fw]), "test": _test_metrics(d)}
+                        for fw, d in runs.items()},
+               **summary, "seconds": time.perf_counter() - start}
+    write_json(out / REPORT, summary)
+    for line in summary_lines(summary):
+        echo(line)
+    echo(f"report: {out / REPORT}")
+    return summary

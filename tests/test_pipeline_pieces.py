@@ -1,0 +1,60 @@
+"""`deepepi pipeline` in pieces (the full job trains two models for minutes): framework gate,
+export + transfer + both verifications on ready-made run directories, and the summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepepi import pipeline
+from deepepi.cli import main
+from onnx_helpers import make_run, small_config
+
+
+def test_missing_framework_is_one_line_exit_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(pipeline.REQUIRED_MODULES, "pytorch", ("torch", "deepepi_absent_module"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pipeline", "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.strip() == ("deepepi: error: deepepi pipeline needs both frameworks; missing "
+                           "deepepi_absent_module (pip install 'deepepi[all]')")
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory):
+    from deepepi.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("data"), users=2, events=6, seed=5).csv_path
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_export_transfer_and_verify_on_ready_runs(tmp_path, csv):
+    runs = {fw: make_run(tmp_path / fw, small_config(framework=fw), seed=7)
+            for fw in ("tensorflow", "pytorch")}
+    lines: list[str] = []
+    result = pipeline.export_and_verify(runs, csv, lines.append)
+    assert result["passed"] is True
+    assert (runs["tensorflow"] / "model.onnx").is_file() and (runs["pytorch"] / "model.onnx").is_file()
+    twin = result["exports"]["pytorch_twin_of_tensorflow"]
+    assert twin["path"] == str(runs["tensorflow"] / "model.torch.onnx")
+    assert twin["metadata"]["framework"] == "pytorch" and twin["self_check_max_abs"] <= 1e-5
+    trained, same = result["verify_trained"], result["verify_same_weights"]
+    assert trained["mode"] == "trained" and trained["inputs"]["kind"] == "csv"
+    assert same["mode"] == "same-weights" and same["passed"] is True
+    diff = next(c for c in same["checks"] if c["name"] == "A vs B difference")
+    assert diff["figures"]["max_abs"] <= 1e-5
+    # the two runs hold identical weights, so the trained-mode comparison must agree everywhere
+    agree = next(c for c in trained["checks"] if c["name"] == "argmax agreement")
+    assert agree["figures"]["agreement"] == 1.0
+    assert any("same-weights mode" in line for line in lines)
+
+    summary = {"passed": result["passed"], "seconds": 1.0, **result,
+               "runs": {fw: {"dir": str(d), "test": {"tpr": 0.5, "fpr": None}} for fw, d in runs.items()}}
+    text = "\n".join(pipeline.summary_lines(summary))
+    assert text.startswith("pipeline: PASS")
+    assert "argmax agreement 1.0000" in text and "TPR 0.500 FPR n/a" in text
+    json.dumps(summary)  # the report is plain JSON
