@@ -138,7 +138,7 @@ def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield the events of an OSDB JSON file (a JSON array of objects) one at a time."""
     path = Path(path)
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError("OSDB JSON file not found", source=str(path)) from None
     except IsADirectoryError:
