@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from deepepi.config import FRAMEWORKS, load_config
@@ -26,6 +28,8 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, train as run_train
 
+    # Ctrl-C must reach the trainer even when started from a shell that ignores SIGINT in background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = load_config(config)
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,

@@ -66,12 +66,12 @@ def _osd_alarm(df, windows) -> np.ndarray | None:  # noqa: ANN001 - DataFrame, W
 def prepare(cfg, csv_path: str | Path) -> Datasets:  # noqa: ANN001 - deepepi.config.Config
     """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section."""
     from deepepi.data.balance import balance_events
-    from deepepi.data.csvio import load_csv
+    from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
     from deepepi.data.split import events_table, kfold_events, split_events
     from deepepi.data.windows import windows_from_config
 
     proc, seed, source = cfg.processing, cfg.seed, str(csv_path)
-    df = load_csv(csv_path)
+    df = load_csv(csv_path, columns=(*WINDOW_COLUMNS, "osdAlarmState"))
     events = events_table(df)
     if len(events) < 3:
         raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
@@ -88,7 +88,12 @@ def prepare(cfg, csv_path: str | Path) -> Datasets:  # noqa: ANN001 - deepepi.co
     val_prop = float(proc["validationProp"])
     if 0.0 < val_prop < 1.0:
         train_events = events[events["eventId"].isin(train_ids)]
-        train_ids, val_ids = split_events(train_events, test_prop=val_prop, seed=seed, group_by_user=group)
+        try:
+            train_ids, val_ids = split_events(train_events, test_prop=val_prop, seed=seed, group_by_user=group)
+        except DataError as err:
+            raise DataError(f"validation split of the training events (validationProp={val_prop}): {err}; "
+                            "use more events, or validationProp 0 to validate on the test split",
+                            source=source) from None
         val_source = "train events"
         notes.append(f"validation: {val_prop} of the training events (validationProp={val_prop})")
     else:

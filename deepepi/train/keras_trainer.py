@@ -235,7 +235,7 @@ def fit(job: Job) -> FitResult:
     callbacks.append(_ResumePoint(job, checkpoint, early, plateau, saved))
     if start < job.epochs:
         model.fit(_dataset(train.X, train.y, batch_size, seed), epochs=job.epochs, initial_epoch=start,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=callbacks, shuffle=False, verbose=0)
     stopped = early.stopped_epoch > 0
     if stopped:
         job.log.info(f"early stopping after epoch {early.stopped_epoch + 1} (val_loss has not improved for "

@@ -1,0 +1,66 @@
+"""`deepepi train` input errors: one line on stderr and exit code 2, before any framework is loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepepi.cli import main
+from deepepi.config import REPO_CONFIGS
+
+SMOKE = REPO_CONFIGS / "smoke.json"
+
+
+def _fails(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *args])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepepi: error: "), lines
+    return lines[0]
+
+
+def test_config_with_bad_value_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = json.loads(SMOKE.read_text())
+    raw["modelConfig"]["batchSize"] = "big"
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps(raw))
+    line = _fails(["--config", str(cfg), "--out", str(tmp_path / "run")], capsys)
+    assert str(cfg) in line and "modelConfig.batchSize" in line and '"big"' in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_not_json_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tmp_path / "broken.json"
+    cfg.write_text("{ not json")
+    assert "not valid JSON" in _fails(["--config", str(cfg), "--out", str(tmp_path / "run")], capsys)
+
+
+def test_missing_data_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    missing = tmp_path / "nope.csv"
+    line = _fails(["--config", str(SMOKE), "--data", str(missing), "--out", str(tmp_path / "run")], capsys)
+    assert str(missing) in line and "not found" in line
+
+
+def test_data_with_too_few_events_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from deepepi.data.synth import synthesize
+
+    csv = synthesize(tmp_path / "data", users=2, events=6, seed=0).csv_path
+    line = _fails(["--config", str(SMOKE), "--data", str(csv), "--out", str(tmp_path / "run")], capsys)
+    assert "too few events" in line
+
+
+def test_resume_without_a_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    line = _fails(["--config", str(SMOKE), "--out", str(tmp_path / "run"), "--resume"], capsys)
+    assert "no resumable run here" in line
+
+
+def test_train_modules_import_no_framework() -> None:
+    code = ("import sys, deepepi.cli.train_cmd, deepepi.train.run, deepepi.train.dataset; "
+            "bad = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,175 @@
+"""`deepepi.train.run.train` end to end on tiny synthetic data and configs/smoke.json, per framework.
+
+Each framework trains once per module (3 epochs); the tests then read that run directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepepi.config import REPO_CONFIGS, load_config
+from deepepi.train import artifacts as art
+from deepepi.train.metrics import HISTORY_KEYS, final_report
+from deepepi.train.run import train
+from deepepi.train.schedule import ThreePhase
+
+SMOKE = REPO_CONFIGS / "smoke.json"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from deepepi.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
+
+
+def _run(csv: Path, out: Path, framework: str, **overrides) -> Path:  # noqa: ANN003
+    cfg = load_config(SMOKE)
+    if overrides:
+        cfg = cfg.with_overrides(**overrides)
+    result = train(cfg, data=csv, framework=framework, out=out, quiet=True)
+    assert result.run_dir == out
+    return out
+
+
+@pytest.fixture(scope="module")
+def torch_run(csv_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(csv_path, tmp_path_factory.mktemp("torch") / "run", "pytorch")
+
+
+@pytest.fixture(scope="module")
+def keras_run(csv_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(csv_path, tmp_path_factory.mktemp("keras") / "run", "tensorflow")
+
+
+def _history(run: Path) -> list[dict]:
+    return json.loads((run / art.HISTORY).read_text())
+
+
+def _check_common(run: Path, framework: str) -> dict:
+    """Artefacts every run has, whatever the framework; returns metrics.json."""
+    native = art.MODEL_FILES[framework]
+    other = art.MODEL_FILES["tensorflow" if framework == "pytorch" else "pytorch"]
+    for name in (native, art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG):
+        assert (run / name).is_file(), name
+    assert not (run / other).exists() and not (run / art.RESUME_DIR).exists()
+    assert (run / art.PLOT).read_bytes()[:8] == PNG_MAGIC
+    config = json.loads((run / art.CONFIG).read_text())
+    assert config["modelConfig"]["framework"] == framework and config["randomSeed"] == 42
+    hist = _history(run)
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert all(tuple(h) == HISTORY_KEYS for h in hist)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    metrics = json.loads((run / art.METRICS).read_text())
+    val_losses = [h["val_loss"] for h in hist]
+    assert metrics["best_epoch"] == int(np.argmin(val_losses)) + 1  # gate off: lowest val_loss wins
+    w = metrics["test"]["window"]
+    assert w["tp"] + w["fp"] + w["tn"] + w["fn"] == metrics["test"]["windows"]
+    assert "osd_baseline" in metrics["test"]
+    log = (run / art.LOG).read_text()
+    assert "validation: 0.25 of the training events" in log and log.rstrip().splitlines()[-1].startswith("done: ")
+    return metrics
+
+
+def _test_windows(csv: Path, run: Path):  # noqa: ANN202 - Windows
+    from deepepi.config import from_dict
+    from deepepi.train.dataset import prepare
+
+    return prepare(from_dict(json.loads((run / art.CONFIG).read_text()), warn=False), csv).test
+
+
+def _assert_report_matches(metrics: dict, csv: Path, run: Path, probs: np.ndarray) -> None:
+    """The saved model reproduces metrics.json on the test split (it is the selected model)."""
+    test = _test_windows(csv, run)
+    # log-probabilities are logits up to a per-row constant: same argmax, same cross-entropy
+    report = final_report(test.y, np.log(np.clip(probs, 1e-30, None)), test.event_id)
+    for level in ("window", "event"):
+        for key in ("tp", "fp", "tn", "fn"):
+            assert report[level][key] == metrics["test"][level][key], (level, key)
+    assert report["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.torch
+def test_torch_run_artefacts_and_learning(torch_run: Path, csv_path: Path) -> None:
+    from deepepi.models.torch_deepepi import export_weights, load_checkpoint, predict_proba
+    from deepepi.models.weights import load_weights
+
+    metrics = _check_common(torch_run, "pytorch")
+    model, spec, payload = load_checkpoint(torch_run / "model.pt")
+    assert payload["best_epoch"] == metrics["best_epoch"]
+    assert payload["config"]["modelConfig"]["framework"] == "pytorch"
+    weights, wspec = load_weights(torch_run / art.WEIGHTS)
+    assert wspec == spec
+    for key, value in export_weights(model, spec).items():
+        np.testing.assert_array_equal(weights[key], value)
+    test = _test_windows(csv_path, torch_run)
+    _assert_report_matches(metrics, csv_path, torch_run, predict_proba(model, test.X))
+
+
+@pytest.mark.torch
+def test_torch_same_seed_same_history_bytes(torch_run: Path, csv_path: Path, tmp_path: Path) -> None:
+    again = _run(csv_path, tmp_path / "again", "pytorch")
+    assert (again / art.HISTORY).read_bytes() == (torch_run / art.HISTORY).read_bytes()
+
+
+SCHEDULE = dict(useLrSchedule=True, warmupSteps=5, mainSteps=20, cooldownSteps=10, lrPeak=0.004,
+                lrMainEnd=0.001, epochs=2)
+
+
+def _assert_schedule_followed(run: Path, csv: Path) -> None:
+    """history's lr is the rate of each epoch's last optimisation step, per the shared schedule."""
+    cfg = load_config(SMOKE).with_overrides(**SCHEDULE)
+    schedule = ThreePhase.from_model_config(cfg.model)
+    steps = -(-len(_train_labels(csv, run)) // int(cfg.model["batchSize"]))
+    expected = [schedule(e * steps - 1) for e in (1, 2)]
+    assert [h["lr"] for h in _history(run)] == pytest.approx(expected, rel=1e-6)
+    assert "three-phase LR schedule (ReduceLROnPlateau off)" in (run / art.LOG).read_text()
+
+
+def _train_labels(csv: Path, run: Path) -> np.ndarray:
+    from deepepi.config import from_dict
+    from deepepi.train.dataset import prepare
+
+    return prepare(from_dict(json.loads((run / art.CONFIG).read_text()), warn=False), csv).train.y
+
+
+@pytest.mark.torch
+def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
+    _assert_schedule_followed(_run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE), csv_path)
+
+
+@pytest.mark.tf
+def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> None:
+    from deepepi.models.keras_deepepi import export_weights, load_keras_model, predict_proba
+    from deepepi.models.spec import ArchSpec
+    from deepepi.models.weights import load_weights
+
+    metrics = _check_common(keras_run, "tensorflow")
+    model = load_keras_model(keras_run / "model.keras")
+    weights, spec = load_weights(keras_run / art.WEIGHTS)
+    assert spec == ArchSpec.from_config(load_config(SMOKE))
+    for key, value in export_weights(model, spec).items():
+        np.testing.assert_array_equal(weights[key], value)
+    test = _test_windows(csv_path, keras_run)
+    _assert_report_matches(metrics, csv_path, keras_run, predict_proba(model, test.X))
+
+
+@pytest.mark.tf
+def test_keras_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
+    _assert_schedule_followed(_run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE), csv_path)
+
+
+@pytest.mark.torch
+@pytest.mark.tf
+def test_history_keys_identical_between_frameworks(torch_run: Path, keras_run: Path) -> None:
+    torch_hist, keras_hist = _history(torch_run), _history(keras_run)
+    assert [list(h) for h in torch_hist] == [list(h) for h in keras_hist]
+    assert list(torch_hist[0]) == list(HISTORY_KEYS)
+    torch_metrics = json.loads((torch_run / art.METRICS).read_text())
+    keras_metrics = json.loads((keras_run / art.METRICS).read_text())
+    assert torch_metrics["test"]["windows"] == keras_metrics["test"]["windows"]  # same arrays to both
