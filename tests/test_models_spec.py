@@ -123,6 +123,9 @@ def test_spec_round_trips_through_dict_and_json():
     assert ArchSpec.from_dict(s.to_dict()) == s
     assert ArchSpec.from_json(s.to_json()) == s
     assert json.loads(s.to_json())["filters"] == [4, 6]
+    from_numpy = ArchSpec(window=np.int64(200), filters=np.array([4, 6]), strides=(2, 1), dense_widths=(),
+                          conv_dropout=0.1)
+    assert from_numpy == s and from_numpy.to_json() == s.to_json()
 
 
 def test_from_dict_rejects_unknown_and_missing_keys():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,7 +87,9 @@ class ArchSpec:
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                 raise SpecError(f"{name}: got {value!r}, expected a list of integers")
-            object.__setattr__(self, name, tuple(value))
+            object.__setattr__(self, name, tuple(_plain_int(v) for v in value))
+        for name in ("window", "in_channels", "kernel_size", "num_classes"):
+            object.__setattr__(self, name, _plain_int(getattr(self, name)))
         self._validate()
         object.__setattr__(self, "_layers", self._build_layers())
 
@@ -287,3 +290,8 @@ class ArchSpec:
 
 def _is_real(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _plain_int(v: Any) -> Any:
+    """numpy integers become Python ints (so the spec stays JSON-able); anything else is validated as given."""
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v

@@ -121,7 +121,7 @@ def import_weights(model: DeepEpiCnn, spec: ArchSpec, weights: dict[str, np.ndar
                 tensor.copy_(torch.from_numpy(arr))
 
 
-def predict_proba(model: nn.Module, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def predict_proba(model: DeepEpiCnn, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Softmax probabilities float32 [n, num_classes] for windows in g, in eval mode, without grads."""
     x = _check_input(x_g, model.spec.window)
     was_training = model.training
