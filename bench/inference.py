@@ -4,7 +4,7 @@ One DeepEpi model (reference spec, window 750, seeded random weights) is built i
 with identical weights and exported through the real converters. Measured in one process:
 - single-window latency p50/p99 (ms) with ``--threads`` intra-op threads (default 1) for each of
   onnxruntime (both exports), Keras ``model.predict``, Keras direct ``model(x, training=False)``
-  and PyTorch eager;
+  (eager, and inside a tf.function), Keras ``predict_on_batch`` and PyTorch eager;
 - batch throughput (windows/s) at ``--batch`` windows per call, same thread setting;
 - `deepepi verify` wall time on ``--verify-windows`` random windows (default 10,000; onnxruntime's
   default threads), the same-weights comparison of the two exports.
@@ -81,13 +81,16 @@ def build_models(threads: int, root: Path) -> dict[str, Callable[[np.ndarray], o
         with torch.no_grad():
             return torch.softmax(torch_model(torch.from_numpy(pre.apply(raw))), dim=-1)
 
+    graph_call = tf.function(lambda x: keras.ops.softmax(keras_model(x, training=False)))
     return {
         "onnxruntime (tf2onnx export)": lambda raw: sessions["tf"].run(None, {"acc": raw}),
         "onnxruntime (torch.onnx export)": lambda raw: sessions["torch"].run(None, {"acc": raw}),
         "Keras model.predict": lambda raw: keras_model.predict(pre.apply(raw), verbose=0,
                                                                batch_size=len(raw)),
-        "Keras model(x) direct": lambda raw: keras.ops.softmax(keras_model(pre.apply(raw),
-                                                                           training=False)),
+        "Keras model(x) direct (eager)": lambda raw: keras.ops.softmax(keras_model(pre.apply(raw),
+                                                                                   training=False)),
+        "Keras predict_on_batch": lambda raw: keras_model.predict_on_batch(pre.apply(raw)),
+        "Keras model(x) in tf.function": lambda raw: graph_call(tf.constant(pre.apply(raw))),
         "PyTorch eager": torch_eager,
     }
 

@@ -98,8 +98,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                      f" FPR {_fmt(run['test']['fpr'])}")
     trained = {c["name"]: c for c in summary["verify_trained"]["checks"]}
     same = {c["name"]: c for c in summary["verify_same_weights"]["checks"]}
+    agree = trained["argmax agreement"]["figures"]
     lines.append(f"  trained mode      {'PASS' if summary['verify_trained']['passed'] else 'FAIL'}: "
-                 f"argmax agreement {trained['argmax agreement']['figures']['agreement']:.4f}")
+                 f"argmax agreement {agree['agreement']:.4f} (windows per predicted class: "
+                 f"A {agree['predicted_a']}, B {agree['predicted_b']})")
     lines.append(f"  same-weights mode {'PASS' if summary['verify_same_weights']['passed'] else 'FAIL'}: "
                  f"max abs diff {same['A vs B difference']['figures']['max_abs']:.2e}")
     return lines

@@ -199,6 +199,11 @@ def test_rates_and_per_class_agreement():
     agree = checks.agreement(probs_a, probs_b, labels, min_agreement=0.8)
     assert agree.figures["agreement"] == 0.75 and agree.status == "FAIL"
     assert agree.figures["per_class"] == {"0": {"n": 2, "agreement": 0.5}, "1": {"n": 2, "agreement": 1.0}}
+    assert agree.figures["predicted_a"] == [2, 2] and agree.figures["predicted_b"] == [1, 3]
+    assert "one class only" not in agree.detail
+    constant = checks.agreement(probs_a[:, ::-1] * 0 + [0.9, 0.1], probs_b * 0 + [0.8, 0.2], labels,
+                                min_agreement=0.99)
+    assert constant.status == "PASS" and "each predict one class only (0, 0)" in constant.detail
 
 
 def test_checker_failure_is_reported_not_raised(pair):

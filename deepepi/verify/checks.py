@@ -168,18 +168,25 @@ def tolerance(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float, enforce
 def agreement(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, *,
               min_agreement: float | None) -> Check:
     """Argmax agreement overall and per true class; a FAIL condition when ``min_agreement`` is set."""
-    same = np.argmax(a, axis=1) == np.argmax(b, axis=1)
+    pred_a, pred_b = np.argmax(a, axis=1), np.argmax(b, axis=1)
+    same = pred_a == pred_b
     overall = float(same.mean()) if same.size else 0.0
     per_class = {}
     if labels is not None:
         for cls in np.unique(labels):
             mask = labels == cls
             per_class[str(int(cls))] = {"n": int(mask.sum()), "agreement": float(same[mask].mean())}
+    classes = a.shape[1]
     figures = {"agreement": overall, "disagreements": int((~same).sum()), "n": int(same.size),
-               "per_class": per_class, "min_agreement": min_agreement}
+               "per_class": per_class, "min_agreement": min_agreement,
+               "predicted_a": np.bincount(pred_a, minlength=classes).tolist(),
+               "predicted_b": np.bincount(pred_b, minlength=classes).tolist()}
     detail = f"{overall:.4%} of {same.size} windows"
     if per_class:
         detail += " (" + ", ".join(f"class {c}: {v['agreement']:.4%}" for c, v in per_class.items()) + ")"
+    if same.size and len(np.unique(pred_a)) == 1 and len(np.unique(pred_b)) == 1:
+        # Two constant predictors agree trivially; say so rather than let 100% look like evidence.
+        detail += f"; note: A and B each predict one class only ({pred_a[0]}, {pred_b[0]})"
     if min_agreement is None:
         return Check("argmax agreement", INFO, detail, figures)
     return Check("argmax agreement", _status(overall >= min_agreement),
