@@ -150,15 +150,18 @@ def _activity(kind: str, rng: np.random.Generator, n: int, user: _User) -> np.nd
 
 def _daily(rng: np.random.Generator, n: int, user: _User, kinds: tuple[str, ...] = _NDA_KINDS) -> np.ndarray:
     """Consecutive NDA activities filling [n, 3]."""
-    cuts = np.sort(rng.integers(0, n, size=rng.integers(0, 3)))
-    bounds = np.concatenate([[0], cuts, [n]])
-    parts = [_activity(str(rng.choice(kinds)), rng, int(hi - lo), user)
-             for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-    return np.concatenate(parts) if parts else np.zeros((n, 3))
+    count = int(rng.integers(0, 3))
+    cuts = np.unique(rng.integers(1, n // FS, size=count) * FS) if n >= 2 * FS else np.empty(0, np.int64)
+    bounds = np.concatenate([[0], cuts, [n]])  # whole seconds apart: no segment under 1 s
+    return np.concatenate([_activity(str(rng.choice(kinds)), rng, int(hi - lo), user)
+                           for lo, hi in zip(bounds[:-1], bounds[1:])])
 
 
-def _clonic(rng: np.random.Generator, n: int, user: _User) -> np.ndarray:
-    """Clonic jerks whose rate slows geometrically from ~6 Hz to ~2 Hz, [n, 3] mg."""
+def _clonic(rng: np.random.Generator, n: int, user: _User, down: np.ndarray) -> np.ndarray:
+    """Clonic jerks whose rate slows geometrically from ~6 Hz to ~2 Hz, [n, 3] mg.
+
+    The limb flexes largely along gravity (``down``), so the jerks show in the magnitude too.
+    """
     f0, f1 = rng.uniform(5.0, 6.5), rng.uniform(1.5, 2.5)
     rate = f0 * (f1 / f0) ** (np.arange(n) / n)
     cycles = np.cumsum(rate) / FS + rng.uniform(0, 1)
@@ -169,7 +172,8 @@ def _clonic(rng: np.random.Generator, n: int, user: _User) -> np.ndarray:
     kernel = np.array([0.4, 1.0, 0.3, -0.6, -0.4, -0.1])
     main = np.convolve(jerk, kernel, mode="same")
     side = np.convolve(jerk * rng.uniform(-0.4, 0.4, n), kernel, mode="same")
-    return _along(main, rng, 0.2) + _along(side, rng, 0.2)
+    axis = down / np.linalg.norm(down) + 0.5 * _unit(rng)
+    return main[:, None] * axis + _along(side, rng, 0.2)
 
 
 def _tonic(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -212,22 +216,24 @@ def _iso(t: datetime) -> str:
 
 def _event(rng: np.random.Generator, event_id: int, etype: str, user: _User, start: datetime) -> dict[str, Any]:
     """One OSDB event object, fields in OSDB order."""
-    changes = sorted(int(c) for c in rng.integers(0, N, size=rng.integers(0, 3)))
+    changes = [int(c) for c in rng.integers(0, N, size=rng.integers(0, 3))]
     seizure_times = None
     hr_extra = np.zeros(N)
     o2_drop = np.zeros(N)
     if etype == "Seizure":
+        onset = int(rng.uniform(5, 30) * FS)
+        tonic_len = int(rng.uniform(5, 12) * FS)
+        clonic_end = min(onset + tonic_len + int(rng.uniform(70, 130) * FS), N - 5 * FS)
+        changes.append(onset)  # the wrist turns as the body stiffens
+    down = _orientation(rng, changes)
+    if etype == "Seizure":
         subtype = "Tonic-Clonic"
-        onset = int(rng.uniform(10, 40) * FS)
-        tonic_len = int(rng.uniform(5, 15) * FS)
-        clonic_len = int(rng.uniform(40, 100) * FS)
-        clonic_end = min(onset + tonic_len + clonic_len, N - 5 * FS)
         dyn = np.zeros((N, 3))
         dyn[:onset] = _daily(rng, onset, user, ("Resting", "Gesturing", "Typing"))
         dyn[onset:onset + tonic_len] = _tonic(rng, tonic_len)
-        dyn[onset + tonic_len:clonic_end] = _clonic(rng, clonic_end - onset - tonic_len, user)
+        dyn[onset + tonic_len:clonic_end] = _clonic(rng, clonic_end - onset - tonic_len, user,
+                                                    down[(onset + tonic_len + clonic_end) // 2])
         dyn[clonic_end:] = _activity("Resting", rng, N - clonic_end, user) * 0.3
-        changes.append(onset)
         seizure_times = [round((onset + tonic_len) / FS, 1), round(clonic_end / FS, 1)]
         t = np.arange(N)
         hr_extra = rng.uniform(40, 70) * np.clip((t - onset) / (30 * FS), 0, 1) * np.exp(
@@ -245,7 +251,7 @@ def _event(rng: np.random.Generator, event_id: int, etype: str, user: _User, sta
         subtype = str(rng.choice(_NDA_KINDS))
         dyn = _daily(rng, N, user, (subtype,) + _NDA_KINDS[:1])
         desc = f"Synthetic normal daily activity: {subtype.lower()}"
-    acc = user.gravity * _orientation(rng, changes) + dyn + user.noise * rng.normal(size=(N, 3))
+    acc = user.gravity * down + dyn + user.noise * rng.normal(size=(N, 3))
     acc3d = np.rint(acc).astype(np.int64)
     mag = np.rint(np.linalg.norm(acc, axis=1)).astype(np.int64)
     spectral = _spectral(mag.reshape(DATAPOINTS, SAMPLES).astype(np.float64))
