@@ -138,3 +138,19 @@ def test_missing_config_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "model.pt").write_bytes(b"x")
     code, _, err = cli(capsys, "export", "--onnx", tmp_path / "model.pt")
     assert code == 2 and "config.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_rejects_a_torch_export_without_softmax_or_truncated(run, tmp_path, capsys):
+    model = onnx.load(str(run / "model.onnx"))
+    softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
+    for node in model.graph.node:
+        node.output[:] = ["probabilities" if o == softmax.input[0] else o for o in node.output]
+    model.graph.node.remove(softmax)
+    onnx.save(model, str(tmp_path / "logits.onnx"))
+    code, out, _ = cli(capsys, "verify", run / "model.onnx", tmp_path / "logits.onnx", "--random", 32)
+    assert code == 1 and "softmax B" in out and "FAIL (softmax B, A vs B difference)" in out
+
+    data = (run / "model.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) * 2 // 3])
+    code, out, err = cli(capsys, "verify", run / "model.onnx", tmp_path / "cut.onnx")
+    assert code == 2 and out == "" and "cut.onnx" in err and len(err.strip().splitlines()) == 1

@@ -242,3 +242,16 @@ def test_csv_with_a_config_of_another_window_is_unusable(tmp_path, capsys):
     code, _, err = run_cli(capsys, tmp_path / "a.onnx", tmp_path / "a.onnx", "--data",
                            tmp_path / "d.csv", "--config", tmp_path / "short.json")
     assert code == 2 and "config window 100" in err
+
+
+def test_every_truncation_point_is_unusable(pair):
+    """Cutting the file anywhere (metadata included, which is serialised last) gives exit 2."""
+    from deepepi.errors import UnusableInputError
+    from deepepi.verify.runner import verify
+
+    data = (pair / "a.onnx").read_bytes()
+    cut_path = pair / "cut.onnx"
+    for cut in range(len(data)):
+        cut_path.write_bytes(data[:cut])
+        with pytest.raises(UnusableInputError):
+            verify(pair / "a.onnx", cut_path, random_n=4)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from converters.contract import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, GraphIO, graph_io, read_metadata
+from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO, graph_io,
+                                 read_metadata)
 from deepepi.errors import UnusableInputError
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
@@ -66,7 +67,16 @@ def io_window(io: GraphIO, label: str) -> tuple[int, int]:
 
 
 def comparable(a: onnx.ModelProto, b: onnx.ModelProto, labels: tuple[str, str]) -> tuple[int, int]:
-    """(window, num_classes) shared by both graphs, or UnusableInputError when they differ."""
+    """(window, num_classes) shared by both graphs, or UnusableInputError when they differ.
+
+    Every metadata key must be present: metadata is serialised last, so a file cut short between
+    two entries still parses, and only the missing keys give it away.
+    """
+    for model, label in zip((a, b), labels):
+        missing = [key for key in META_KEYS if key not in read_metadata(model)]
+        if missing:
+            raise UnusableInputError(f"not a complete deepepi ONNX file (truncated, or not exported "
+                                     f"by deepepi): metadata lacks {', '.join(missing)}", source=label)
     wa = io_window(graph_io(a), labels[0])
     wb = io_window(graph_io(b), labels[1])
     if wa != wb:

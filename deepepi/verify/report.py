@@ -31,9 +31,6 @@ class Report:
     def exit_code(self) -> int:
         return 0 if self.passed else 1
 
-    def check(self, name: str) -> Check:
-        return next(c for c in self.checks if c.name == name)
-
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({"model_a": self.model_a, "model_b": self.model_b, "mode": self.mode,
                           "passed": self.passed, "settings": self.settings, "inputs": self.inputs,
