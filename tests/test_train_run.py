@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -38,7 +39,18 @@ def _run(csv: Path, out: Path, framework: str, **overrides) -> Path:  # noqa: AN
 
 
 @pytest.fixture(scope="module")
-def torch_run(csv_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for this module's torch runs: much faster on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def torch_run(csv_path: Path, tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Path:
     return _run(csv_path, tmp_path_factory.mktemp("torch") / "run", "pytorch")
 
 
@@ -139,7 +151,8 @@ def _train_labels(csv: Path, run: Path) -> np.ndarray:
 
 
 @pytest.mark.torch
-def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
+def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path,
+                                                     one_torch_thread: None) -> None:
     _assert_schedule_followed(_run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE), csv_path)
 
 

@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from deepepi.config import Config
+from deepepi.data.windows import Windows
 from deepepi.errors import DataError
 
 
 @dataclass
 class Datasets:
-    train: "Windows"  # noqa: F821 - deepepi.data.windows.Windows
-    val: "Windows"  # noqa: F821
-    test: "Windows"  # noqa: F821
+    train: Windows
+    val: Windows
+    test: Windows
     val_source: str  # "train events" | "test split"
     notes: list[str]
     osd_alarm_test: np.ndarray | None = None
@@ -33,7 +36,7 @@ def usable_samples(n: int, batch_size: int) -> int:
     return n - 1 if n > 1 and n % batch_size == 1 else n
 
 
-def _windows_of(windows, event_ids: np.ndarray):  # noqa: ANN001, ANN202 - Windows in, Windows out
+def _windows_of(windows: Windows, event_ids: np.ndarray) -> Windows:
     """The windows of ``event_ids`` in that order; an id listed twice (oversampling) repeats its windows."""
     order = np.argsort(windows.event_id, kind="stable")
     sorted_ids = windows.event_id[order]
@@ -44,26 +47,24 @@ def _windows_of(windows, event_ids: np.ndarray):  # noqa: ANN001, ANN202 - Windo
     return windows.subset(idx)
 
 
-def _check(name: str, w, source: str) -> None:  # noqa: ANN001 - Windows
+def _check(name: str, w: Windows, source: str) -> None:
     if len(w) == 0:
         raise DataError(f"the {name} split has no windows (too few events, or events shorter than "
                         f"one window)", source=source)
 
 
-def _osd_alarm(df, windows) -> np.ndarray | None:  # noqa: ANN001 - DataFrame, Windows
+def _osd_alarm(df: pd.DataFrame, windows: Windows) -> np.ndarray | None:
     """osdAlarmState at each window's last datapoint, for the OSD baseline; None when unknown."""
     if "osdAlarmState" not in df.columns:
         return None
     table = df[["eventId", "dataTime", "osdAlarmState"]].drop_duplicates(["eventId", "dataTime"])
     keys = table.set_index(["eventId", "dataTime"])["osdAlarmState"]
-    import pandas as pd
-
     wanted = pd.MultiIndex.from_arrays([windows.event_id, windows.end_time])
     found = keys.reindex(wanted).to_numpy(dtype=np.float64)
     return None if np.isnan(found).any() else found.astype(np.int64)
 
 
-def prepare(cfg, csv_path: str | Path) -> Datasets:  # noqa: ANN001 - deepepi.config.Config
+def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
     """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section."""
     from deepepi.data.balance import balance_events
     from deepepi.data.csvio import WINDOW_COLUMNS, load_csv

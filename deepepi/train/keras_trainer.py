@@ -78,7 +78,8 @@ def _optimizer(m: dict[str, Any]) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=float(m["lrStart"]))
 
 
-def _compile(model: keras.Model, m: dict[str, Any]) -> None:
+def compile_model(model: keras.Model, m: dict[str, Any]) -> None:
+    """Optimiser per config, cross-entropy from logits, and the confusion counters for train figures."""
     model.compile(optimizer=_optimizer(m),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[ConfusionCount(kind) for kind in COUNT_KINDS])
@@ -182,7 +183,8 @@ def _best_name(epoch: int) -> str:
     return f"best-{epoch:04d}.weights.h5"
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffled (seeded, reshuffled each epoch), batched, prefetched training batches."""
     n = usable_samples(len(y), batch_size)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).take(n)
@@ -212,7 +214,7 @@ def fit(job: Job) -> FitResult:
     start = 0 if saved is None else int(saved["epoch"])
     if model is None:
         model = build_keras_model(job.spec)
-        _compile(model, m)
+        compile_model(model, m)
     if m["precision"] != "fp32" or m["compile"]:
         job.log.info("modelConfig.precision and modelConfig.compile apply to PyTorch only; Keras trains in fp32")
     schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
@@ -234,7 +236,7 @@ def fit(job: Job) -> FitResult:
     callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
     callbacks.append(_ResumePoint(job, checkpoint, early, plateau, saved))
     if start < job.epochs:
-        model.fit(_dataset(train.X, train.y, batch_size, seed), epochs=job.epochs, initial_epoch=start,
+        model.fit(input_pipeline(train.X, train.y, batch_size, seed), epochs=job.epochs, initial_epoch=start,
                   callbacks=callbacks, shuffle=False, verbose=0)
     stopped = early.stopped_epoch > 0
     if stopped:

@@ -116,6 +116,7 @@ def _clear_outputs(run_dir: Path) -> None:
     names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
     for name in names:
         (run_dir / name).unlink(missing_ok=True)
+    art.remove_resume_state(run_dir)
 
 
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
@@ -173,11 +174,11 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
         job.log.info("no epoch met the selection gate; the model is the last epoch's")
     report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test)
     chosen = next(h for h in job.history if h["epoch"] == best) if best else job.history[-1]
-    metrics = {"framework": job.cfg.framework, "best_epoch": best, "epochs_run": len(job.history),
+    metrics = {"framework": job.cfg.framework, "seed": job.cfg.seed, "best_epoch": best, "epochs_run": len(job.history),
                "stopped_early": fit.stopped_early, "gate_met": best is not None,
                "selection": {"metric": job.selector.metric, "min_sensitivity": job.selector.min_sensitivity,
                              "max_far": job.selector.max_far},
-               "validation_source": job.data.val_source, "best_epoch_validation": chosen,
+               "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report}
     io.write_json(job.run_dir / art.METRICS, metrics)
     art.plot_history(job.run_dir / art.PLOT, job.history,

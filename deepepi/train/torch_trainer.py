@@ -60,7 +60,9 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, usable)) for i in range(0, usable, batch_size)]
 
 
-class _Trainer:
+class TorchTrainer:
+    """One training run: model, optimiser, schedulers and data resident on the device."""
+
     def __init__(self, job: Job) -> None:
         self.job = job
         m = job.cfg.model
@@ -226,4 +228,4 @@ class _Trainer:
 
 def fit(job: Job) -> FitResult:
     """Train per ``job`` and write model.pt + weights.npz; returns the test split's logits."""
-    return _Trainer(job).run()
+    return TorchTrainer(job).run()
