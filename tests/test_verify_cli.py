@@ -255,3 +255,15 @@ def test_every_truncation_point_is_unusable(pair):
         cut_path.write_bytes(data[:cut])
         with pytest.raises(UnusableInputError):
             verify(pair / "a.onnx", cut_path, random_n=4)
+
+
+def test_requested_provider_that_cannot_start_is_named(pair, capsys):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA provider")
+    code, out, err = run_cli(capsys, pair / "a.onnx", pair / "b.onnx", "--random", 8,
+                             "--providers", "CUDAExecutionProvider,CPUExecutionProvider")
+    assert code == 0, out
+    used = out.splitlines()[0]
+    assert ("CUDAExecutionProvider" in used) != ("could not start CUDAExecutionProvider" in err)

@@ -65,6 +65,10 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
                         providers=[p.strip() for p in providers.split(",") if p.strip()]
                         if providers else None)
     click.echo(f"providers used: A {report.providers['a']}, B {report.providers['b']}")
+    if report.providers["not_started"]:
+        click.echo(f"deepepi: warning: onnxruntime could not start "
+                   f"{', '.join(report.providers['not_started'])}; ran on the providers above",
+                   err=True)
     click.echo(f"inputs: {report.inputs['n']} windows ({report.inputs['kind']}), mode {mode}")
     click.echo(report.table())
     if report_path:

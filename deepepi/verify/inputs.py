@@ -50,6 +50,7 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
 def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - ort.InferenceSession
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(4)  # a provider that cannot start is reported by us, once
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:

@@ -48,7 +48,9 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
                   "window": window, "num_classes": num_classes},
         inputs=dict(inputs.source, labelled=inputs.labels is not None),
         providers={"requested": chosen, "a": session_a.get_providers(),
-                   "b": session_b.get_providers()})
+                   "b": session_b.get_providers(),
+                   "not_started": sorted({p for p in chosen if p not in session_a.get_providers()}
+                                         | {p for p in chosen if p not in session_b.get_providers()})})
     report.checks += [
         checks.checker(proto_a, "A"), checks.checker(proto_b, "B"),
         checks.contract_match(proto_a, proto_b), checks.parameter_counts(proto_a, proto_b),
