@@ -29,16 +29,18 @@ import numpy as np
 WINDOW = 750
 
 
-def timings(fn: Callable[[], object], repeats: int, warmup: int = 10) -> np.ndarray:
-    """Seconds per call of ``fn`` after ``warmup`` untimed calls."""
+def timings(fn: Callable[[], object], repeats: int, warmup: int = 10) -> tuple[np.ndarray, float]:
+    """Wall seconds per call of ``fn`` after ``warmup`` untimed calls, and the process CPU time
+    over wall time (how many cores the runtime really kept busy, whatever its thread setting)."""
     for _ in range(warmup):
         fn()
     out = np.empty(repeats)
+    cpu_start = time.process_time()
     for i in range(repeats):
         start = time.perf_counter()
         fn()
         out[i] = time.perf_counter() - start
-    return out
+    return out, (time.process_time() - cpu_start) / out.sum()
 
 
 def build_models(threads: int, root: Path) -> dict[str, Callable[[np.ndarray], object]]:
@@ -126,20 +128,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name, runner in build_models(args.threads, root).items():
-            lat = timings(lambda: runner(single), args.repeats) * 1e3
-            thr = timings(lambda: runner(batch), args.batch_repeats, warmup=2)
-            rows.append({"runtime": name, "p50_ms": float(np.percentile(lat, 50)),
-                         "p99_ms": float(np.percentile(lat, 99)),
-                         "windows_per_s": float(args.batch / np.median(thr))})
+            lat, _ = timings(lambda: runner(single), args.repeats)
+            thr, cores = timings(lambda: runner(batch), args.batch_repeats, warmup=2)
+            rows.append({"runtime": name, "p50_ms": float(np.percentile(lat, 50) * 1e3),
+                         "p99_ms": float(np.percentile(lat, 99) * 1e3),
+                         "windows_per_s": float(args.batch / np.median(thr)), "cores_busy": cores})
         verify_s = verify_seconds(root, args.verify_windows)
 
     print(f"DeepEpi inference, window {WINDOW}, {args.threads} intra-op thread(s); "
           f"{platform.machine()} {os.cpu_count()} CPUs; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
-    print(f"| runtime | 1-window p50 (ms) | 1-window p99 (ms) | batch {args.batch} (windows/s) |")
-    print("|---|---:|---:|---:|")
+    print(f"| runtime | 1-window p50 (ms) | 1-window p99 (ms) | batch {args.batch} (windows/s) "
+          f"| cores busy (batch) |")
+    print("|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['runtime']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['windows_per_s']:.0f} |")
+        print(f"| {r['runtime']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['windows_per_s']:.0f} "
+              f"| {r['cores_busy']:.1f} |")
     print(f"\n`deepepi verify` (same-weights, CPU provider) on {args.verify_windows} windows: "
           f"{verify_s:.1f} s")
     if args.json:
