@@ -265,5 +265,17 @@ def test_requested_provider_that_cannot_start_is_named(pair, capsys):
     code, out, err = run_cli(capsys, pair / "a.onnx", pair / "b.onnx", "--random", 8,
                              "--providers", "CUDAExecutionProvider,CPUExecutionProvider")
     assert code == 0, out
-    used = out.splitlines()[0]
+    used = next(line for line in out.splitlines() if line.startswith("providers used"))
     assert ("CUDAExecutionProvider" in used) != ("could not start CUDAExecutionProvider" in err)
+
+
+def test_graph_that_loads_but_cannot_run_is_unusable(pair, tmp_path, capsys):
+    model = onnx.load(str(pair / "b.onnx"))
+    matmul = next(n for n in model.graph.node if n.op_type == "MatMul")
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([7, -1], np.int64), "bad_shape"))
+    reshape = helper.make_node("Reshape", [matmul.input[0], "bad_shape"], ["reshaped"])
+    matmul.input[0] = "reshaped"
+    model.graph.node.insert(list(model.graph.node).index(matmul), reshape)
+    onnx.save(model, str(tmp_path / "broken.onnx"))
+    code, _, err = run_cli(capsys, pair / "a.onnx", tmp_path / "broken.onnx", "--random", 10)
+    assert code == 2 and "broken.onnx: onnxruntime cannot" in err and len(err.strip().splitlines()) == 1

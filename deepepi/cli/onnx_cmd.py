@@ -64,6 +64,7 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
                         config=config, mode=mode, atol=atol, rtol=rtol, min_agreement=min_agreement,
                         providers=[p.strip() for p in providers.split(",") if p.strip()]
                         if providers else None)
+    click.echo(f"A: {model_a}\nB: {model_b}")
     click.echo(f"providers used: A {report.providers['a']}, B {report.providers['b']}")
     if report.providers["not_started"]:
         click.echo(f"deepepi: warning: onnxruntime could not start "

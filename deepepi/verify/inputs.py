@@ -60,10 +60,17 @@ def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - 
         raise UnusableInputError(f"onnxruntime cannot load the model: {first}", source=str(path)) from None
 
 
-def run_session(session, raw: np.ndarray, chunk: int = RUN_CHUNK) -> np.ndarray:  # noqa: ANN001
-    """Probabilities for ``raw`` [n, window] milli-g, in chunks to bound memory."""
-    parts = [session.run([OUTPUT_NAME], {INPUT_NAME: raw[i:i + chunk]})[0]
-             for i in range(0, len(raw), chunk)]
+def run_session(session, raw: np.ndarray, *, label: str, chunk: int = RUN_CHUNK) -> np.ndarray:  # noqa: ANN001
+    """Probabilities for ``raw`` [n, window] milli-g, in chunks to bound memory.
+
+    A graph that loads but cannot run (a broken node) cannot be compared: UnusableInputError.
+    """
+    try:
+        parts = [session.run([OUTPUT_NAME], {INPUT_NAME: raw[i:i + chunk]})[0]
+                 for i in range(0, len(raw), chunk)]
+    except Exception as exc:  # onnxruntime's exception classes are not part of its public API
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnusableInputError(f"onnxruntime cannot run the model: {first}", source=label) from None
     return np.concatenate(parts, axis=0)
 
 

@@ -34,7 +34,8 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
     session_a, session_b = open_session(model_a, chosen), open_session(model_b, chosen)
     inputs = (csv_inputs(data, window, config) if data is not None
               else random_inputs(random_n, window, seed=seed))
-    probs_a, probs_b = run_session(session_a, inputs.raw), run_session(session_b, inputs.raw)
+    probs_a = run_session(session_a, inputs.raw, label=labels[0])
+    probs_b = run_session(session_b, inputs.raw, label=labels[1])
     expected = (len(inputs.raw), num_classes)
     for label, probs in zip(labels, (probs_a, probs_b)):
         if probs.shape != expected:
@@ -42,15 +43,14 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
                                      f"{expected}", source=label)
 
     trained = mode == "trained"
+    used = set(session_a.get_providers()) & set(session_b.get_providers())
     report = Report(
         model_a=labels[0], model_b=labels[1], mode=mode,
         settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if trained else None,
                   "window": window, "num_classes": num_classes},
         inputs=dict(inputs.source, labelled=inputs.labels is not None),
         providers={"requested": chosen, "a": session_a.get_providers(),
-                   "b": session_b.get_providers(),
-                   "not_started": sorted({p for p in chosen if p not in session_a.get_providers()}
-                                         | {p for p in chosen if p not in session_b.get_providers()})})
+                   "b": session_b.get_providers(), "not_started": [p for p in chosen if p not in used]})
     report.checks += [
         checks.checker(proto_a, "A"), checks.checker(proto_b, "B"),
         checks.contract_match(proto_a, proto_b), checks.parameter_counts(proto_a, proto_b),
