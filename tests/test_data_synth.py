@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ from sklearn.linear_model import LogisticRegression
 
 from deepepi.cli.data_cmd import data_group
 from deepepi.data.csvio import CSV_COLUMNS, load_csv
+from deepepi.data import synth
 from deepepi.data.osdb import iter_events
 from deepepi.data.split import events_table, split_events
-from deepepi.data.synth import FILES, default_dataset, synthesize
+from deepepi.data.synth import FILES, GENERATOR_VERSION, MANIFEST_NAME, default_dataset, synthesize
 from deepepi.data.windows import make_windows
 
 EVENT_KEYS = ["id", "userId", "type", "subType", "desc", "dataTime", "osdAlarmState", "sampleFreq",
@@ -78,12 +80,25 @@ def test_default_composition_and_no_regeneration(builtin: Path) -> None:
     assert events.loc[events["type"] == 1, "userId"].nunique() >= 4
     mtime = builtin.stat().st_mtime_ns
     assert default_dataset(builtin.parent.parent) == builtin and builtin.stat().st_mtime_ns == mtime
+    manifest = builtin.parent / MANIFEST_NAME
+    assert json.loads(manifest.read_text(encoding="utf-8"))["generator_version"] == GENERATOR_VERSION
     alarm = df.groupby("eventId").agg(kind=("typeStr", "first"), alarm=("osdAlarmState", "max"))
     false_alarms = alarm[alarm["kind"].str.startswith("False Alarm")]
     assert (false_alarms["alarm"] >= 2).mean() > 0.5  # the spectral baseline is fooled by them
     assert (alarm.loc[alarm["kind"] == "NDA/Resting", "alarm"] == 0).all()
     hr = df[df["hr"] > 0].groupby("type")["hr"].mean()
     assert hr[1] > hr[0] + 15
+
+
+def test_an_outdated_default_dataset_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synth, "DEFAULT_EVENTS", 6)
+    monkeypatch.setattr(synth, "DEFAULT_USERS", 2)
+    stale = tmp_path / "builtin"
+    stale.mkdir()
+    (stale / "allData.csv").write_text("old\n", encoding="utf-8")
+    (stale / MANIFEST_NAME).write_text(json.dumps({"generator_version": 1}), encoding="utf-8")
+    csv = default_dataset(tmp_path)
+    assert load_csv(csv)["eventId"].nunique() == 6
 
 
 def _dominant_hz(x: np.ndarray) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from deepepi.data.osdb import FlattenStats, flatten
-from deepepi.io import atomic_path
+from deepepi.io import atomic_path, write_json
 
 FS = 25
 SAMPLES = 125
@@ -38,6 +38,8 @@ N = SAMPLES * DATAPOINTS
 CSV_NAME = "allData.csv"
 FILES = {"Seizure": "osdb_3min_allSeizures.json", "False Alarm": "osdb_3min_falseAlarms.json",
          "NDA": "osdb_3min_ndaEvents.json"}
+GENERATOR_VERSION = 2      # bump when the generated signals change, so cached datasets are remade
+MANIFEST_NAME = "dataset.json"
 DEFAULT_SEED = 1
 DEFAULT_USERS = 8
 DEFAULT_EVENTS = 240
@@ -348,13 +350,24 @@ def synthesize(out_dir: str | Path, *, users: int = DEFAULT_USERS, events: int =
 
 
 def default_dataset(root: str | Path = "artifacts") -> Path:
-    """CSV of the built-in dataset under ``root``/builtin, generated (fixed seed) on first use."""
+    """CSV of the built-in dataset under ``root``/builtin, generated (fixed seed) on first use.
+
+    A manifest written after the CSV records how it was made; a missing or different manifest
+    (an interrupted run, or an older generator) makes the dataset again.
+    """
     out_dir = Path(root) / "builtin"
-    csv_path = out_dir / CSV_NAME
-    if not csv_path.exists():
+    csv_path, manifest_path = out_dir / CSV_NAME, out_dir / MANIFEST_NAME
+    manifest = {"generator_version": GENERATOR_VERSION, "seed": DEFAULT_SEED, "users": DEFAULT_USERS,
+                "events": DEFAULT_EVENTS}
+    try:
+        current = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = None
+    if current != manifest or not csv_path.exists():
         synthesize(out_dir, users=DEFAULT_USERS, events=DEFAULT_EVENTS, seed=DEFAULT_SEED)
+        write_json(manifest_path, manifest)
     return csv_path
 
 
-__all__ = ["SynthResult", "synthesize", "default_dataset", "FILES", "CSV_NAME", "DEFAULT_SEED",
+__all__ = ["SynthResult", "synthesize", "default_dataset", "FILES", "CSV_NAME", "GENERATOR_VERSION", "DEFAULT_SEED",
            "DEFAULT_USERS", "DEFAULT_EVENTS"]
