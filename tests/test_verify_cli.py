@@ -279,3 +279,11 @@ def test_graph_that_loads_but_cannot_run_is_unusable(pair, tmp_path, capsys):
     onnx.save(model, str(tmp_path / "broken.onnx"))
     code, _, err = run_cli(capsys, pair / "a.onnx", tmp_path / "broken.onnx", "--random", 10)
     assert code == 2 and "broken.onnx: onnxruntime cannot" in err and len(err.strip().splitlines()) == 1
+
+
+def test_batch_axis_not_named_batch_fails_contract_check(pair, tmp_path, capsys):
+    model = onnx.load(str(pair / "b.onnx"))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.save(model, str(tmp_path / "n.onnx"))
+    code, out, _ = run_cli(capsys, pair / "a.onnx", tmp_path / "n.onnx")
+    assert code == 1 and "FAIL (contract + preprocessing)" in out and "B: input must be acc" in out

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO, graph_io,
-                                 read_metadata)
+from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
+                                 contract_problems, graph_io, read_metadata)
 from deepepi.errors import UnusableInputError
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
@@ -86,11 +86,14 @@ def comparable(a: onnx.ModelProto, b: onnx.ModelProto, labels: tuple[str, str]) 
     return wa
 
 
-def contract_match(a: onnx.ModelProto, b: onnx.ModelProto) -> Check:
-    """I/O signature, opset and the contract metadata (preprocessing included) must be identical."""
+def contract_match(a: onnx.ModelProto, b: onnx.ModelProto, *, window: int, num_classes: int) -> Check:
+    """Each file follows the contract, and the I/O signature, opset and contract metadata
+    (preprocessing included) are identical."""
     io_a, io_b = graph_io(a).to_dict(), graph_io(b).to_dict()
     meta_a, meta_b = read_metadata(a), read_metadata(b)
-    differences = [f"graph {key}" for key in io_a if io_a[key] != io_b[key]]
+    differences = [f"{label}: {problem}" for label, model in (("A", a), ("B", b))
+                   for problem in contract_problems(model, window=window, num_classes=num_classes)]
+    differences += [f"graph {key}" for key in io_a if io_a[key] != io_b[key]]
     for key in CONTRACT_META:
         if key not in meta_a or key not in meta_b:
             differences.append(f"metadata {key} missing")
