@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -100,3 +101,19 @@ def test_softmax_reference_rows_sum_to_one():
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-7)
     np.testing.assert_allclose(p[0], [0.5, 0.5])
     assert p[1, 0] == 1.0
+
+
+def test_export_without_the_framework_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    from deepepi.cli import main
+    from deepepi.io import write_json
+    from onnx_helpers import small_config
+
+    for module in ("torch", "converters.torch_onnx", "deepepi.models.torch_deepepi"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if torch were not installed
+    write_json(tmp_path / "config.json", small_config().to_dict())
+    (tmp_path / "model.pt").write_bytes(b"checkpoint")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--onnx", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "needs torch" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "model.onnx").exists()
