@@ -88,7 +88,8 @@ def default_output(run: Run, framework: str) -> Path:
     return run.directory / f"model.{SHORT_NAMES[framework]}.onnx"
 
 
-def _source(file: Path, cfg: Config) -> Source:
+def source_for(file: Path, cfg: Config) -> Source:
+    """Provenance recorded in the ONNX metadata: the file's name and sha256, and how windows are cut."""
     return Source(file=file.name, sha256=sha256_file(file), sample_freq=int(cfg.model["sampleFreq"]),
                   step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg))
 
@@ -146,12 +147,12 @@ def export_run(path: str | Path, *, out: str | Path | None = None, framework: st
     models, converter = _framework_modules(target)
     if target == run.framework:
         model, spec = _load_native(run, models)
-        source = _source(run.model_file, run.config)
+        source = source_for(run.model_file, run.config)
     else:
         if not run.weights_file.is_file():
             raise ModelError(f"no {WEIGHTS_FILE} to build the {target} twin from", source=str(run.directory))
         model, spec = build_twin(run.weights_file, target)
-        source = _source(run.weights_file, run.config)
+        source = source_for(run.weights_file, run.config)
     if spec.window != run.config.window:
         raise ModelError(f"model window {spec.window} differs from config.json's {run.config.window}",
                          source=str(run.directory))

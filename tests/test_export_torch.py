@@ -102,13 +102,14 @@ def test_self_check_refusal_exits_1_and_writes_nothing(run, tmp_path, capsys, mo
 
 def test_converter_raises_export_error_on_tampered_reference(run, tmp_path):
     from converters import torch_onnx
-    from deepepi.export import _source, resolve_run
+    from deepepi.export import resolve_run, source_for
     from deepepi.models.torch_deepepi import load_checkpoint
 
     model, spec, _ = load_checkpoint(run / "model.pt")
     reference = torch_onnx.native_reference(model, Preprocessing(normalise=True))
     with pytest.raises(ExportError, match="max abs difference"):
-        torch_onnx.export(model, spec, tmp_path / "m.onnx", _source(run / "model.pt", resolve_run(run).config),
+        torch_onnx.export(model, spec, tmp_path / "m.onnx",
+                          source_for(run / "model.pt", resolve_run(run).config),
                           reference=lambda raw: reference(raw)[:, ::-1])
     assert list(tmp_path.iterdir()) == []
 
