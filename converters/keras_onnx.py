@@ -24,7 +24,8 @@ from deepepi.models.spec import ArchSpec
 from deepepi.preprocessing import FLAT_STD, Preprocessing
 
 
-def contract_function(model: keras.Model, window: int, preprocessing: Preprocessing) -> tf.types.experimental.GenericFunction:
+def contract_function(model: keras.Model, window: int,
+                      preprocessing: Preprocessing) -> tf.types.experimental.GenericFunction:
     """acc [batch, window] milli-g -> training preprocessing -> model(training=False) -> softmax."""
     # Python numbers, not captured tensors: a captured tensor would become a second graph input.
     scale, normalise = float(preprocessing.scale), bool(preprocessing.normalise)

@@ -1,4 +1,4 @@
-"""`deepepi export`, `deepepi verify` and `deepepi pipeline`: ONNX export, equivalence checks, the main job."""
+"""`deepepi export`, `deepepi verify`, `deepepi pipeline`: ONNX export, equivalence checks, the main job."""
 
 from __future__ import annotations
 

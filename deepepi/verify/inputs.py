@@ -60,7 +60,8 @@ def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - 
         raise UnusableInputError(f"onnxruntime cannot load the model: {first}", source=str(path)) from None
 
 
-def run_session(session, raw: np.ndarray, *, label: str, chunk: int = RUN_CHUNK) -> np.ndarray:  # noqa: ANN001
+def run_session(session, raw: np.ndarray, *, label: str,  # noqa: ANN001 - ort.InferenceSession
+                chunk: int = RUN_CHUNK) -> np.ndarray:
     """Probabilities for ``raw`` [n, window] milli-g, in chunks to bound memory.
 
     A graph that loads but cannot run (a broken node) cannot be compared: UnusableInputError.

@@ -53,7 +53,8 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
                    "b": session_b.get_providers(), "not_started": [p for p in chosen if p not in used]})
     report.checks += [
         checks.checker(proto_a, "A"), checks.checker(proto_b, "B"),
-        checks.contract_match(proto_a, proto_b, window=window, num_classes=num_classes), checks.parameter_counts(proto_a, proto_b),
+        checks.contract_match(proto_a, proto_b, window=window, num_classes=num_classes),
+        checks.parameter_counts(proto_a, proto_b),
         checks.softmax_sanity(probs_a, "A"), checks.softmax_sanity(probs_b, "B"),
         checks.tolerance(probs_a, probs_b, atol=atol, rtol=rtol, enforce=not trained),
         checks.agreement(probs_a, probs_b, inputs.labels,
