@@ -6,7 +6,8 @@ reference used, in the same process on the same random windows:
   vs TensorDataset + DataLoader(shuffle=True, default collate).
 - TensorFlow: ours = model.fit on deepepi.train.keras_trainer's tf.data pipeline (prefetch)
   vs model.fit on the numpy arrays (the reference's call).
-Each figure is the median of ``--repeats`` timed epochs after one warm-up epoch. Prints a markdown table.
+Each figure is the median of ``--repeats`` timed epochs after one warm-up epoch, the two loops
+timed in turns. Prints a markdown table.
 
     python bench/train_throughput.py [--frameworks pytorch tensorflow] [--batches 64 512]
                                      [--samples 1024] [--repeats 5]
@@ -41,15 +42,18 @@ def _windows(n: int, window: int, seed: int = 0):  # noqa: ANN202 - deepepi.data
     return Windows(X=x, y=y, event_id=ids, user_id=np.zeros(n, dtype=np.int64), end_time=ids.astype(np.float64))
 
 
-def _timed(run_epoch: Callable[[], int], repeats: int) -> float:
-    """Median samples/s over ``repeats`` epochs after one warm-up epoch."""
-    run_epoch()
-    rates = []
+def _compare(ours: Callable[[], int], naive: Callable[[], int], repeats: int) -> tuple[list[float], list[float]]:
+    """Samples/s of each timed epoch of each loop; one warm-up epoch each, then timed epochs taken
+    in turns so that both loops see the same machine load."""
+    ours()
+    naive()
+    rates: dict[Callable[[], int], list[float]] = {ours: [], naive: []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        samples = run_epoch()
-        rates.append(samples / (time.perf_counter() - t0))
-    return statistics.median(rates)
+        for run_epoch in (ours, naive):
+            t0 = time.perf_counter()
+            samples = run_epoch()
+            rates[run_epoch].append(samples / (time.perf_counter() - t0))
+    return rates[ours], rates[naive]
 
 
 def _job(framework: str, batch: int, n: int, run_dir: Path):  # noqa: ANN202 - deepepi.train.run.Job
@@ -65,7 +69,7 @@ def _job(framework: str, batch: int, n: int, run_dir: Path):  # noqa: ANN202 - d
                log=RunLog(run_dir / "train.log", quiet=True), resume=False, quiet=True)
 
 
-def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[float, float]:
+def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[float], list[float]]:
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
@@ -98,10 +102,10 @@ def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[float,
             seen += len(yb)
         return seen
 
-    return _timed(ours, repeats), _timed(naive, repeats)
+    return _compare(ours, naive, repeats)
 
 
-def bench_keras(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[float, float]:
+def bench_keras(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[float], list[float]]:
     from deepepi.models.keras_deepepi import build_keras_model
     from deepepi.train.keras_trainer import compile_model, input_pipeline
 
@@ -120,10 +124,14 @@ def bench_keras(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[float,
         naive_model.fit(w.X, w.y, batch_size=batch, epochs=1, shuffle=True, verbose=0)
         return len(w.y)
 
-    return _timed(ours, repeats), _timed(naive, repeats)
+    return _compare(ours, naive, repeats)
 
 
 BENCHES = {"pytorch": ("torch", bench_torch), "tensorflow": ("tensorflow", bench_keras)}
+
+
+def _span(rates: list[float]) -> str:
+    return f"{min(rates):.0f}-{max(rates):.0f}"
 
 
 def _versions(frameworks: list[str]) -> str:
@@ -154,13 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         for fw in frameworks:
             for batch in args.batches:
                 n = max(args.samples, 4 * batch)
-                ours, naive = BENCHES[fw][1](batch, n, args.repeats, Path(tmp))
-                rows.append(f"| {fw} | {batch} | {n} | {ours:.0f} | {naive:.0f} | {ours / naive:.2f} |")
-                print(f"{fw} batch {batch}: ours {ours:.0f}/s, naive {naive:.0f}/s", file=sys.stderr, flush=True)
+                ours_runs, naive_runs = BENCHES[fw][1](batch, n, args.repeats, Path(tmp))
+                ours, naive = statistics.median(ours_runs), statistics.median(naive_runs)
+                rows.append(f"| {fw} | {batch} | {n} | {ours:.0f} ({_span(ours_runs)}) | {naive:.0f} "
+                            f"({_span(naive_runs)}) | {ours / naive:.2f} |")
+                print(rows[-1], file=sys.stderr, flush=True)
     print(f"Training throughput, default DeepEpi architecture (window 750), CPU; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores; "
           f"{_versions(frameworks)}; median of {args.repeats} epochs after 1 warm-up.\n")
-    print("| framework | batch | samples/epoch | ours (samples/s) | naive (samples/s) | ours / naive |")
+    print("| framework | batch | samples/epoch | ours, samples/s (min-max) | naive, samples/s (min-max) "
+          "| ours / naive |")
     print("|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     return 0

@@ -173,6 +173,22 @@ def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> No
 
 
 @pytest.mark.tf
+def test_keras_confusion_counters_match_numpy_counts() -> None:
+    from deepepi.train.keras_trainer import COUNT_KINDS, ConfusionCount
+    from deepepi.train.metrics import Counts, predicted_class
+
+    rng = np.random.default_rng(3)
+    y, logits = rng.integers(0, 2, 50), rng.standard_normal((50, 2)).astype(np.float32)
+    got = {}
+    for kind in COUNT_KINDS:
+        counter = ConfusionCount(kind)
+        counter.update_state(y[:20], logits[:20])  # accumulated over batches, like an epoch
+        counter.update_state(y[20:], logits[20:])
+        got[kind] = int(counter.result())
+    assert Counts(**got) == Counts.from_labels(y, predicted_class(logits))
+
+
+@pytest.mark.tf
 def test_keras_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
     _assert_schedule_followed(_run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE), csv_path)
 

@@ -115,7 +115,7 @@ class _EpochFigures(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         if self.bar is not None:
             self.bar.close()
-        counts = Counts(*(int(round(logs[k])) for k in COUNT_KINDS))
+        counts = Counts(**{k: int(round(logs[k])) for k in COUNT_KINDS})
         train = summarise(float(logs["loss"]), counts)
         val = evaluate(self.job.data.val.y, _logits(self.model, self.job.data.val.X))
         record = epoch_record(epoch + 1, train, val, _lr(self.model))
