@@ -14,9 +14,10 @@ import pytest
 
 from deepepi.config import REPO_CONFIGS, load_config
 from deepepi.train import artifacts as art
-from deepepi.train.metrics import HISTORY_KEYS, final_report
+from deepepi.train.metrics import HISTORY_KEYS, cross_entropy, final_report
 from deepepi.train.run import train
 from deepepi.train.schedule import ThreePhase
+from deepepi.train.selection import Selector
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -88,18 +89,32 @@ def _check_common(run: Path, framework: str) -> dict:
     return metrics
 
 
-def _test_windows(csv: Path, run: Path):  # noqa: ANN202 - Windows
+def _splits(csv: Path, run: Path):  # noqa: ANN202 - deepepi.train.dataset.Datasets
     from deepepi.config import from_dict
     from deepepi.train.dataset import prepare
 
-    return prepare(from_dict(json.loads((run / art.CONFIG).read_text()), warn=False), csv).test
+    return prepare(from_dict(json.loads((run / art.CONFIG).read_text()), warn=False), csv)
 
 
-def _assert_report_matches(metrics: dict, csv: Path, run: Path, probs: np.ndarray) -> None:
-    """The saved model reproduces metrics.json on the test split (it is the selected model)."""
-    test = _test_windows(csv, run)
-    # log-probabilities are logits up to a per-row constant: same argmax, same cross-entropy
-    report = final_report(test.y, np.log(np.clip(probs, 1e-30, None)), test.event_id)
+def _log_probs(probs: np.ndarray) -> np.ndarray:
+    """Log-probabilities are logits up to a per-row constant: same argmax, same cross-entropy."""
+    return np.log(np.clip(probs, 1e-30, None))
+
+
+def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict) -> None:  # noqa: ANN001
+    """The saved model is the selected epoch's (its val loss is that epoch's; the last epoch's when no
+    epoch passed the gate), the shared Selector replayed on history picks the same epoch, and the
+    model reproduces metrics.json."""
+    splits = _splits(csv, run)
+    history = _history(run)
+    replay = Selector.from_model_config(json.loads((run / art.CONFIG).read_text())["modelConfig"])
+    for record in history:
+        replay.update(record)
+    assert replay.best_epoch == metrics["best_epoch"] and metrics["gate_met"] == (replay.best_epoch is not None)
+    best = next(h for h in history if h["epoch"] == (metrics["best_epoch"] or history[-1]["epoch"]))
+    assert cross_entropy(_log_probs(predict(splits.val.X)), splits.val.y) == pytest.approx(best["val_loss"],
+                                                                                            rel=1e-4)
+    report = final_report(splits.test.y, _log_probs(predict(splits.test.X)), splits.test.event_id)
     for level in ("window", "event"):
         for key in ("tp", "fp", "tn", "fn"):
             assert report[level][key] == metrics["test"][level][key], (level, key)
@@ -119,8 +134,7 @@ def test_torch_run_artefacts_and_learning(torch_run: Path, csv_path: Path) -> No
     assert wspec == spec
     for key, value in export_weights(model, spec).items():
         np.testing.assert_array_equal(weights[key], value)
-    test = _test_windows(csv_path, torch_run)
-    _assert_report_matches(metrics, csv_path, torch_run, predict_proba(model, test.X))
+    _assert_saved_model_is_selected(metrics, csv_path, torch_run, lambda x: predict_proba(model, x))
 
 
 @pytest.mark.torch
@@ -129,8 +143,9 @@ def test_torch_same_seed_same_history_bytes(torch_run: Path, csv_path: Path, tmp
     assert (again / art.HISTORY).read_bytes() == (torch_run / art.HISTORY).read_bytes()
 
 
+# Also exercises min_fpr selection behind a sensitivity gate (either outcome is checked).
 SCHEDULE = dict(useLrSchedule=True, warmupSteps=5, mainSteps=20, cooldownSteps=10, lrPeak=0.004,
-                lrMainEnd=0.001, epochs=2)
+                lrMainEnd=0.001, epochs=2, modelSelectionMetric="min_fpr", saveBestMinSensitivity=0.2)
 
 
 def _assert_schedule_followed(run: Path, csv: Path) -> None:
@@ -144,16 +159,19 @@ def _assert_schedule_followed(run: Path, csv: Path) -> None:
 
 
 def _train_labels(csv: Path, run: Path) -> np.ndarray:
-    from deepepi.config import from_dict
-    from deepepi.train.dataset import prepare
-
-    return prepare(from_dict(json.loads((run / art.CONFIG).read_text()), warn=False), csv).train.y
+    return _splits(csv, run).train.y
 
 
 @pytest.mark.torch
 def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path,
                                                      one_torch_thread: None) -> None:
-    _assert_schedule_followed(_run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE), csv_path)
+    from deepepi.models.torch_deepepi import load_checkpoint, predict_proba
+
+    run = _run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE)
+    _assert_schedule_followed(run, csv_path)
+    model = load_checkpoint(run / "model.pt")[0]
+    metrics = json.loads((run / art.METRICS).read_text())
+    _assert_saved_model_is_selected(metrics, csv_path, run, lambda x: predict_proba(model, x))
 
 
 @pytest.mark.tf
@@ -168,8 +186,7 @@ def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> No
     assert spec == ArchSpec.from_config(load_config(SMOKE))
     for key, value in export_weights(model, spec).items():
         np.testing.assert_array_equal(weights[key], value)
-    test = _test_windows(csv_path, keras_run)
-    _assert_report_matches(metrics, csv_path, keras_run, predict_proba(model, test.X))
+    _assert_saved_model_is_selected(metrics, csv_path, keras_run, lambda x: predict_proba(model, x))
 
 
 @pytest.mark.tf
@@ -190,7 +207,13 @@ def test_keras_confusion_counters_match_numpy_counts() -> None:
 
 @pytest.mark.tf
 def test_keras_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
-    _assert_schedule_followed(_run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE), csv_path)
+    from deepepi.models.keras_deepepi import load_keras_model, predict_proba
+
+    run = _run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE)
+    _assert_schedule_followed(run, csv_path)
+    model = load_keras_model(run / "model.keras")
+    metrics = json.loads((run / art.METRICS).read_text())
+    _assert_saved_model_is_selected(metrics, csv_path, run, lambda x: predict_proba(model, x))
 
 
 @pytest.mark.torch
