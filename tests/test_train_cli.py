@@ -64,3 +64,18 @@ def test_train_modules_import_no_framework() -> None:
             "bad = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("model_class,expected", [
+    ("resnet50", "unknown model 'resnet50'; known models: deepEpiCnn"),
+    ("mylab.models.Custom", "opt in with allow_import=True (deepepi train --allow-import)"),
+])
+def test_unknown_model_class_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                 model_class: str, expected: str) -> None:
+    raw = json.loads(SMOKE.read_text())
+    raw["modelConfig"]["modelClass"] = model_class
+    cfg = tmp_path / "model.json"
+    cfg.write_text(json.dumps(raw))
+    line = _fails(["--config", str(cfg), "--out", str(tmp_path / "run")], capsys)
+    assert f"{cfg}: modelConfig.modelClass: " in line and expected in line
+    assert not (tmp_path / "run").exists()

@@ -33,7 +33,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into `deepepi: error: ...` and exit codes."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up and tf.data chatter
     warnings.showwarning = _one_line_warning
     _register()
     try:

@@ -112,7 +112,7 @@ def resolve(name: str, framework: str, allow_import: bool = False) -> ResolvedMo
         raise ModelError(f"unknown model {name!r}; known models: {_known_list()}")
     if not allow_import:
         raise ModelError(f"unknown model {name!r}; known models: {_known_list()}. Importing an arbitrary "
-                         f"class path runs its code: pass allow_import=True to opt in")
+                         f"class path runs its code: opt in with allow_import=True (deepepi train --allow-import)")
     return ResolvedModel(name, framework, _import_dotted(name))
 
 

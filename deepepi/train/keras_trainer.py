@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepepi import io
-from deepepi.models.keras_deepepi import build_keras_model, export_weights, save_keras_model
+from deepepi.models.keras_deepepi import export_weights, save_keras_model
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
 from deepepi.train.dataset import usable_samples
@@ -213,7 +213,7 @@ def fit(job: Job) -> FitResult:
     model, saved = _load_resume(job) if job.resume else (None, None)
     start = 0 if saved is None else int(saved["epoch"])
     if model is None:
-        model = build_keras_model(job.spec)
+        model = job.build(job.spec)
         compile_model(model, m)
     if m["precision"] != "fp32" or m["compile"]:
         job.log.info("modelConfig.precision and modelConfig.compile apply to PyTorch only; Keras trains in fp32")
@@ -245,7 +245,7 @@ def fit(job: Job) -> FitResult:
     best = job.selector.best_epoch
     if best is not None:
         model.load_weights(job.resume_dir / _best_name(best))
-    final = build_keras_model(job.spec)
+    final = job.build(job.spec)
     final.set_weights(model.get_weights())
     save_keras_model(job.run_dir / art.MODEL_FILES["tensorflow"], final)
     save_weights(job.run_dir / art.WEIGHTS, export_weights(final, job.spec), job.spec)

@@ -10,13 +10,13 @@ import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from deepepi import io
 from deepepi.config import Config, from_dict
-from deepepi.errors import DeepEpiError
+from deepepi.errors import DeepEpiError, ModelError
 from deepepi.train import artifacts as art
 from deepepi.train.dataset import Datasets, prepare
 from deepepi.train.metrics import final_report, fmt
@@ -52,6 +52,7 @@ class Job:
 
     cfg: Config
     spec: Any  # deepepi.models.spec.ArchSpec
+    build: Callable[[Any], Any]  # the registry's builder for modelConfig.modelClass in this framework
     data: Datasets
     run_dir: Path
     log: art.RunLog
@@ -98,6 +99,16 @@ def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, se
     return from_dict(raw, source=cfg.source, warn=False)
 
 
+def _model_builder(cfg: Config, allow_import: bool) -> Callable[[Any], Any]:
+    """Resolve modelConfig.modelClass through the registry before any data is read."""
+    from deepepi.models import registry
+
+    try:
+        return registry.resolve(cfg.model["modelClass"], cfg.framework, allow_import=allow_import).build
+    except ModelError as err:
+        raise ModelError(f"modelConfig.modelClass: {err}", source=cfg.source) from None
+
+
 def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
     state_path = run_dir / art.RESUME_DIR / art.RUN_STATE
     if resume:
@@ -121,9 +132,13 @@ def _clear_outputs(run_dir: Path) -> None:
 
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
-          resume: bool = False, quiet: bool = False) -> RunResult:
-    """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring."""
+          resume: bool = False, quiet: bool = False, allow_import: bool = False) -> RunResult:
+    """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
+
+    ``allow_import`` lets ``modelConfig.modelClass`` name an arbitrary dotted path (runs its code).
+    """
     cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
+    build = _model_builder(cfg, allow_import)
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
     saved = _start_state(run_dir, resume)
     if saved is not None:
@@ -152,7 +167,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
                   {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
     selector = Selector.from_model_config(cfg.model)
     log.info(f"selection: {selector.describe()}")
-    job = Job(cfg=cfg, spec=spec, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
+    job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
               quiet=quiet, selector=selector)
     trainer = importlib.import_module(TRAINERS[fw])
     t0 = time.perf_counter()

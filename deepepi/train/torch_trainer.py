@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from deepepi.io import atomic_path
-from deepepi.models.torch_deepepi import DeepEpiCnn, export_weights, save_checkpoint
+from deepepi.models.torch_deepepi import export_weights, save_checkpoint
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
 from deepepi.train.dataset import usable_samples
@@ -72,7 +72,7 @@ class TorchTrainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=self.cuda)
         _seed_all(job.cfg.seed)
-        self.model = DeepEpiCnn(job.spec).to(self.device)
+        self.model = job.build(job.spec).to(self.device)
         self.forward = torch.compile(self.model) if m["compile"] else self.model
         self.optimizer = _optimizer(self.model, m)
         self.schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
@@ -218,7 +218,7 @@ class TorchTrainer:
 
     def _write_model(self) -> None:
         job = self.job
-        cpu_model = DeepEpiCnn(job.spec)
+        cpu_model = job.build(job.spec)
         cpu_model.load_state_dict({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
         cpu_model.eval()
         save_checkpoint(job.run_dir / art.MODEL_FILES["pytorch"], cpu_model, job.spec, job.cfg.to_dict(),
