@@ -57,6 +57,7 @@ def _compare(ours: Callable[[], int], naive: Callable[[], int], repeats: int) ->
 
 
 def _job(framework: str, batch: int, n: int, run_dir: Path):  # noqa: ANN202 - deepepi.train.run.Job
+    from deepepi.models import registry
     from deepepi.models.spec import ArchSpec
     from deepepi.train.artifacts import RunLog
     from deepepi.train.dataset import Datasets
@@ -65,7 +66,8 @@ def _job(framework: str, batch: int, n: int, run_dir: Path):  # noqa: ANN202 - d
     cfg = load_config(None).with_overrides(batchSize=batch, framework=framework, modelType=framework)
     w = _windows(n, cfg.window)
     data = Datasets(train=w, val=w, test=w, val_source="train events", notes=[])
-    return Job(cfg=cfg, spec=ArchSpec.from_config(cfg), data=data, run_dir=run_dir,
+    build = registry.resolve(cfg.model["modelClass"], framework).build
+    return Job(cfg=cfg, spec=ArchSpec.from_config(cfg), build=build, data=data, run_dir=run_dir,
                log=RunLog(run_dir / "train.log", quiet=True), resume=False, quiet=True)
 
 

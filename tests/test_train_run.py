@@ -190,6 +190,13 @@ def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> No
 
 
 @pytest.mark.tf
+def test_keras_same_seed_same_history_bytes(keras_run: Path, csv_path: Path, tmp_path: Path) -> None:
+    """Op determinism + seeded shuffles: a repeat of the run in the same process is identical."""
+    again = _run(csv_path, tmp_path / "again", "tensorflow")
+    assert (again / art.HISTORY).read_bytes() == (keras_run / art.HISTORY).read_bytes()
+
+
+@pytest.mark.tf
 def test_keras_confusion_counters_match_numpy_counts() -> None:
     from deepepi.train.keras_trainer import COUNT_KINDS, ConfusionCount
     from deepepi.train.metrics import Counts, predicted_class
