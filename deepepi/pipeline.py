@@ -16,13 +16,14 @@ from typing import Any, Callable
 
 from deepepi.config import REPO_CONFIGS, load_config
 from deepepi.errors import DeepEpiError
-from deepepi.io import write_json
+from deepepi.io import atomic_path, write_json
 
 DEFAULT_EPOCHS = 4
 CONFIGS = {"tensorflow": REPO_CONFIGS / "nnConfig_deep.json",
            "pytorch": REPO_CONFIGS / "nnConfig_deep_pytorch.json"}
 REQUIRED_MODULES = {"tensorflow": ("tensorflow", "tf2onnx"), "pytorch": ("torch",)}
 REPORT = "report.json"
+TEST_CSV = "test_split.csv"
 Echo = Callable[[str], Any]
 
 
@@ -52,8 +53,27 @@ def train_runs(out: Path, csv: Path, epochs: int, echo: Echo) -> dict[str, Path]
     return runs
 
 
-def export_and_verify(runs: dict[str, Path], csv: Path, echo: Echo) -> dict[str, Any]:
-    """Export both runs, verify them (trained), transfer TF -> PyTorch, export, verify (same weights)."""
+def write_test_split(runs: dict[str, Path], csv: Path, out: Path) -> Path:
+    """The CSV rows of the test events both runs held out, so trained mode scores unseen data only."""
+    import pandas as pd
+
+    from deepepi.train.artifacts import read_json
+
+    held_out = {fw: read_json(d / "metrics.json")["test_events"] for fw, d in runs.items()}
+    first, *others = held_out.values()
+    if any(events != first for events in others):
+        raise PipelineError("the two runs held out different test events; train both on the same data and seed")
+    wanted = {str(e) for e in first}
+    path = out / TEST_CSV
+    with atomic_path(path) as tmp:
+        for i, chunk in enumerate(pd.read_csv(csv, dtype=str, keep_default_na=False, chunksize=20_000)):
+            chunk[chunk["eventId"].isin(wanted)].to_csv(tmp, mode="a", header=i == 0, index=False)
+    return path
+
+
+def export_and_verify(runs: dict[str, Path], csv: Path, test_csv: Path, echo: Echo) -> dict[str, Any]:
+    """Export both runs, verify them (trained, on the test split), transfer TF -> PyTorch, export,
+    verify (same weights, on all windows)."""
     from deepepi.export import export_run
     from deepepi.verify.runner import verify
 
@@ -66,12 +86,12 @@ def export_and_verify(runs: dict[str, Path], csv: Path, echo: Echo) -> dict[str,
     echo(f"== transferred tensorflow weights to pytorch and exported {twin.path} "
          f"(self-check max abs {twin.max_abs_diff:.2e})")
     config = runs["tensorflow"] / "config.json"
-    trained = verify(exports["tensorflow"].path, exports["pytorch"].path, data=csv, config=config,
+    trained = verify(exports["tensorflow"].path, exports["pytorch"].path, data=test_csv, config=config,
                      mode="trained")
     same = verify(exports["tensorflow"].path, twin.path, data=csv, config=config, mode="same-weights")
-    for title, report in (("trained mode: tensorflow vs pytorch", trained),
+    for title, report in (("trained mode on the test split: tensorflow vs pytorch", trained),
                           ("same-weights mode: tensorflow vs its pytorch twin", same)):
-        echo(f"== verify, {title}")
+        echo(f"== verify, {title} ({report.inputs['n']} windows)")
         echo(report.table())
     return {
         "exports": {name: {"path": str(r.path), "self_check_max_abs": r.max_abs_diff,
@@ -121,8 +141,9 @@ def run(out: str | Path = "artifacts/pipeline", *, epochs: int = DEFAULT_EPOCHS,
     out = Path(out)
     csv = Path(data) if data is not None else default_dataset()
     runs = train_runs(out, csv, epochs, echo)
-    summary = export_and_verify(runs, csv, echo)
-    summary = {"data": str(csv), "epochs": epochs,
+    test_csv = write_test_split(runs, csv, out)
+    summary = export_and_verify(runs, csv, test_csv, echo)
+    summary = {"data": str(csv), "test_split": str(test_csv), "epochs": epochs,
                "runs": {fw: {"dir": str(d), "config": str(CONFIGS[fw]), "test": _test_metrics(d)}
                         for fw, d in runs.items()},
                **summary, "seconds": time.perf_counter() - start}

@@ -37,7 +37,7 @@ def test_export_transfer_and_verify_on_ready_runs(tmp_path, csv):
     runs = {fw: make_run(tmp_path / fw, small_config(framework=fw), seed=7)
             for fw in ("tensorflow", "pytorch")}
     lines: list[str] = []
-    result = pipeline.export_and_verify(runs, csv, lines.append)
+    result = pipeline.export_and_verify(runs, csv, csv, lines.append)
     assert result["passed"] is True
     assert (runs["tensorflow"] / "model.onnx").is_file() and (runs["pytorch"] / "model.onnx").is_file()
     twin = result["exports"]["pytorch_twin_of_tensorflow"]
@@ -59,3 +59,31 @@ def test_export_transfer_and_verify_on_ready_runs(tmp_path, csv):
     assert text.startswith("pipeline: PASS")
     assert "argmax agreement 1.0000" in text and "TPR 0.500 FPR n/a" in text
     json.dumps(summary)  # the report is plain JSON
+
+
+def _runs_holding_out(tmp_path, events_by_framework):
+    runs = {}
+    for fw, events in events_by_framework.items():
+        (tmp_path / fw).mkdir()
+        (tmp_path / fw / "metrics.json").write_text(json.dumps({"test_events": events}))
+        runs[fw] = tmp_path / fw
+    return runs
+
+
+def test_test_split_csv_holds_exactly_the_held_out_events(tmp_path, csv):
+    header, *rows = csv.read_text().splitlines()
+    event_ids = sorted({int(r.split(",", 1)[0]) for r in rows})
+    held_out = event_ids[1::2]
+    runs = _runs_holding_out(tmp_path, {"tensorflow": held_out, "pytorch": held_out})
+    path = pipeline.write_test_split(runs, csv, tmp_path)
+    got_header, *got_rows = path.read_text().splitlines()
+    assert got_header == header
+    assert got_rows == [r for r in rows if int(r.split(",", 1)[0]) in held_out]  # verbatim, in order
+    assert 0 < len(got_rows) < len(rows)
+
+
+def test_test_split_refuses_runs_with_different_held_out_events(tmp_path, csv):
+    runs = _runs_holding_out(tmp_path, {"tensorflow": [1, 2], "pytorch": [1, 3]})
+    with pytest.raises(pipeline.PipelineError, match="held out different test events"):
+        pipeline.write_test_split(runs, csv, tmp_path)
+    assert not (tmp_path / pipeline.TEST_CSV).exists()

@@ -115,6 +115,7 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
     assert cross_entropy(_log_probs(predict(splits.val.X)), splits.val.y) == pytest.approx(best["val_loss"],
                                                                                             rel=1e-4)
     report = final_report(splits.test.y, _log_probs(predict(splits.test.X)), splits.test.event_id)
+    assert metrics["test_events"] == sorted(int(e) for e in set(splits.test.event_id))
     for level in ("window", "event"):
         for key in ("tp", "fp", "tn", "fn"):
             assert report[level][key] == metrics["test"][level][key], (level, key)

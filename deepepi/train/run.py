@@ -194,7 +194,7 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "selection": {"metric": job.selector.metric, "min_sensitivity": job.selector.min_sensitivity,
                              "max_far": job.selector.max_far},
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
-               "test": report}
+               "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
     art.plot_history(job.run_dir / art.PLOT, job.history,
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
