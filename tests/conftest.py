@@ -28,23 +28,27 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"DEEPEPI_REQUIRE names unknown frameworks: {sorted(unknown)}")
 
 
+def _missing_required(item: pytest.Item) -> list[str]:
+    required = _required()
+    return [f for f in _MODULES if item.get_closest_marker(f) is not None
+            and not _available(f) and f in required]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     required = _required()
     for item in items:
         for framework in _MODULES:
-            if item.get_closest_marker(framework) is None or _available(framework):
+            if item.get_closest_marker(framework) is None or _available(framework) or framework in required:
                 continue
-            if framework in required:
-                item.add_marker(pytest.mark.usefixtures("_framework_missing"))
-                item.user_properties.append(("missing_framework", framework))
-            else:
-                item.add_marker(pytest.mark.skip(reason=f"{_MODULES[framework]} not installed"))
+            item.add_marker(pytest.mark.skip(reason=f"{_MODULES[framework]} not installed"))
 
 
-@pytest.fixture
-def _framework_missing(request: pytest.FixtureRequest) -> None:
-    missing = dict(request.node.user_properties)["missing_framework"]
-    pytest.fail(f"{_MODULES[missing]} is required in this environment (DEEPEPI_REQUIRE) but not installed")
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    missing = _missing_required(item)
+    if missing:
+        names = ", ".join(_MODULES[f] for f in missing)
+        pytest.fail(f"{names} is required in this environment (DEEPEPI_REQUIRE) but not installed",
+                    pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
