@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.contract import ExportInfo, Exporter, ExportResult, Source, finish, softmax
+from deepepi.cli import main
 from deepepi.config import REPO_CONFIGS, Config, from_dict, load_config
 from deepepi.io import write_json
 from deepepi.preprocessing import Preprocessing
@@ -109,3 +111,11 @@ def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
         kdm.import_weights(model, spec, weights)
         kdm.save_keras_model(run_dir / "model.keras", model)
     return run_dir
+
+
+def cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    """Run the `deepepi` entry point in-process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err

@@ -9,18 +9,10 @@ import onnx
 import pytest
 
 from converters.contract import read_metadata
-from deepepi.cli import main
 from deepepi.config import DEFAULT_CONFIG, load_config
-from onnx_helpers import make_run
+from onnx_helpers import cli, make_run
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,9 @@ from converters.contract import contract_problems, read_metadata, realistic_wind
 from deepepi.cli import main
 from deepepi.io import sha256_file
 from deepepi.preprocessing import Preprocessing
-from onnx_helpers import make_run, small_config
+from onnx_helpers import cli, make_run, small_config
 
 pytestmark = pytest.mark.tf
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
