@@ -309,6 +309,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError("config file not found", source=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=str(path)) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
