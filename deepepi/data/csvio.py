@@ -159,6 +159,8 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
                          na_values={c: list(NA_TEXT) for c in wanted if c not in ("typeStr", "dataTime")})
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed CSV: {exc}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise DataError("not a UTF-8 text CSV file", source=str(path)) from None
     except (ValueError, TypeError, OverflowError) as exc:
         _diagnose(path, wanted)
         raise DataError(f"cannot parse CSV: {exc}", source=str(path)) from None
