@@ -16,6 +16,7 @@ Every window carries its event's label, event id, user id and the dataTime of it
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class Windows:
                 arrays = {key: npz[key] for key in NPZ_KEYS}
         except FileNotFoundError:
             raise DataError("windows file not found", source=str(path)) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise DataError(f"not a readable .npz windows file ({exc})", source=str(path)) from None
         if arrays["X"].ndim != 2:
             raise DataError(f"array X must be 2-D [n, window], got shape {arrays['X'].shape}", source=str(path))
