@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from deepepi.config import Config
-from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT
+from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
 from deepepi.errors import DataError
 from deepepi.io import save_npz
 from deepepi.preprocessing import Preprocessing
@@ -124,7 +124,7 @@ def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
     """Cut every event of ``df`` (from load_csv) into windows; ``preprocessing=None`` keeps milli-g."""
     if window < 1 or step < 1:
         raise ValueError(f"window and step must be >= 1, got {window} and {step}")
-    missing = [c for c in ("eventId", "userId", "type", "dataTime") + M_COLUMNS if c not in df.columns]
+    missing = [c for c in WINDOW_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"data has no column {missing[0]}")
     event = df["eventId"].to_numpy(dtype=np.int64)
