@@ -34,9 +34,6 @@ class Counts:
         return cls(tp=int(np.sum(t & p)), fp=int(np.sum(~t & p)),
                    tn=int(np.sum(~t & ~p)), fn=int(np.sum(t & ~p)))
 
-    def __add__(self, other: "Counts") -> "Counts":
-        return Counts(self.tp + other.tp, self.fp + other.fp, self.tn + other.tn, self.fn + other.fn)
-
     @property
     def total(self) -> int:
         return self.tp + self.fp + self.tn + self.fn
@@ -62,10 +59,6 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(logits))
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
