@@ -78,14 +78,12 @@ class _Reader:
     def __init__(self, fh: TextIO, path: Path) -> None:
         self.fh, self.path = fh, path
         self.buf, self.pos, self.eof = "", 0, False
-        self.offset, self.lines = 0, 1  # chars and newlines already dropped from ``buf``
+        self.lines = 1  # 1 + newlines already dropped from ``buf``
         self.decoder = json.JSONDecoder()
 
     def _fill(self, n: int) -> None:
         if self.pos:
-            dropped = self.buf[:self.pos]
-            self.lines += dropped.count("\n")
-            self.offset += self.pos
+            self.lines += self.buf.count("\n", 0, self.pos)
             self.buf, self.pos = self.buf[self.pos:], 0
         more = self.fh.read(n)
         self.eof = more == ""
@@ -279,7 +277,7 @@ class _Filters:
 
 
 def _event_rows(event: dict[str, Any], index: int, path: Path, filters: _Filters,
-                stats: FlattenStats) -> list[list[str]]:
+                stats: FlattenStats) -> list[str]:
     """CSV lines of one event ([] when it is excluded or has no usable datapoint)."""
     where = f"event {index}"
     for key in ("id", "userId", "type"):
