@@ -59,18 +59,19 @@ def resolve_run(path: str | Path) -> Run:
         if framework is None:
             raise ModelError("expected a run directory, a .keras or a .pt model file", source=str(path))
         directory, model_file = path.parent, path
+        config = _config(directory)
     elif path.is_dir():
         directory = path
         found = [fw for fw, name in MODEL_FILES.items() if (path / name).is_file()]
         if not found:
             raise ModelError(f"run directory holds neither {' nor '.join(MODEL_FILES.values())}",
                              source=str(path))
-        config_fw = _config(directory).framework
-        framework = config_fw if config_fw in found else found[0]
+        config = _config(directory)
+        framework = config.framework if config.framework in found else found[0]
         model_file = directory / MODEL_FILES[framework]
     else:
         raise ModelError("no such run directory or model file", source=str(path))
-    return Run(directory, _config(directory), framework, model_file)
+    return Run(directory, config, framework, model_file)
 
 
 def _config(directory: Path) -> Config:
