@@ -47,9 +47,12 @@ def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], ArchSpec]:
     if not path.is_file():
         raise ModelError("weights file not found", source=str(path))
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
         raise ModelError(f"not a readable .npz weights file ({exc})", source=str(path)) from None
     if SPEC_KEY not in arrays:
         raise ModelError(f"no {SPEC_KEY!r} entry: not a deepepi weights file", source=str(path))
