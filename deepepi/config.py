@@ -273,11 +273,12 @@ def from_dict(raw: Any, *, source: str = "<dict>", warn: bool = True) -> Config:
             raise ConfigError(f"{k}: got {json.dumps(v)}, expected {key.expected}", source=source)
     sections["randomSeed"] = int(raw.get("randomSeed", TOP_LEVEL["randomSeed"].default))
 
-    model, proc = sections["modelConfig"], sections["dataProcessing"]
+    cfg = Config(sections=sections, source=source, ignored_keys=ignored)
+    model, proc = cfg.model, cfg.processing
     framework, notes = _detect_framework(model, source)
     model["framework"] = framework
     model["modelType"] = framework
-    window = int(model["sampleFreq"]) * int(model["bufferSeconds"])
+    window = cfg.window
     if proc["window"] is not None and proc["window"] != window:
         notes.append(f"dataProcessing.window={proc['window']} is not used: the DeepEpi input is "
                      f"modelConfig.sampleFreq x bufferSeconds = {window} samples")
@@ -293,7 +294,7 @@ def from_dict(raw: Any, *, source: str = "<dict>", warn: bool = True) -> Config:
     if warn:
         for note in notes:
             warnings.warn(f"{source}: {note}", UnsupportedKeysWarning, stacklevel=2)
-    return Config(sections=sections, source=source, ignored_keys=ignored)
+    return cfg
 
 
 def load_config(path: str | Path | None = None) -> Config:
