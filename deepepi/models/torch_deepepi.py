@@ -179,7 +179,7 @@ def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, A
     model = DeepEpiCnn(spec)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:  # TypeError: state_dict is not a dict
         first = str(exc).strip().splitlines()
         raise ModelError(f"state_dict does not match its spec: {' '.join(s.strip() for s in first[:3])}",
                          source=str(path)) from None
