@@ -47,6 +47,15 @@ def _require_users(events: pd.DataFrame, need: int, what: str) -> None:
         raise DataError(f"too few users for {what} grouped by user: {users} user(s), needs at least {need}")
 
 
+def _user_folds(events: pd.DataFrame, labels: np.ndarray, n_splits: int,
+                seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """StratifiedGroupKFold folds with users as groups; the caller checks each class's presence."""
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a thin class is checked by the caller, with a clearer message
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(splitter.split(labels, labels, groups=events["userId"].to_numpy()))
+
+
 def _ids(events: pd.DataFrame, idx: np.ndarray) -> np.ndarray:
     return np.sort(events["eventId"].to_numpy(dtype=np.int64)[idx])
 
@@ -61,10 +70,7 @@ def split_events(events: pd.DataFrame, *, test_prop: float, seed: int,
     if group_by_user:
         n_splits = max(2, round(1.0 / test_prop))
         _require_users(events, n_splits, what)
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        with warnings.catch_warnings():  # a thin class is checked below, with a clearer message
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            train_idx, test_idx = next(splitter.split(labels, labels, groups=events["userId"].to_numpy()))
+        train_idx, test_idx = _user_folds(events, labels, n_splits, seed)[0]
         for label in np.unique(labels):
             if not (labels[train_idx] == label).any() or not (labels[test_idx] == label).any():
                 users = events.loc[events["label"] == label, "userId"].nunique()
@@ -91,10 +97,7 @@ def kfold_events(events: pd.DataFrame, *, n_folds: int, seed: int,
     what = f"{n_folds}-fold cross-validation"
     if group_by_user:
         _require_users(events, n_folds, what)
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        with warnings.catch_warnings():  # a thin class is checked below, with a clearer message
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            folds = list(splitter.split(labels, labels, groups=events["userId"].to_numpy()))
+        folds = _user_folds(events, labels, n_folds, seed)
         for k, (_, test_idx) in enumerate(folds):
             for label in np.unique(labels):
                 if not (labels[test_idx] == label).any():
