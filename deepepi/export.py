@@ -13,19 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from converters.contract import ExportResult, Source
-from deepepi.config import Config, load_config
+from deepepi.config import _FRAMEWORK_ALIASES, Config, load_config
 from deepepi.errors import ConfigError, ModelError
 from deepepi.io import sha256_file
 from deepepi.preprocessing import from_config as preprocessing_from_config
+from deepepi.train.artifacts import CONFIG as CONFIG_FILE
+from deepepi.train.artifacts import MODEL_FILES
+from deepepi.train.artifacts import WEIGHTS as WEIGHTS_FILE
 
-MODEL_FILES = {"tensorflow": "model.keras", "pytorch": "model.pt"}
 SHORT_NAMES = {"tensorflow": "tf", "pytorch": "torch"}
-_ALIASES = {"tensorflow": "tensorflow", "tf": "tensorflow", "keras": "tensorflow",
-            "pytorch": "pytorch", "torch": "pytorch"}
 _INSTALL_HINT = {"tensorflow": "tensorflow and tf2onnx (pip install 'deepepi[tf]')",
                  "pytorch": "torch and onnxscript (pip install 'deepepi[torch]')"}
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.npz"
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Run:
 def framework_name(name: str) -> str:
     """Canonical framework name from 'tensorflow'/'tf'/'keras' or 'pytorch'/'torch'."""
     try:
-        return _ALIASES[name.lower()]
+        return _FRAMEWORK_ALIASES[name.lower()]
     except KeyError:
         raise ConfigError(f"--framework: got {name!r}, expected tensorflow or pytorch") from None
 
