@@ -121,7 +121,6 @@ class _EpochFigures(keras.callbacks.Callback):
         record = epoch_record(epoch + 1, train, val, _lr(self.model))
         seconds = time.perf_counter() - self.t0
         self.job.record(record, seconds)
-        self.job.log.note(f"epoch {epoch + 1} wall time {seconds:.2f} s")
         logs["val_loss"] = record["val_loss"]
         logs[SCORE_KEY] = self.job.selector.score(record)
 

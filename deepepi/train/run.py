@@ -70,11 +70,13 @@ class Job:
         return self.run_dir / art.RESUME_DIR
 
     def record(self, record: dict[str, Any], seconds: float) -> bool:
-        """Keep one epoch's history entry, select, print the summary; True when it is the new best."""
+        """Keep one epoch's history entry, select, print the summary and log the epoch's wall time
+        (train.log only, kept out of history.json); True when it is the new best."""
         best = self.selector.update(record)
         self.history.append(record)
         art.write_history(self.run_dir, self.history)
         self.log.summary(summary_line(record, self.epochs, seconds, best))
+        self.log.note(f"epoch {record['epoch']} wall time {seconds:.2f} s")
         return best
 
 

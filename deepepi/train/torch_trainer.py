@@ -202,7 +202,6 @@ class TorchTrainer:
             seconds = time.perf_counter() - t0
             if job.record(record, seconds):
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            job.log.note(f"epoch {epoch} wall time {seconds:.2f} s")
             if self.plateau:
                 self.plateau.step(record["val_loss"])
             stopped = self.early.update(record["val_loss"])
