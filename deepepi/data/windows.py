@@ -76,7 +76,7 @@ class Windows:
                 arrays = {key: npz[key] for key in NPZ_KEYS}
         except FileNotFoundError:
             raise DataError("windows file not found", source=str(path)) from None
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
             raise DataError(f"not a readable .npz windows file ({exc})", source=str(path)) from None
         if arrays["X"].ndim != 2:
             raise DataError(f"array X must be 2-D [n, window], got shape {arrays['X'].shape}", source=str(path))
