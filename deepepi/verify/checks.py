@@ -15,6 +15,7 @@ import onnx
 from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
                                  contract_problems, graph_io, read_metadata)
 from deepepi.errors import UnusableInputError
+from deepepi.verify.inputs import first_line
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 # Metadata that must match for two graphs to describe the same task on the same input.
@@ -42,8 +43,7 @@ def checker(model: onnx.ModelProto, label: str) -> Check:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Check(f"onnx checker {label}", FAIL, first, {"error": str(exc)})
+        return Check(f"onnx checker {label}", FAIL, first_line(exc), {"error": str(exc)})
     return Check(f"onnx checker {label}", PASS, "valid (full_check)")
 
 

@@ -19,6 +19,13 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 RUN_CHUNK = 1024
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (onnx and onnxruntime errors run to many lines),
+    or its type name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_onnx(path: str | Path) -> onnx.ModelProto:
     """Parse an ONNX file; a missing, truncated or non-ONNX file is UnusableInputError."""
     path = Path(path)
@@ -56,8 +63,8 @@ def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - 
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as exc:  # onnxruntime's exception classes are not part of its public API
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnusableInputError(f"onnxruntime cannot load the model: {first}", source=str(path)) from None
+        raise UnusableInputError(f"onnxruntime cannot load the model: {first_line(exc)}",
+                                 source=str(path)) from None
 
 
 def run_session(session, raw: np.ndarray, *, label: str,  # noqa: ANN001 - ort.InferenceSession
@@ -70,8 +77,8 @@ def run_session(session, raw: np.ndarray, *, label: str,  # noqa: ANN001 - ort.I
         parts = [session.run([OUTPUT_NAME], {INPUT_NAME: raw[i:i + chunk]})[0]
                  for i in range(0, len(raw), chunk)]
     except Exception as exc:  # onnxruntime's exception classes are not part of its public API
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnusableInputError(f"onnxruntime cannot run the model: {first}", source=label) from None
+        raise UnusableInputError(f"onnxruntime cannot run the model: {first_line(exc)}",
+                                 source=label) from None
     return np.concatenate(parts, axis=0)
 
 
