@@ -61,6 +61,8 @@ def _read_header(path: Path) -> list[str]:
         raise DataError("CSV file not found", source=str(path)) from None
     except IsADirectoryError:
         raise DataError("expected a CSV file, got a directory", source=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read CSV: {exc.strerror}", source=str(path)) from None
     except UnicodeDecodeError:
         raise DataError("not a UTF-8 text CSV file", source=str(path)) from None
     if not first.strip():

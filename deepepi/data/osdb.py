@@ -141,6 +141,8 @@ def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
         raise DataError("OSDB JSON file not found", source=str(path)) from None
     except IsADirectoryError:
         raise DataError("expected an OSDB JSON file, got a directory", source=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read OSDB JSON: {exc.strerror}", source=str(path)) from None
     with fh:
         reader = _Reader(fh, path)
         try:
