@@ -101,6 +101,12 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
+def missing_metadata(model: onnx.ModelProto) -> list[str]:
+    """The contract's metadata keys that ``model`` lacks, in ``META_KEYS`` order."""
+    present = read_metadata(model)
+    return [key for key in META_KEYS if key not in present]
+
+
 @dataclass(frozen=True)
 class GraphIO:
     """The graph's I/O signature: names, element types and shapes (int, or str for a named axis)."""
@@ -146,7 +152,7 @@ def contract_problems(model: onnx.ModelProto, *, window: int, num_classes: int) 
                         f"got {_describe(io.outputs)}")
     if io.opset != OPSET:
         problems.append(f"default-domain opset must be {OPSET}, got {io.opset}")
-    missing = [key for key in META_KEYS if key not in read_metadata(model)]
+    missing = missing_metadata(model)
     if missing:
         problems.append("metadata_props lack " + ", ".join(missing))
     return problems

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
-                                 contract_problems, graph_io, read_metadata)
+from converters.contract import (BATCH_DIM, INPUT_NAME, OUTPUT_NAME, GraphIO, contract_problems,
+                                 graph_io, missing_metadata, read_metadata)
 from deepepi.errors import UnusableInputError
 from deepepi.verify.inputs import first_line
 
@@ -73,7 +73,7 @@ def comparable(a: onnx.ModelProto, b: onnx.ModelProto, labels: tuple[str, str]) 
     two entries still parses, and only the missing keys give it away.
     """
     for model, label in zip((a, b), labels):
-        missing = [key for key in META_KEYS if key not in read_metadata(model)]
+        missing = missing_metadata(model)
         if missing:
             raise UnusableInputError(f"not a complete deepepi ONNX file (truncated, or not exported "
                                      f"by deepepi): metadata lacks {', '.join(missing)}", source=label)
