@@ -31,7 +31,7 @@ class EpochBar:
 
 
 def summary_line(record: dict[str, Any], epochs: int, seconds: float, best: bool) -> str:
-    """`epoch 3/20 loss 0.41 acc 0.83 sens 0.77 far 0.12 | val ... | lr 1e-03 | 4.2 s *`"""
+    """`epoch 3/20 loss 0.4100 acc 0.830 sens 0.770 far 0.120 | val_loss ... | lr 1.00e-03 | 4.2 s *best`"""
     r = record
     return (f"epoch {r['epoch']}/{epochs} loss {r['loss']:.4f} acc {fmt(r['accuracy'])} "
             f"sens {fmt(r['sensitivity'])} far {fmt(r['far'])} | val_loss {r['val_loss']:.4f} "
