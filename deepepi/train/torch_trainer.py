@@ -182,10 +182,10 @@ class TorchTrainer:
     def logits(self, x: torch.Tensor) -> np.ndarray:
         """Eval-mode logits as float32 numpy, in batches."""
         self.model.eval()
-        outs = []
+        outs, step = [], max(self.batch_size, 512)
         with torch.no_grad(), self._autocast():
-            for i in range(0, len(x), max(self.batch_size, 512)):
-                outs.append(self.forward(x[i:i + max(self.batch_size, 512)]).float().cpu())
+            for i in range(0, len(x), step):
+                outs.append(self.forward(x[i:i + step]).float().cpu())
         return torch.cat(outs).numpy()
 
     def run(self) -> FitResult:
