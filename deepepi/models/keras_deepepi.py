@@ -14,7 +14,7 @@ import numpy as np
 from deepepi.errors import DataError, ModelError
 from deepepi.io import atomic_path
 from deepepi.models.quantile import harrell_davis
-from deepepi.models.spec import BN_PARAMS, CONV_PARAMS, DENSE_PARAMS, ArchSpec, Layer, ParamCounts
+from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer, ParamCounts
 from deepepi.models.weights import check_weights
 
 MODEL_NAME = "deepepi_cnn"
@@ -57,13 +57,6 @@ def count_parameters(model: keras.Model) -> ParamCounts:
     return ParamCounts(trainable, non_trainable)
 
 
-_PARAM_ORDER = {"conv": CONV_PARAMS, "dense": DENSE_PARAMS, "bn": BN_PARAMS}
-
-
-def _weighted_layers(spec: ArchSpec) -> list[Layer]:
-    return [layer for layer in spec.layers() if layer.kind in _PARAM_ORDER]
-
-
 def _get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     try:
         return model.get_layer(name)
@@ -74,9 +67,9 @@ def _get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
 def export_weights(model: keras.Model, spec: ArchSpec) -> dict[str, np.ndarray]:
     """Neutral weights keyed ``<layer>/<param>``; Keras layout is the neutral layout, so no conversion."""
     out: dict[str, np.ndarray] = {}
-    for layer in _weighted_layers(spec):
+    for layer in spec.weighted_layers():
         values = _get_layer(model, layer.name).get_weights()
-        for param, value in zip(_PARAM_ORDER[layer.kind], values, strict=True):
+        for param, value in zip(LAYER_PARAMS[layer.kind], values, strict=True):
             out[f"{layer.name}/{param}"] = np.ascontiguousarray(value, dtype=np.float32)
     return out
 
@@ -84,9 +77,9 @@ def export_weights(model: keras.Model, spec: ArchSpec) -> dict[str, np.ndarray]:
 def import_weights(model: keras.Model, spec: ArchSpec, weights: dict[str, np.ndarray]) -> None:
     """Set every weighted layer from neutral weights after checking keys and shapes (ModelError names the key)."""
     check_weights(weights, spec)
-    for layer in _weighted_layers(spec):
+    for layer in spec.weighted_layers():
         target = _get_layer(model, layer.name)
-        values = [np.asarray(weights[f"{layer.name}/{p}"], dtype=np.float32) for p in _PARAM_ORDER[layer.kind]]
+        values = [np.asarray(weights[f"{layer.name}/{p}"], dtype=np.float32) for p in LAYER_PARAMS[layer.kind]]
         current = [tuple(w.shape) for w in target.get_weights()]
         if current != [v.shape for v in values]:
             raise ModelError(f"layer {layer.name!r}: weights {[v.shape for v in values]} do not fit the "

@@ -26,6 +26,7 @@ DENSE_PARAMS = ("kernel", "bias")
 BN_TRAINABLE = ("gamma", "beta")
 BN_STATS = ("moving_mean", "moving_variance")
 BN_PARAMS = BN_TRAINABLE + BN_STATS
+LAYER_PARAMS = {"conv": CONV_PARAMS, "dense": DENSE_PARAMS, "bn": BN_PARAMS}
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,10 @@ class ArchSpec:
     def layer_names(self) -> list[str]:
         """Every layer's name in network order; both frameworks name their layers exactly so."""
         return [layer.name for layer in self._layers]
+
+    def weighted_layers(self) -> list[Layer]:
+        """The layers that hold weights (the kinds in LAYER_PARAMS), in network order."""
+        return [layer for layer in self._layers if layer.kind in LAYER_PARAMS]
 
     def _build_layers(self) -> tuple[Layer, ...]:
         out = [Layer("input", "input", units=self.window), Layer("reshape", "reshape", units=self.in_channels)]

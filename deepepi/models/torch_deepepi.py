@@ -93,14 +93,10 @@ def _swap_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _weighted_layers(spec: ArchSpec) -> list[Layer]:
-    return [layer for layer in spec.layers() if layer.kind in ("conv", "dense", "bn")]
-
-
 def export_weights(model: DeepEpiCnn, spec: ArchSpec) -> dict[str, np.ndarray]:
     """Neutral weights (Keras layout, float32) keyed ``<layer>/<param>``."""
     out: dict[str, np.ndarray] = {}
-    for layer in _weighted_layers(spec):
+    for layer in spec.weighted_layers():
         for param, tensor in _tensors(model, layer).items():
             arr = tensor.detach().cpu().numpy().astype(np.float32, copy=False)
             out[f"{layer.name}/{param}"] = _swap_layout(layer.kind, param, arr)
@@ -111,7 +107,7 @@ def import_weights(model: DeepEpiCnn, spec: ArchSpec, weights: dict[str, np.ndar
     """Copy neutral weights into ``model`` after checking every key and shape (ModelError names the key)."""
     check_weights(weights, spec)
     with torch.no_grad():
-        for layer in _weighted_layers(spec):
+        for layer in spec.weighted_layers():
             for param, tensor in _tensors(model, layer).items():
                 key = f"{layer.name}/{param}"
                 arr = _swap_layout(layer.kind, param, np.asarray(weights[key], dtype=np.float32))
