@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     except DeepEpiError as err:
         click.echo(f"deepepi: error: {err}", err=True)
         sys.exit(err.exit_code)
+    except OSError as err:  # e.g. an output path that cannot be created or written
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(f"deepepi: error: {where}{err.strerror or err}", err=True)
+        sys.exit(DeepEpiError.exit_code)
     except click.exceptions.Abort:
         click.echo("deepepi: aborted", err=True)
         sys.exit(130)
