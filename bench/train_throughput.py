@@ -76,7 +76,6 @@ def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[f
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from deepepi.models.torch_deepepi import DeepEpiCnn
     from deepepi.train.torch_trainer import TorchTrainer
 
     job = _job("pytorch", batch, n, run_dir)
@@ -87,7 +86,7 @@ def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[f
         trainer.train_epoch(next(epoch))
         return len(trainer.y_train)
 
-    model = DeepEpiCnn(job.spec)
+    model = job.build(job.spec)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     w = job.data.train
@@ -108,12 +107,11 @@ def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[f
 
 
 def bench_keras(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[float], list[float]]:
-    from deepepi.models.keras_deepepi import build_keras_model
     from deepepi.train.keras_trainer import compile_model, input_pipeline
 
     job = _job("tensorflow", batch, n, run_dir)
     w, m = job.data.train, job.cfg.model
-    ours_model, naive_model = build_keras_model(job.spec), build_keras_model(job.spec)
+    ours_model, naive_model = job.build(job.spec), job.build(job.spec)
     compile_model(ours_model, m)
     compile_model(naive_model, m)
     dataset = input_pipeline(w.X, w.y, batch, job.cfg.seed)
