@@ -15,13 +15,13 @@ import onnx
 from converters.contract import (BATCH_DIM, INPUT_NAME, OUTPUT_NAME, GraphIO, contract_problems,
                                  graph_io, missing_metadata, read_metadata)
 from deepepi.errors import UnusableInputError
+from deepepi.train.metrics import Counts, ratio
 from deepepi.verify.inputs import first_line
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 # Metadata that must match for two graphs to describe the same task on the same input.
 CONTRACT_META = ("sample_freq", "window", "step", "preprocessing", "class_names")
 SOFTMAX_TOL = 1e-5
-POSITIVE_CLASS = 1
 
 
 @dataclass
@@ -207,13 +207,11 @@ def agreement(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, *,
 
 
 def rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
-    """Window-level TPR and FPR, with 'seizure' (class 1) predicted when it is the argmax."""
-    pred = np.argmax(probs, axis=1) == POSITIVE_CLASS
-    truth = np.asarray(labels) == POSITIVE_CLASS
-    tp, fn = int((pred & truth).sum()), int((~pred & truth).sum())
-    fp, tn = int((pred & ~truth).sum()), int((~pred & ~truth).sum())
-    return {"tp": tp, "fn": fn, "fp": fp, "tn": tn,
-            "tpr": tp / (tp + fn) if tp + fn else None, "fpr": fp / (fp + tn) if fp + tn else None}
+    """Window-level TPR and FPR, with 'seizure' (class 1) predicted when it is the argmax; counted
+    by the training metrics' ``Counts`` so both report the same numbers."""
+    c = Counts.from_labels(labels, np.argmax(probs, axis=1))
+    return {"tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn,
+            "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn)}
 
 
 def rates_side_by_side(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None) -> Check:
