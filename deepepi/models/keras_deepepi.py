@@ -11,10 +11,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from deepepi.errors import DataError, ModelError
+from deepepi.errors import ModelError
 from deepepi.io import atomic_path
 from deepepi.models.quantile import harrell_davis
-from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer, ParamCounts
+from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer, ParamCounts, model_input
 from deepepi.models.weights import check_weights
 
 MODEL_NAME = "deepepi_cnn"
@@ -89,11 +89,7 @@ def import_weights(model: keras.Model, spec: ArchSpec, weights: dict[str, np.nda
 
 def predict_proba(model: keras.Model, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Softmax probabilities float32 [n, num_classes] for windows in g, in inference mode."""
-    window = int(model.input_shape[-1])
-    x = np.asarray(x_g)
-    if x.ndim != 2 or x.shape[1] != window:
-        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = model_input(x_g, int(model.input_shape[-1]))
     outs = [keras.ops.convert_to_numpy(keras.ops.softmax(model.predict_on_batch(x[i:i + batch_size]), axis=-1))
             for i in range(0, len(x), batch_size)]
     if not outs:

@@ -12,7 +12,9 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deepepi.errors import SpecError
+import numpy as np
+
+from deepepi.errors import DataError, SpecError
 
 DEFAULT_FILTERS: tuple[int, ...] = (16,) + (32,) * 11 + (64, 64)
 DEFAULT_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
@@ -291,6 +293,14 @@ class ArchSpec:
             else:
                 trainable += math.prod(shape)
         return ParamCounts(trainable, non_trainable)
+
+
+def model_input(x_g: Any, window: int) -> np.ndarray:
+    """Windows in g as contiguous float32 [n, window], the input both builders take; else a DataError."""
+    x = np.asarray(x_g)
+    if x.ndim != 2 or x.shape[1] != window:
+        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g")
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _is_real(v: Any) -> bool:

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from deepepi import __version__
-from deepepi.errors import DataError, ModelError
+from deepepi.errors import ModelError
 from deepepi.io import atomic_path
 from deepepi.models.quantile import harrell_davis
-from deepepi.models.spec import ArchSpec, Layer, ParamCounts
+from deepepi.models.spec import ArchSpec, Layer, ParamCounts, model_input
 from deepepi.models.weights import check_weights
 
 CHECKPOINT_KEYS = ("state_dict", "spec", "config", "deepepi_version")
@@ -119,7 +119,7 @@ def import_weights(model: DeepEpiCnn, spec: ArchSpec, weights: dict[str, np.ndar
 
 def predict_proba(model: DeepEpiCnn, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Softmax probabilities float32 [n, num_classes] for windows in g, in eval mode, without grads."""
-    x = _check_input(x_g, model.spec.window)
+    x = model_input(x_g, model.spec.window)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -134,13 +134,6 @@ def predict_proba(model: DeepEpiCnn, x_g: np.ndarray, batch_size: int = 512) -> 
     if not outs:
         return np.zeros((0, model.spec.num_classes), dtype=np.float32)
     return np.concatenate(outs).astype(np.float32, copy=False)
-
-
-def _check_input(x_g: np.ndarray, window: int) -> np.ndarray:
-    x = np.asarray(x_g)
-    if x.ndim != 2 or x.shape[1] != window:
-        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g")
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def save_checkpoint(path: str | Path, model: DeepEpiCnn, spec: ArchSpec, config_dict: dict[str, Any],
