@@ -10,11 +10,14 @@ import json
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepepi.errors import DataError, SpecError
+
+if TYPE_CHECKING:
+    from deepepi.config import Config
 
 DEFAULT_FILTERS: tuple[int, ...] = (16,) + (32,) * 11 + (64, 64)
 DEFAULT_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
@@ -98,39 +101,41 @@ class ArchSpec:
 
     # ----- construction -------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: Any) -> "ArchSpec":
-        """Read cfg.window and modelConfig filters/strides/kernelSize/denseWidths/... (see module doc).
+    def from_config(cls, cfg: Config) -> "ArchSpec":
+        """Read cfg.window and modelConfig nLayers, filters, strides, kernelSize, denseWidths, numClasses,
+        convDropout, denseDropout, bnEpsilon, bnMomentum (the config has filled in their defaults).
 
         Null filters/strides take the first ``nLayers`` defaults; given lists must have nLayers items.
+        Null denseWidths means DEFAULT_DENSE_WIDTHS.
         """
         m = cfg.model
-        n_layers = int(m.get("nLayers", len(DEFAULT_FILTERS)))
+        n_layers = int(m["nLayers"])
         lists = {}
         for key, default in (("filters", DEFAULT_FILTERS), ("strides", DEFAULT_STRIDES)):
-            given = m.get(key)
+            given = m[key]
             if given is None:
                 if n_layers > len(default):
                     raise SpecError(f"modelConfig.nLayers={n_layers} exceeds the {len(default)} default "
                                     f"layers; give modelConfig.filters and modelConfig.strides with "
-                                    f"{n_layers} items each", source=getattr(cfg, "source", None))
+                                    f"{n_layers} items each", source=cfg.source)
                 lists[key] = default[:n_layers]
             else:
                 if len(given) != n_layers:
                     raise SpecError(f"modelConfig.{key} has {len(given)} items but modelConfig.nLayers "
-                                    f"is {n_layers}; they must be equal", source=getattr(cfg, "source", None))
+                                    f"is {n_layers}; they must be equal", source=cfg.source)
                 lists[key] = tuple(given)
-        widths = m.get("denseWidths")
+        widths = m["denseWidths"]
         try:
             return cls(
                 window=int(cfg.window), filters=lists["filters"], strides=lists["strides"],
-                kernel_size=int(m.get("kernelSize", 5)),
+                kernel_size=int(m["kernelSize"]),
                 dense_widths=DEFAULT_DENSE_WIDTHS if widths is None else tuple(widths),
-                num_classes=int(m.get("numClasses", 2)), conv_dropout=float(m.get("convDropout", 0.0)),
-                dense_dropout=float(m.get("denseDropout", 0.025)),
-                bn_epsilon=float(m.get("bnEpsilon", 1e-3)), bn_momentum=float(m.get("bnMomentum", 0.99)),
+                num_classes=int(m["numClasses"]), conv_dropout=float(m["convDropout"]),
+                dense_dropout=float(m["denseDropout"]),
+                bn_epsilon=float(m["bnEpsilon"]), bn_momentum=float(m["bnMomentum"]),
             )
         except SpecError as err:
-            raise SpecError(str(err), source=getattr(cfg, "source", None)) from None
+            raise SpecError(str(err), source=cfg.source) from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
