@@ -120,7 +120,7 @@ def _import_dotted(name: str) -> Callable[..., Any]:
     module_name, _, attr = name.rpartition(".")
     try:
         target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:  # '.x' / '..x': relative names
         raise ModelError(f"cannot import model {name!r}: {exc}") from None
     if not callable(target):
         raise ModelError(f"model {name!r} is not callable; expected a class or function taking an ArchSpec")
