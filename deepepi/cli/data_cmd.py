@@ -92,13 +92,14 @@ def inspect_cmd(csv_path: str, config: str | None) -> None:
     import numpy as np
 
     from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
-    from deepepi.data.windows import windows_from_config
+    from deepepi.data.windows import window_labels
 
     cfg = load_config(config)
     df = load_csv(csv_path, columns=("typeStr",) + WINDOW_COLUMNS)
-    windows = windows_from_config(df, cfg, raw=True)
+    labels = window_labels(df, window=cfg.window, step=int(cfg.processing["step"]))  # no samples cut
+    y, event_id, user_id = labels["y"], labels["event_id"], labels["user_id"]
     rows = df.groupby("eventId").size()
-    per_event = np.bincount(np.searchsorted(np.sort(rows.index.to_numpy()), windows.event_id),
+    per_event = np.bincount(np.searchsorted(np.sort(rows.index.to_numpy()), event_id),
                             minlength=len(rows))
     click.echo(f"{csv_path}: {len(df)} rows, {len(rows)} events, {df['userId'].nunique()} users")
     click.echo(f"rows per event: min {rows.min()}, median {int(rows.median())}, max {rows.max()}; "
@@ -108,16 +109,16 @@ def inspect_cmd(csv_path: str, config: str | None) -> None:
     by_label = df.groupby("type")
     for label, name in ((1, "seizure (1)"), (0, "non-seizure (0)")):
         events = by_label["eventId"].nunique().get(label, 0)
-        click.echo(f"{name:<40}{events:>8}{by_label.size().get(label, 0):>9}{int((windows.y == label).sum()):>9}")
+        click.echo(f"{name:<40}{events:>8}{by_label.size().get(label, 0):>9}{int((y == label).sum()):>9}")
     for type_str, group in df.groupby("typeStr", sort=True):
         click.echo(f"  {str(type_str):<38}{group['eventId'].nunique():>8}{len(group):>9}"
-                   f"{int(np.isin(windows.event_id, group['eventId'].unique()).sum()):>9}")
+                   f"{int(np.isin(event_id, group['eventId'].unique()).sum()):>9}")
     click.echo(f"{'user':<12}{'events':>8}{'seizure events':>16}{'windows':>9}")
     for user, group in df.groupby("userId", sort=True):
         events = group.drop_duplicates("eventId")
         click.echo(f"{user:<12}{len(events):>8}{int(events['type'].sum()):>16}"
-                   f"{int((windows.user_id == user).sum()):>9}")
-    click.echo(f"total windows: {len(windows)} ({int((windows.y == 1).sum())} seizure)")
+                   f"{int((user_id == user).sum()):>9}")
+    click.echo(f"total windows: {len(y)} ({int((y == 1).sum())} seizure)")
 
 
 COMMANDS = [data_group]

@@ -119,16 +119,17 @@ def _check_constant(values: np.ndarray, event: np.ndarray, name: str) -> None:
                         f"({int(values[i])} and {int(values[i + 1])})")
 
 
-def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
-                 preprocessing: Preprocessing | None = Preprocessing()) -> Windows:
-    """Cut every event of ``df`` (from load_csv) into windows; ``preprocessing=None`` keeps milli-g."""
+def _layout(df: pd.DataFrame, window: int, step: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Row order (sorted, overlaps dropped), each window's first sample in those rows' flattened
+    M samples, and the per-window arrays y, event_id, user_id and end_time."""
     if window < 1 or step < 1:
         raise ValueError(f"window and step must be >= 1, got {window} and {step}")
     missing = [c for c in WINDOW_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"data has no column {missing[0]}")
     event = df["eventId"].to_numpy(dtype=np.int64)
-    order, run_rows, run_lengths = _runs(event, df["dataTime"].to_numpy(dtype=np.float64))
+    times = df["dataTime"].to_numpy(dtype=np.float64)
+    order, run_rows, run_lengths = _runs(event, times)
     event = event[order]
     label = df["type"].to_numpy(dtype=np.int64)[order]
     user = df["userId"].to_numpy(dtype=np.int64)[order]
@@ -142,7 +143,20 @@ def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
     start = run_rows[run_of].astype(np.int64) * SAMPLES_PER_DATAPOINT + k * step
     first_row = start // SAMPLES_PER_DATAPOINT
     last_row = (start + window - 1) // SAMPLES_PER_DATAPOINT
+    return order, start, {"y": label[first_row], "event_id": event[first_row], "user_id": user[first_row],
+                          "end_time": times[order][last_row]}
 
+
+def window_labels(df: pd.DataFrame, *, window: int = 750, step: int = 125) -> dict[str, np.ndarray]:
+    """make_windows' per-window y, event_id, user_id and end_time, without cutting any samples."""
+    return _layout(df, window, step)[2]
+
+
+def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
+                 preprocessing: Preprocessing | None = Preprocessing()) -> Windows:
+    """Cut every event of ``df`` (from load_csv) into windows; ``preprocessing=None`` keeps milli-g."""
+    order, start, labels = _layout(df, window, step)
+    total = len(start)
     # One sorted copy of the magnitude samples, filled column by column (no full-frame temporaries).
     samples = np.empty((len(order), SAMPLES_PER_DATAPOINT), dtype=np.float32)
     for j, column in enumerate(M_COLUMNS):
@@ -152,9 +166,7 @@ def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
     for i in range(0, total, _CHUNK_WINDOWS):
         block = view[start[i:i + _CHUNK_WINDOWS]]
         X[i:i + len(block)] = block if preprocessing is None else preprocessing.apply(block)
-    times = df["dataTime"].to_numpy(dtype=np.float64)[order]
-    return Windows(X=X, y=label[first_row], event_id=event[first_row], user_id=user[first_row],
-                   end_time=times[last_row])
+    return Windows(X=X, **labels)
 
 
 def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> Windows:
@@ -163,5 +175,5 @@ def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> 
                         preprocessing=None if raw else preprocessing_from_config(cfg))
 
 
-__all__ = ["Windows", "make_windows", "windows_from_config", "count_windows", "NPZ_KEYS",
+__all__ = ["Windows", "make_windows", "window_labels", "windows_from_config", "count_windows", "NPZ_KEYS",
            "OVERLAP_SECONDS", "GAP_SECONDS"]
