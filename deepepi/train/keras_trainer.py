@@ -33,7 +33,7 @@ from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.progress import EpochBar
 from deepepi.train.run import FitResult, Job
 from deepepi.train.schedule import ThreePhase
-from deepepi.train.selection import INELIGIBLE, Selector
+from deepepi.train.selection import Selector
 
 STATE_FILE = "keras_state.json"
 COUNT_KINDS = ("tp", "fp", "tn", "fn")
@@ -223,10 +223,9 @@ def fit(job: Job) -> FitResult:
     batch_size = int(m["batchSize"])
     train = job.data.train
     steps = math.ceil(usable_samples(len(train.y), batch_size) / batch_size)
-    best_threshold = job.selector.best_score if saved else INELIGIBLE
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(job.resume_dir / "best-{epoch:04d}.weights.h5"), monitor=SCORE_KEY, mode="min",
-        save_best_only=True, save_weights_only=True, initial_value_threshold=best_threshold, verbose=0)
+        save_best_only=True, save_weights_only=True, initial_value_threshold=job.selector.best_score, verbose=0)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=int(m["earlyStoppingPatience"]))
     plateau = None if schedule else keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss", mode="min", factor=float(m["lrFactor"]), patience=int(m["lrPatience"]),
