@@ -39,6 +39,7 @@ STATE_FILE = "keras_state.json"
 COUNT_KINDS = ("tp", "fp", "tn", "fn")
 SCORE_KEY = "selection_score"
 PREDICT_BATCH = 512
+BEST_WEIGHTS = "best-{epoch:04d}.weights.h5"  # ModelCheckpoint's file pattern, 1-based epoch
 
 
 @keras.saving.register_keras_serializable(package="deepepi_train")
@@ -179,7 +180,7 @@ class _ResumePoint(keras.callbacks.Callback):
 
 
 def _best_name(epoch: int) -> str:
-    return f"best-{epoch:04d}.weights.h5"
+    return BEST_WEIGHTS.format(epoch=epoch)
 
 
 def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
@@ -224,7 +225,7 @@ def fit(job: Job) -> FitResult:
     train = job.data.train
     steps = math.ceil(usable_samples(len(train.y), batch_size) / batch_size)
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(job.resume_dir / "best-{epoch:04d}.weights.h5"), monitor=SCORE_KEY, mode="min",
+        str(job.resume_dir / BEST_WEIGHTS), monitor=SCORE_KEY, mode="min",
         save_best_only=True, save_weights_only=True, initial_value_threshold=job.selector.best_score, verbose=0)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=int(m["earlyStoppingPatience"]))
     plateau = None if schedule else keras.callbacks.ReduceLROnPlateau(
