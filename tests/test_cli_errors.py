@@ -81,3 +81,29 @@ def test_malformed_osdb_json(tmp_path: Path) -> None:
     assert_one_line_error(deepepi("data", "flatten", "events.json", "-o", "out.csv", cwd=tmp_path),
                           "events.json", "event 1", "malformed JSON")
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_config_that_is_not_utf8(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"modelConfig": {"modelFname": "caf\xe9"}}')
+    assert_one_line_error(deepepi("config", "show", str(bad), cwd=tmp_path), str(bad))
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip"])
+def test_windows_npz_that_is_empty_or_corrupt(tmp_path: Path, content: bytes) -> None:
+    from deepepi.data.windows import Windows
+    from deepepi.errors import DataError
+
+    bad = tmp_path / "windows.npz"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=str(bad)):
+        Windows.load_npz(bad)
+
+
+def test_output_path_under_a_file(tmp_path: Path, csv_lines: list[str]) -> None:
+    csv = write_csv(tmp_path / "data.csv", csv_lines)
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    result = deepepi("data", "windows", str(csv), "-o", str(blocker / "w.npz"), cwd=tmp_path)
+    assert_one_line_error(result, str(blocker))
+    assert blocker.read_text() == "x"

@@ -311,3 +311,13 @@ def test_cli_model_summary_bad_spec_is_one_line_exit_2(tmp_path, capsys):
     code, out, err = _cli(["model", "summary", "--config", str(bad)], capsys)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("deepepi: error: ") and "modelConfig.filters" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x93NUMPY not an npz"])
+def test_weights_file_that_is_empty_or_not_npz(tmp_path, content):
+    from deepepi.models.weights import load_weights
+
+    bad = tmp_path / "weights.npz"
+    bad.write_bytes(content)
+    with pytest.raises(ModelError, match="weights.npz"):
+        load_weights(bad)
