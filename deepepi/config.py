@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deepepi.errors import ConfigError
+from deepepi.io import open_input
 
 SECTIONS = ("modelConfig", "dataProcessing", "eventFilters", "osdbConfig", "dataFileNames")
 FRAMEWORKS = ("tensorflow", "pytorch")
@@ -305,11 +306,8 @@ def load_config(path: str | Path | None = None) -> Config:
         path = DEFAULT_CONFIG
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", source=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}", source=str(path)) from None
+        with open_input(path, "config", ConfigError) as fh:
+            text = fh.read()
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", source=str(path)) from None
     try:

@@ -10,9 +10,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import numpy as np
+
+from deepepi.errors import DeepEpiError
 
 
 def _umask() -> int:
@@ -36,6 +38,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def open_input(path: str | Path, kind: str, error: type[DeepEpiError], *,
+               encoding: str = "utf-8", newline: str | None = None) -> IO[str]:
+    """Open an input text file; a missing file, a directory or an OS refusal is ``error`` naming it."""
+    try:
+        return open(path, encoding=encoding, newline=newline)
+    except FileNotFoundError:
+        raise error(f"{kind} file not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise error(f"expected a {kind} file, got a directory", source=str(path)) from None
+    except OSError as exc:
+        raise error(f"cannot read {kind}: {exc.strerror}", source=str(path)) from None
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

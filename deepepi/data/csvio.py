@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from deepepi.errors import DataError
+from deepepi.io import open_input
 
 SAMPLES_PER_DATAPOINT = 125
 M_COLUMNS: tuple[str, ...] = tuple(f"M{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
@@ -55,14 +56,8 @@ def _dtype(column: str) -> object:
 
 def _read_header(path: Path) -> list[str]:
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open_input(path, "CSV", DataError, newline="") as fh:
             first = fh.readline()
-    except FileNotFoundError:
-        raise DataError("CSV file not found", source=str(path)) from None
-    except IsADirectoryError:
-        raise DataError("expected a CSV file, got a directory", source=str(path)) from None
-    except OSError as exc:
-        raise DataError(f"cannot read CSV: {exc.strerror}", source=str(path)) from None
     except UnicodeDecodeError:
         raise DataError("not a UTF-8 text CSV file", source=str(path)) from None
     if not first.strip():

@@ -34,7 +34,7 @@ import numpy as np
 
 from deepepi.data.csvio import CSV_COLUMNS, SAMPLES_PER_DATAPOINT
 from deepepi.errors import DataError
-from deepepi.io import atomic_path
+from deepepi.io import atomic_path, open_input
 
 LABELS = {"seizure": 1, "false alarm": 0, "nda": 0}
 _READ_CHARS = 1 << 20
@@ -135,15 +135,7 @@ class _Reader:
 def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield the events of an OSDB JSON file (a JSON array of objects) one at a time."""
     path = Path(path)
-    try:
-        fh = open(path, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("OSDB JSON file not found", source=str(path)) from None
-    except IsADirectoryError:
-        raise DataError("expected an OSDB JSON file, got a directory", source=str(path)) from None
-    except OSError as exc:
-        raise DataError(f"cannot read OSDB JSON: {exc.strerror}", source=str(path)) from None
-    with fh:
+    with open_input(path, "OSDB JSON", DataError, encoding="utf-8-sig") as fh:
         reader = _Reader(fh, path)
         try:
             reader.expect("[", "a JSON array of events ('[')")
