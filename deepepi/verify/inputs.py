@@ -67,6 +67,17 @@ def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - 
                                  source=str(path)) from None
 
 
+def open_session_bytes(content: bytes, *, label: str):  # noqa: ANN201 - ort.InferenceSession
+    """A CPU session on an in-memory graph (an export not yet written), for self-checks."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(content, providers=list(DEFAULT_PROVIDERS))
+    except Exception as exc:  # onnxruntime's exception classes are not part of its public API
+        raise UnusableInputError(f"onnxruntime cannot load the model: {first_line(exc)}",
+                                 source=label) from None
+
+
 def run_session(session, raw: np.ndarray, *, label: str,  # noqa: ANN001 - ort.InferenceSession
                 chunk: int = RUN_CHUNK) -> np.ndarray:
     """Probabilities for ``raw`` [n, window] milli-g, in chunks to bound memory.

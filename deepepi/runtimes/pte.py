@@ -1,0 +1,79 @@
+"""The ExecuTorch runtime behind the Runtime protocol, for .pte files.
+
+The file follows the app's convention (float32 [1, 1, window] in g, logits [1, 2] out, see
+converters.app_meta.PTE); this adapter feeds one window per call as the app does and applies the
+softmax the app applies. ExecuTorch's Python runtime exchanges torch tensors, so it needs torch
+(the ``deploy`` extra pulls both). Imported lazily.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as pkg_metadata
+from pathlib import Path
+
+import numpy as np
+
+from converters import app_meta
+from converters.contract import softmax
+from deepepi.errors import UnusableInputError
+from deepepi.quiet import captured_output
+from deepepi.verify.inputs import first_line
+
+
+class PteRuntime:
+    """One .pte program's ``forward`` method; ``predict_proba`` takes milli-g windows."""
+
+    format = "pte"
+
+    def __init__(self, content: bytes, sidecar: dict, *, path: str | Path,
+                 threads: int | None = None) -> None:
+        with captured_output():  # torchao announces optional kernels it cannot load
+            from executorch.runtime import Runtime
+        self.path = Path(path)
+        self.window = app_meta.check_convention(sidecar, app_meta.PTE, str(self.path))
+        self.metadata = app_meta.runtime_metadata(sidecar)
+        self.sidecar = sidecar
+        self._scale = np.float32(app_meta.preprocessing(self.metadata, str(self.path)).scale)
+        self._threads = threads
+        try:
+            with captured_output():  # cpuinfo probing lines from the C++ runtime
+                program = Runtime.get().load_program(content)
+                self._method = program.load_method("forward")
+        except (ValueError, RuntimeError) as exc:
+            raise UnusableInputError(f"ExecuTorch cannot load the program: {first_line(exc)}",
+                                     source=str(self.path)) from None
+        meta = self._method.metadata
+        sizes = [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+        if sizes != [app_meta.PTE.shape(self.window)] or meta.num_outputs() != 1:
+            raise UnusableInputError(f"expected one input float32 {app_meta.PTE.shape(self.window)} "
+                                     f"and one output, got inputs {sizes}", source=str(self.path))
+        self.num_classes = int(meta.output_tensor_meta(0).sizes()[-1])
+
+    def logits(self, acc_milli_g: np.ndarray) -> np.ndarray:
+        """[n, window] milli-g -> [n, classes] logits, exactly what the file returns."""
+        import torch
+
+        x = np.asarray(acc_milli_g, dtype=np.float32) * self._scale
+        out = np.empty((len(x), self.num_classes), dtype=np.float32)
+        for i, row in enumerate(x):
+            tensor = torch.from_numpy(np.ascontiguousarray(row.reshape(1, 1, self.window)))
+            out[i] = self._method.execute([tensor])[0].numpy()[0]
+        return out
+
+    def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
+        """Probabilities: softmax over the logits, as the app computes it."""
+        return softmax(self.logits(acc_milli_g))
+
+    def describe(self) -> dict:
+        return {"format": self.format, "runtime": "executorch",
+                "runtime_version": pkg_metadata.version("executorch"),
+                "delegates": ["XnnpackBackend"] if self.sidecar.get("io", {}).get("delegate")
+                else [], "threads": self._threads}
+
+
+def open_pte(path: str | Path, *, threads: int | None = None) -> PteRuntime:
+    """Open ``path`` and its sidecar ``path.json``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnusableInputError(".pte file not found", source=str(path))
+    return PteRuntime(path.read_bytes(), app_meta.read(path), path=path, threads=threads)
