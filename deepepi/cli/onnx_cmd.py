@@ -82,21 +82,27 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-5, show_default=True)
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
-@click.option("--mode", type=click.Choice(["same-weights", "trained"]), default="same-weights",
-              show_default=True, help="same-weights: outputs must agree within atol/rtol; trained: "
-              "argmax agreement must reach --min-agreement.")
+@click.option("--mode", type=click.Choice(["same-weights", "trained", "quantized"]),
+              default="same-weights", show_default=True,
+              help="same-weights: outputs must agree within atol/rtol; trained: argmax agreement must "
+              "reach --min-agreement; quantized (B a quantised A, needs --data): agreement >= "
+              "--min-agreement and event sensitivity / window TPR drop <= --max-drop.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True)
+@click.option("--max-drop", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="quantized mode: largest allowed drop of event sensitivity and window TPR "
+              "(0.01 = 1 point).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write every figure to this JSON file.")
 @click.option("--providers", default=None,
-              help="Comma-separated onnxruntime providers. Default: CPUExecutionProvider.")
+              help="Comma-separated onnxruntime providers for ONNX files. Default: CPUExecutionProvider.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Config used to window --data. Default: configs/nnConfig_deep.json.")
 def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, seed: int,
-           atol: float, rtol: float, mode: str, min_agreement: float, report_path: str | None,
-           providers: str | None, config: str | None) -> int:
-    """Check two DeepEpi ONNX files are equivalent. Exit 0: all pass, 1: a check failed,
-    2: the files cannot be compared (missing, not ONNX, different contract)."""
+           atol: float, rtol: float, mode: str, min_agreement: float, max_drop: float,
+           report_path: str | None, providers: str | None, config: str | None) -> int:
+    """Check two DeepEpi model files (.onnx, .tflite, .pte; each run in its own runtime) are
+    equivalent. Exit 0: all pass, 1: a check failed, 2: the files cannot be compared (missing,
+    unreadable, different contract)."""
     from deepepi.verify.runner import DEFAULT_RANDOM, verify as run_verify
 
     if data is not None and random_n is not None:
@@ -104,6 +110,7 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
     report = run_verify(model_a, model_b, data=data,
                         random_n=DEFAULT_RANDOM if random_n is None else random_n, seed=seed,
                         config=config, mode=mode, atol=atol, rtol=rtol, min_agreement=min_agreement,
+                        max_drop=max_drop,
                         providers=[p.strip() for p in providers.split(",") if p.strip()]
                         if providers else None)
     click.echo(f"A: {model_a}\nB: {model_b}")

@@ -17,6 +17,7 @@ from converters import app_meta
 from converters.contract import softmax
 from deepepi.errors import UnusableInputError
 from deepepi.quiet import captured_output
+from deepepi.runtimes.base import check_acc, check_proba
 from deepepi.verify.inputs import first_line
 
 
@@ -35,6 +36,11 @@ class PteRuntime:
         self.sidecar = sidecar
         self._scale = np.float32(app_meta.preprocessing(self.metadata, str(self.path)).scale)
         self._threads = threads
+        if threads is not None:
+            # ExecuTorch's CPU threadpool is process-wide; its Python bindings expose only this setter.
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+            _unsafe_reset_threadpool(threads)
         try:
             with captured_output():  # cpuinfo probing lines from the C++ runtime
                 program = Runtime.get().load_program(content)
@@ -53,7 +59,7 @@ class PteRuntime:
         """[n, window] milli-g -> [n, classes] logits, exactly what the file returns."""
         import torch
 
-        x = np.asarray(acc_milli_g, dtype=np.float32) * self._scale
+        x = check_acc(acc_milli_g, self.window, str(self.path)) * self._scale
         out = np.empty((len(x), self.num_classes), dtype=np.float32)
         for i, row in enumerate(x):
             tensor = torch.from_numpy(np.ascontiguousarray(row.reshape(1, 1, self.window)))
@@ -62,7 +68,8 @@ class PteRuntime:
 
     def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
         """Probabilities: softmax over the logits, as the app computes it."""
-        return softmax(self.logits(acc_milli_g))
+        logits = self.logits(acc_milli_g)
+        return check_proba(softmax(logits), len(logits), str(self.path))
 
     def describe(self) -> dict:
         return {"format": self.format, "runtime": "executorch",
@@ -71,8 +78,8 @@ class PteRuntime:
                 else [], "threads": self._threads}
 
 
-def open_pte(path: str | Path, *, threads: int | None = None) -> PteRuntime:
-    """Open ``path`` and its sidecar ``path.json``."""
+def load(path: str | Path, *, threads: int | None = None) -> PteRuntime:
+    """Open ``path`` and its sidecar ``path.json`` (the ``deepepi.runtimes.LOADERS`` entry point)."""
     path = Path(path)
     if not path.is_file():
         raise UnusableInputError(".pte file not found", source=str(path))

@@ -15,6 +15,7 @@ import numpy as np
 from converters import app_meta
 from deepepi.errors import UnusableInputError
 from deepepi.quiet import captured_output
+from deepepi.runtimes.base import check_acc, check_proba
 from deepepi.verify.inputs import first_line
 
 
@@ -51,13 +52,13 @@ class TFLiteRuntime:
 
     def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
         """[n, window] milli-g -> [n, classes] probabilities (the file's softmax, read directly)."""
-        x = np.asarray(acc_milli_g, dtype=np.float32) * self._scale
+        x = check_acc(acc_milli_g, self.window, str(self.path)) * self._scale
         probs = np.empty((len(x), self.num_classes), dtype=np.float32)
         for i, row in enumerate(x):
             self._interpreter.set_tensor(self._input, row.reshape(1, self.window, 1))
             self._interpreter.invoke()
             probs[i] = self._interpreter.get_tensor(self._output)[0]
-        return probs
+        return check_proba(probs, len(x), str(self.path))
 
     def describe(self) -> dict:
         return {"format": self.format, "runtime": "ai-edge-litert",
@@ -65,8 +66,8 @@ class TFLiteRuntime:
                 "delegates": ["XNNPACK (LiteRT default CPU delegate)"], "threads": self._threads}
 
 
-def open_tflite(path: str | Path, *, threads: int | None = None) -> TFLiteRuntime:
-    """Open ``path`` and its sidecar ``path.json``."""
+def load(path: str | Path, *, threads: int | None = None) -> TFLiteRuntime:
+    """Open ``path`` and its sidecar ``path.json`` (the ``deepepi.runtimes.LOADERS`` entry point)."""
     path = Path(path)
     if not path.is_file():
         raise UnusableInputError("TFLite file not found", source=str(path))
