@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from converters.contract import META_KEYS
+from converters.contract import META_KEYS, THRESHOLD_KEY
 from deepepi.errors import UnusableInputError
 from deepepi.io import open_input, write_json
 from deepepi.preprocessing import Preprocessing
@@ -24,7 +24,6 @@ from deepepi.preprocessing import Preprocessing
 INPUT_FORMAT_1D_MAG = 1
 APP_DEFAULT_ACC_SD_PCT = 5.0
 APP_DEFAULT_PROBABILITY_PCT = 50.0
-DECISION_THRESHOLD = "decision_threshold"
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,14 @@ class Convention:
     input_shape: tuple[int, ...]  # per window; 0 marks where the window length goes
     input_unit: str             # "g" for both app formats
     output: str                 # "probabilities" or "logits"
+    delegate: str | None = None  # backend the converter lowers the graph to, recorded in the sidecar
 
     def shape(self, window: int) -> list[int]:
         return [window if d == 0 else d for d in self.input_shape]
 
 
 TFLITE = Convention("tflite", (1, 0, 1), "g", "probabilities")
-PTE = Convention("pytorch", (1, 1, 0), "g", "logits")
+PTE = Convention("pytorch", (1, 1, 0), "g", "logits", "XnnpackBackend")
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -51,9 +51,11 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def build(convention: Convention, provenance: dict[str, str], *, window: int,
-          acc_sd_threshold_pct: float | None, decision_threshold: float | None,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The sidecar content; ``provenance`` is contract.metadata(...) of the exported model."""
+          acc_sd_threshold_pct: float | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar content; ``provenance`` is contract.metadata(...) of the exported model, whose
+    optional decision threshold also seeds the app's probability threshold."""
+    recorded = provenance.get(THRESHOLD_KEY)
+    decision_threshold = None if recorded is None else float(recorded)
     probability_pct = (APP_DEFAULT_PROBABILITY_PCT if decision_threshold is None
                        else round(100.0 * decision_threshold, 6))
     data: dict[str, Any] = {
@@ -65,9 +67,11 @@ def build(convention: Convention, provenance: dict[str, str], *, window: int,
         "seizure_probability_threshold_pct": probability_pct,
     }
     if decision_threshold is not None:
-        data[DECISION_THRESHOLD] = float(decision_threshold)
+        data[THRESHOLD_KEY] = decision_threshold
     data["io"] = {"input_shape": convention.shape(window), "input_dtype": "float32",
                   "input_unit": convention.input_unit, "output": convention.output}
+    if convention.delegate:
+        data["io"]["delegate"] = convention.delegate
     data["deepepi"] = {key: provenance[key] for key in META_KEYS}
     if extra:
         data["deepepi"].update({k: str(v) for k, v in extra.items()})
@@ -100,8 +104,8 @@ def read(model_path: str | Path) -> dict[str, Any]:
 def runtime_metadata(data: dict[str, Any]) -> dict[str, str]:
     """The contract metadata a Runtime exposes: the provenance keys, plus the decision threshold."""
     meta = {str(k): str(v) for k, v in data["deepepi"].items()}
-    if DECISION_THRESHOLD in data:
-        meta[DECISION_THRESHOLD] = str(data[DECISION_THRESHOLD])
+    if THRESHOLD_KEY in data:
+        meta[THRESHOLD_KEY] = repr(float(data[THRESHOLD_KEY]))
     return meta
 
 

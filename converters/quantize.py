@@ -76,10 +76,13 @@ def _quantizable_ops(model: onnx.ModelProto) -> list[str]:
 def fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """fp16 weights and arithmetic, float32 input and output kept."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     with captured_output():
-        converted = convert_float_to_float16(model, keep_io_types=True)
-    return _with_metadata(converted, model, "fp16 weights and arithmetic, float32 I/O "
+        converted = OnnxModel(convert_float_to_float16(model, keep_io_types=True))
+        # The converter appends the input Casts after their consumers; the checker needs graph order.
+        converted.topological_sort()
+    return _with_metadata(converted.model, model, "fp16 weights and arithmetic, float32 I/O "
                                             "(onnxruntime.transformers.float16)")
 
 

@@ -94,7 +94,7 @@ def default_output(run: Run, fmt: str, quantize: str | None) -> Path:
 
 def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
                quantize: str | None = None, calibration: str | Path | None = None,
-               decision_threshold: float | None = None, seed: int = 0) -> DeployResult:
+               seed: int = 0) -> DeployResult:
     """Convert a run to ``fmt`` ("tflite" | "pte"), self-check it in its runtime, write it + sidecar."""
     run = resolve_run(path)
     spec_fmt = FORMATS[fmt]
@@ -120,8 +120,7 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
                                 calibration_g=calib_g)
     info = ExportInfo(source, spec.window, spec.num_classes, _trainable(models, model), spec.to_json())
     sidecar = app_meta.build(spec_fmt.convention, metadata(info, converter.exporter_info(quantize)),
-                             window=spec.window, decision_threshold=decision_threshold,
-                             acc_sd_threshold_pct=run.config.processing.get("accSdThreshold"),
+                             window=spec.window, acc_sd_threshold_pct=run.config.processing.get("accSdThreshold"),
                              extra={"quantization": quantize} if quantize else None)
     out = Path(out) if out is not None else default_output(run, fmt, quantize)
     return finish(content, out, sidecar, lambda data, side, where: runtime_cls(data, side, path=where),

@@ -147,4 +147,4 @@ def predict_stream(runtime: Any, df: pd.DataFrame, rules: Rules) -> pd.DataFrame
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.9g")
+        frame.to_csv(tmp, index=False)

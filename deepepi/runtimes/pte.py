@@ -43,8 +43,9 @@ class PteRuntime:
             _unsafe_reset_threadpool(threads)
         try:
             with captured_output():  # cpuinfo probing lines from the C++ runtime
-                program = Runtime.get().load_program(content)
-                self._method = program.load_method("forward")
+                # The method borrows from its program: both must live as long as the adapter.
+                self._program = Runtime.get().load_program(content)
+                self._method = self._program.load_method("forward")
         except (ValueError, RuntimeError) as exc:
             raise UnusableInputError(f"ExecuTorch cannot load the program: {first_line(exc)}",
                                      source=str(self.path)) from None
@@ -74,8 +75,8 @@ class PteRuntime:
     def describe(self) -> dict:
         return {"format": self.format, "runtime": "executorch",
                 "runtime_version": pkg_metadata.version("executorch"),
-                "delegates": ["XnnpackBackend"] if self.sidecar.get("io", {}).get("delegate")
-                else [], "threads": self._threads}
+                "delegates": [self.sidecar["io"].get("delegate") or "portable kernels"],
+                "threads": self._threads}
 
 
 def load(path: str | Path, *, threads: int | None = None) -> PteRuntime:
