@@ -51,8 +51,9 @@ def exporter_info(quantize: str | None) -> Exporter:
 
 def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
               quantize: str | None = None, calibration_g: np.ndarray | None = None) -> bytes:
-    """The converted flatbuffer. ``int8`` is full-integer (weights and activations, calibrated on
-    ``calibration_g`` [n, window] in g) with float32 I/O kept for the app; ``fp16`` stores fp16 weights."""
+    """The converted flatbuffer. ``int8`` is integer weights and activations (calibrated on
+    ``calibration_g`` [n, window] in g) up to a float32 softmax, with float32 I/O kept for the app;
+    ``fp16`` stores fp16 weights."""
     converter = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -62,17 +63,32 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
             raise ExportError("int8 quantisation needs calibration windows")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: _representative(calibration_g, spec.window)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # int8 kernels everywhere, float kernels allowed only for what the debugger keeps float.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
     elif quantize is not None:
         raise ExportError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
     with captured_output() as log:
         try:
-            return converter.convert()
+            return _int8_float_softmax(converter, calibration_g, spec.window) if quantize == "int8" \
+                else converter.convert()
         except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
             failure = exc
     raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
                       f"{str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
                       f"{' (' + log.last_line() + ')' if log.last_line() else ''}")
+
+
+def _int8_float_softmax(converter: tf.lite.TFLiteConverter, calibration_g: np.ndarray,
+                        window: int) -> bytes:
+    """Full-integer conversion with the final softmax left in float32 (selective quantisation):
+    an int8 softmax steps in 1/256, so its two outputs need not sum to 1 within the contract's
+    tolerance, while the app reads p1 directly."""
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"])
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: _representative(calibration_g, window),
+        debug_options=options)
+    return debugger.get_nondebug_quantized_model()
 
 
 def _representative(windows_g: np.ndarray, window: int) -> Iterable[list[np.ndarray]]:

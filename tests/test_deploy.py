@@ -171,14 +171,18 @@ def test_fp16_onnx_keeps_float32_io_and_passes_the_gate(run, csv_path, capsys):
 @pytest.mark.tf
 @pytest.mark.litert
 def test_tflite_full_integer_passes_the_gate(run, csv_path, capsys):
+    assert cli(capsys, "export", "--onnx", run)[0] == 0
     code, out, _ = cli(capsys, "export", "--tflite", run, "--quantize", "int8", "--calibration", csv_path)
     assert code == 0, out
     from ai_edge_litert.interpreter import Interpreter
 
-    ops = {op["op_name"] for op in Interpreter(str(run / "model.int8.tflite"))._get_ops_details()}
-    assert "CONV_2D" in ops or "CONV_1D" in ops or "DEPTHWISE_CONV_2D" in ops
-    tensor_types = {d["dtype"] for d in Interpreter(str(run / "model.int8.tflite")).get_tensor_details()}
-    assert np.int8 in tensor_types
+    interpreter = Interpreter(str(run / "model.int8.tflite"))
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    # Integer convolutions, then the softmax in float32 after the last DEQUANTIZE.
+    assert "QUANTIZE" in ops and ops.index("DEQUANTIZE") < ops.index("SOFTMAX")
+    conv_inputs = [d for d in interpreter.get_tensor_details() if "conv" in d["name"].lower()]
+    assert any(d["dtype"] == np.int8 for d in conv_inputs)
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
     code, out, _ = cli(capsys, "verify", run / "model.onnx", run / "model.int8.tflite", "--mode",
                        "quantized", "--data", csv_path, "--config", run / "config.json")
     assert code == 0, out

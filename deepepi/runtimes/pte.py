@@ -40,7 +40,8 @@ class PteRuntime:
             # ExecuTorch's CPU threadpool is process-wide; its Python bindings expose only this setter.
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
-            _unsafe_reset_threadpool(threads)
+            with captured_output():  # "Resetting threadpool to N threads."
+                _unsafe_reset_threadpool(threads)
         try:
             with captured_output():  # cpuinfo probing lines from the C++ runtime
                 # The method borrows from its program: both must live as long as the adapter.
