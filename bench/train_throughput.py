@@ -2,9 +2,9 @@
 
 For each framework and batch size, the trainer's own step is timed against the naive loop the
 reference used, in the same process on the same random windows:
-- PyTorch: ours = deepepi.train.torch_trainer (index slicing of a resident tensor, seeded randperm)
+- PyTorch: ours = deepepi.train.torch_trainer (index slicing of a resident tensor by the shared batch stream)
   vs TensorDataset + DataLoader(shuffle=True, default collate).
-- TensorFlow: ours = model.fit on deepepi.train.keras_trainer's tf.data pipeline (prefetch)
+- TensorFlow: ours = model.fit on deepepi.train.keras_trainer's tf.data pipeline (shared batch stream, prefetch)
   vs model.fit on the numpy arrays (the reference's call).
 Each figure is the median of ``--repeats`` timed epochs after one warm-up epoch, the two loops
 timed in turns. Prints a markdown table.
