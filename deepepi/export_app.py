@@ -73,22 +73,25 @@ def calibration_windows(run: Run, csv: str | Path | None, *, n: int = CALIBRATIO
     return np.ascontiguousarray(raw[np.sort(pick)], dtype=np.float32)
 
 
-def _reference(run: Run, built: Any, target: str) -> Reference:
-    """The run's own trained model when its framework is installed, else the converted one."""
+def _reference(run: Run, converted: Any, target: str) -> Reference:
+    """What the export is held to: the run's own trained model when its framework is installed
+    (for a twin, the model it was built from, not the twin), else the converted model itself."""
     from deepepi.preprocessing import from_config
 
     preprocessing = from_config(run.config)
-    try:
-        models, converter = _framework_modules(run.framework)
-    except ModelError:
-        _, converter = _framework_modules(target)
-        return converter.native_reference(built, preprocessing)
-    native, _ = _load_native(run, models)
-    return converter.native_reference(native, preprocessing)
+    if target != run.framework:
+        try:
+            models, onnx_converter = _framework_modules(run.framework)
+        except ModelError:
+            pass
+        else:
+            return onnx_converter.native_reference(_load_native(run, models)[0], preprocessing)
+    return _framework_modules(target)[1].native_reference(converted, preprocessing)
 
 
 def default_output(run: Run, fmt: str, quantize: str | None) -> Path:
-    suffix = FORMATS[fmt].suffix if fmt in FORMATS else ".onnx"
+    """RUN/model.tflite, RUN/model.pte; RUN/model.<quantize>.tflite when quantised."""
+    suffix = FORMATS[fmt].suffix
     return run.directory / (f"model.{quantize}{suffix}" if quantize else f"model{suffix}")
 
 
@@ -118,9 +121,11 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
     calib_g = None if calib is None else calib * np.float32(source.preprocessing.scale)
     content = converter.convert(model, spec, source.preprocessing, quantize=quantize,
                                 calibration_g=calib_g)
-    info = ExportInfo(source, spec.window, spec.num_classes, _trainable(models, model), spec.to_json())
+    info = ExportInfo(source, spec.window, spec.num_classes,
+                      int(models.count_parameters(model).trainable), spec.to_json())
     sidecar = app_meta.build(spec_fmt.convention, metadata(info, converter.exporter_info(quantize)),
-                             window=spec.window, acc_sd_threshold_pct=run.config.processing.get("accSdThreshold"),
+                             window=spec.window,
+                             acc_sd_threshold_pct=run.config.processing.get("accSdThreshold"),
                              extra={"quantization": quantize} if quantize else None)
     out = Path(out) if out is not None else default_output(run, fmt, quantize)
     return finish(content, out, sidecar, lambda data, side, where: runtime_cls(data, side, path=where),
@@ -128,23 +133,13 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
                   quantized=quantize is not None)
 
 
-def _trainable(models: Any, model: Any) -> int:
-    return int(models.count_parameters(model).trainable)
+def _in_memory_onnx(content: bytes, path: Path) -> Any:
+    """An ONNX graph not yet written, in onnxruntime (CPU), for the self-check."""
+    import onnx
 
+    from deepepi.verify.inputs import OnnxFile, open_session_bytes
 
-class _OrtBytes:
-    """A contract ONNX graph held in memory, run through onnxruntime (CPU) for the self-check."""
-
-    def __init__(self, content: bytes, path: Path) -> None:
-        from deepepi.verify.inputs import open_session_bytes
-
-        self.path = path
-        self._session = open_session_bytes(content, label=str(path))
-
-    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
-        from deepepi.verify.inputs import run_session
-
-        return run_session(self._session, raw, label=str(self.path))
+    return OnnxFile(path, onnx.load_from_string(content), open_session_bytes(content, label=str(path)))
 
 
 def export_onnx_quantized(path: str | Path, kind: str, *, out: str | Path | None = None,
@@ -161,8 +156,8 @@ def export_onnx_quantized(path: str | Path, kind: str, *, out: str | Path | None
     run = resolve_run(path)
     calib = calibration_windows(run, calibration, seed=seed)  # int8's calibration; every kind's check
     quantized = quantize(onnx.load(str(fp32.path)), kind, calib).SerializeToString()
-    reference = _OrtBytes(fp32.path.read_bytes(), fp32.path).predict_proba
+    reference = _in_memory_onnx(fp32.path.read_bytes(), fp32.path).predict_proba
     target = Path(out) if out is not None else fp32.path.with_name(fp32.path.stem + f".{kind}.onnx")
-    result = finish(quantized, target, None, lambda data, _side, where: _OrtBytes(data, where),
+    result = finish(quantized, target, None, lambda data, _side, where: _in_memory_onnx(data, where),
                     reference, calib, quantized=True)
     return fp32, result
