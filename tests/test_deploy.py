@@ -87,6 +87,13 @@ def test_tflite_and_pte_of_trained_model_verify_against_its_onnx(run, tmp_path, 
         checks = _checks(report)
         assert checks["A vs B difference"]["figures"]["max_abs"] <= 1e-5
         assert checks["argmax agreement"]["figures"]["agreement"] == 1.0
+        # A file cut short cannot be compared: one line, exit 2.
+        cut = tmp_path / name
+        cut.write_bytes((run / name).read_bytes()[:4000])
+        shutil.copy(run / f"{name}.json", tmp_path / f"{name}.json")
+        code, out, err = cli(capfd, "verify", run / "model.onnx", cut, "--random", 4)
+        assert code == 2 and out == "" and err.startswith(f"deepepi: error: {cut}: ")
+        assert "cannot load" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.tf

@@ -33,7 +33,7 @@ class PteRuntime:
         self.path = Path(path)
         self.window = app_meta.check_convention(sidecar, app_meta.PTE, str(self.path))
         self.metadata = app_meta.runtime_metadata(sidecar)
-        self.sidecar = sidecar
+        self._delegate = sidecar["io"].get("delegate") or "portable kernels"
         self._scale = np.float32(app_meta.preprocessing(self.metadata, str(self.path)).scale)
         self._threads = threads
         if threads is not None:
@@ -74,9 +74,9 @@ class PteRuntime:
         return check_proba(softmax(logits), len(logits), str(self.path))
 
     def describe(self) -> dict:
-        return {"format": self.format, "runtime": "executorch",
+        return {"format": self.format, "path": str(self.path), "runtime": "executorch",
                 "runtime_version": pkg_metadata.version("executorch"),
-                "delegates": [self.sidecar["io"].get("delegate") or "portable kernels"],
+                "delegates": [self._delegate],
                 "threads": self._threads}
 
 

@@ -31,7 +31,6 @@ class TFLiteRuntime:
         self.path = Path(path)
         self.window = app_meta.check_convention(sidecar, app_meta.TFLITE, str(self.path))
         self.metadata = app_meta.runtime_metadata(sidecar)
-        self.sidecar = sidecar
         self._scale = np.float32(app_meta.preprocessing(self.metadata, str(self.path)).scale)
         self._threads = threads
         try:
@@ -61,7 +60,7 @@ class TFLiteRuntime:
         return check_proba(probs, len(x), str(self.path))
 
     def describe(self) -> dict:
-        return {"format": self.format, "runtime": "ai-edge-litert",
+        return {"format": self.format, "path": str(self.path), "runtime": "ai-edge-litert",
                 "runtime_version": pkg_metadata.version("ai-edge-litert"),
                 "delegates": ["XNNPACK (LiteRT default CPU delegate)"], "threads": self._threads}
 
