@@ -23,7 +23,7 @@ from deepepi.evaluate import plots
 from deepepi.evaluate.runner import Evaluation, ModelResult
 
 EVENT_COLUMNS = ("model", "eventId", "userId", "label", "typeStr", "subtype", "windows", "max_p", "onset_source",
-                 "raw_detected", "raw_alarms", "raw_latency_s", "app_warned", "app_detected", "app_alarms",
+                 "raw_alarm_raised", "raw_alarms", "raw_latency_s", "app_warned", "app_alarm_raised", "app_alarms",
                  "app_latency_s", "osd_detected")
 
 
