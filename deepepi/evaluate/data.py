@@ -135,6 +135,18 @@ def _segments(event_id: np.ndarray, end_time: np.ndarray) -> np.ndarray:
     return np.cumsum(new) - 1
 
 
+def from_windows(windows: Any, hop_s: float) -> EvalData:
+    """EvalData over already-cut windows (``data.windows.Windows``, e.g. a training validation split):
+    no raw samples, OSD states or seizureTimes; enough for the raw-window event figures."""
+    ids, first = np.unique(windows.event_id, return_index=True)
+    events = pd.DataFrame({"eventId": ids, "userId": windows.user_id[first], "label": windows.y[first]})
+    events["start"] = events["onset"] = events["seizure_end"] = np.nan
+    events["onset_source"] = ONSET_RECORDING_START
+    return EvalData(X=np.empty((len(windows), 0), np.float32), y=windows.y, end_time=windows.end_time,
+                    osd=np.zeros(len(windows), np.int64), segment=_segments(windows.event_id, windows.end_time),
+                    window_event=np.searchsorted(ids, windows.event_id), events=events, hop_s=hop_s, sources=[])
+
+
 def load(paths: Iterable[str | Path], *, window: int, step: int, sample_freq: int,
          filters: Mapping[str, Any] | None = None) -> EvalData:
     """Read every input, cut raw windows (``window``/``step`` samples) and build the events table."""
