@@ -136,3 +136,17 @@ def test_bootstrap_is_seeded(files) -> None:
     assert a == b
     lo, hi = a["sensitivity"]
     assert 0.0 <= lo <= 0.75 <= hi <= 1.0
+
+
+def test_rules_need_the_right_events() -> None:
+    from deepepi.errors import DataError
+    from deepepi.evaluate.operating import GRID, Sweep, choose
+
+    nan = np.full(len(GRID), np.nan)
+    sw = Sweep(GRID, nan, np.zeros(len(GRID)), np.zeros(len(GRID)), nan, np.zeros(len(GRID)))
+    with pytest.raises(DataError, match="no seizure event"):
+        choose(sw, target_sensitivity=0.9)
+    assert choose(sw, max_far_per_day=1.0)["threshold"] == 0.0  # every threshold meets it: the lowest
+    sw = Sweep(GRID, np.ones(len(GRID)), nan, nan, nan, nan)
+    with pytest.raises(DataError, match="no non-seizure event"):
+        choose(sw, max_far_per_day=1.0)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deepepi.errors import ConfigError
+from deepepi.errors import ConfigError, DataError
 from deepepi.evaluate.data import EvalData
 from deepepi.evaluate.events import AlarmLogic, event_figures, max_per_event, summary
 
@@ -80,19 +80,21 @@ def choose(sw: Sweep, *, threshold: float | None = None, target_sensitivity: flo
     if threshold is not None:
         return {"threshold": float(threshold), "rule": "--threshold", "chosen_on_data": False, "target_met": None}
     if target_sensitivity is not None:
+        if not np.isfinite(sw.sensitivity).any():
+            raise DataError("--target-sensitivity: the data has no seizure event with a window")
         ok = np.flatnonzero(sw.sensitivity >= target_sensitivity - 1e-12)
         met = len(ok) > 0
         if not met:  # the best reachable sensitivity, at its highest threshold
-            best = np.nanmax(sw.sensitivity) if np.isfinite(sw.sensitivity).any() else np.nan
-            ok = np.flatnonzero(sw.sensitivity == best) if np.isfinite(best) else np.array([0])
+            ok = np.flatnonzero(sw.sensitivity == np.nanmax(sw.sensitivity))
         return {"threshold": float(sw.thresholds[ok.max()]), "chosen_on_data": True, "target_met": bool(met),
                 "rule": f"highest threshold with event sensitivity >= {target_sensitivity:g}"}
     if max_far_per_day is not None:
+        if not np.isfinite(sw.fp_per_24h).any():
+            raise DataError("--max-far-per-day: the data has no non-seizure event with a window")
         ok = np.flatnonzero(sw.fp_per_24h <= max_far_per_day + 1e-12)
         met = len(ok) > 0
-        if not met:
-            ok = np.flatnonzero(sw.fp_per_24h == np.nanmin(sw.fp_per_24h)) \
-                if np.isfinite(sw.fp_per_24h).any() else np.array([len(sw.thresholds) - 1])
+        if not met:  # the fewest false alarms reachable, at its lowest threshold
+            ok = np.flatnonzero(sw.fp_per_24h == np.nanmin(sw.fp_per_24h))
         return {"threshold": float(sw.thresholds[ok.min()]), "chosen_on_data": True, "target_met": bool(met),
                 "rule": f"lowest threshold with at most {max_far_per_day:g} false alarms per 24 h"}
     if recorded is not None:
