@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 from converters.contract import ExportInfo, Source, finish
 from deepepi.data.osdb import flatten
 from deepepi.preprocessing import Preprocessing
-from tests.onnx_helpers import EXPORTER
+from onnx_helpers import EXPORTER
 
 WINDOW, DP = 750, 125
 MOVING, STILL = 200.0, 10.0

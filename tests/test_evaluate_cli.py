@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from deepepi.evaluate.report import EVENT_COLUMNS
-from tests.evaluate_fixture import write_data, write_stub_model
-from tests.onnx_helpers import cli
+from evaluate_fixture import write_data, write_stub_model
+from onnx_helpers import cli
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_onnx_and_native_run_dir_give_identical_results(tmp_path: Path) -> None:
     from deepepi.data.synth import synthesize
     from deepepi.evaluate.runner import Options, evaluate
     from deepepi.export import export_run
-    from tests.onnx_helpers import make_run, small_config
+    from onnx_helpers import make_run, small_config
 
     raw = small_config(framework="pytorch", seconds=30).to_dict()
     cfg = from_dict(raw, source="smoke-750", warn=False)

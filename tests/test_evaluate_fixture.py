@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deepepi.evaluate.runner import Evaluation, Options, evaluate
-from tests.evaluate_fixture import write_data, write_stub_model
+from evaluate_fixture import write_data, write_stub_model
 
 HOURS = 9 * 5 / 3600  # non-seizure windows (7 + 2) x 5 s
 
