@@ -120,3 +120,15 @@ def test_onnx_and_native_run_dir_give_identical_results(tmp_path: Path) -> None:
     for key in ("window", "logic"):
         assert a[key] == b[key], key
     assert a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-6)
+
+
+def test_onnx_evaluation_imports_no_framework(files, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from deepepi.evaluate.runner import Options, evaluate; "
+            f"evaluate([{str(files[2])!r}], [{str(files[1])!r}], options=Options(resamples=10)); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
