@@ -60,7 +60,10 @@ def sweep(path: Path, name: str, sw: dict[str, list], threshold: float, logic: s
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     t = np.asarray(sw["thresholds"], dtype=float)
-    as_float = lambda key: np.array([np.nan if v is None else v for v in sw[key]], dtype=float)  # noqa: E731
+
+    def as_float(key: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in sw[key]], dtype=float)
+
     ax.plot(t, as_float("sensitivity"), color="tab:blue", label="event sensitivity")
     ax.set_ylabel("event sensitivity", color="tab:blue")
     ax.set_ylim(-0.02, 1.02)
