@@ -59,7 +59,7 @@ def _break(model: Path, out: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["no-labels", "contract", "empty-csv", "threshold", "target", "two-rules",
-                                  "no-model-file", "not-a-model"])
+                                  "no-model-file", "not-a-model", "data-as-model"])
 def test_bad_inputs_one_line_exit_2(case: str, files, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     js, csv_path, model = files
     args: list = ["evaluate", model, "--data", csv_path, "-o", tmp_path / "ev"]
@@ -87,6 +87,9 @@ def test_bad_inputs_one_line_exit_2(case: str, files, tmp_path: Path, capsys: py
         want = "give at most one way"
     elif case == "no-model-file":
         args[1], want = tmp_path / "none.onnx", "no such model file"
+    elif case == "data-as-model":
+        args[1:1] = ["--data", csv_path, js]  # the second data file lands among the models
+        want = "looks like data, not a model; give --data once per data file"
     else:
         (tmp_path / "m.bin").write_bytes(b"x")
         args[1], want = tmp_path / "m.bin", "unknown model format '.bin'"

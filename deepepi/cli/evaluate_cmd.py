@@ -35,7 +35,13 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
     """Evaluate MODELS (ONNX files, run directories, .pt or .keras files) on labelled data: window
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
     false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
+    from deepepi.errors import ConfigError
     from deepepi.evaluate.report import write_all
+
+    data_like = [m for m in models if m.lower().endswith((".csv", ".json"))]
+    if data_like:
+        raise ConfigError(f"{data_like[0]}: looks like data, not a model; give --data once per data file "
+                          "(--data a.json --data b.json)")
     from deepepi.evaluate.runner import Options
     from deepepi.evaluate.runner import evaluate as run
 
