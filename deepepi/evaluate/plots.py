@@ -98,7 +98,8 @@ def latency(path: Path, latencies: dict[str, np.ndarray]) -> Path:
 
 def strip(path: Path, title: str, t: np.ndarray, p: np.ndarray, alarm: np.ndarray, threshold: float,
           onset: float | None, osd: np.ndarray | None) -> Path:
-    """p over the event's time (s from recording start), threshold line, alarms, onset, OSD alarms."""
+    """p over the event's time (s from recording start; after the movement gate under the app logic),
+    threshold line, alarms, onset, OSD alarms."""
     fig = _figure(8.0, 2.6)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(t, p, marker=".", color="tab:blue", label="p(seizure)")

@@ -92,7 +92,7 @@ def _strips(out: Path, ev: Evaluation, m: ModelResult, logic: str) -> list[tuple
             title = (f"{m.name}: {kind}, event {row.eventId} (user {row.userId}, {row.typeStr}), "
                      f"max p {figs.max_p[i]:.3f}, {figs.alarms[i]} alarm(s), {logic} logic")
             path = plots.strip(out / f"strip_{_slug(m.name)}_{'miss' if row.label == 1 else 'fa'}_{row.eventId}.png",
-                               title, data.end_time[sl] - row.start, m.p[sl], m.states[logic][sl] >= ALARM,
+                               title, data.end_time[sl] - row.start, m.decision_p[logic][sl], m.states[logic][sl] >= ALARM,
                                m.operating["threshold"], onset, data.osd[sl] >= 2)
             written.append((title, path))
     return written

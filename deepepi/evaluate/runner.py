@@ -72,6 +72,7 @@ class ModelResult:
     curves: dict[str, Any]
     sweep: Sweep
     operating: dict[str, Any]
+    decision_p: dict[str, np.ndarray]  # per logic: p as thresholded (after the app's movement gate)
     states: dict[str, np.ndarray]
     figures: dict[str, EventFigures]
     summary: dict[str, Any]
@@ -129,9 +130,10 @@ def _model(name: str, rt: Runtime, data: EvalData, opts: Options) -> ModelResult
                       "validation set and reuse it on test data with --threshold")
     t = op["threshold"]
     max_p = max_per_event(data, p)
-    states, figures, by_logic = {}, {}, {}
+    decision_p, states, figures, by_logic = {}, {}, {}, {}
     for key, logic in logics.items():
-        states[key] = logic.states(data, logic.decision_p(data, p), t)
+        decision_p[key] = logic.decision_p(data, p)
+        states[key] = logic.states(data, decision_p[key], t)
         figures[key] = event_figures(data, states[key], max_p)
         alarm = states[key] >= ALARM
         by_logic[key] = {
@@ -149,7 +151,7 @@ def _model(name: str, rt: Runtime, data: EvalData, opts: Options) -> ModelResult
               "roc_auc": c["roc_auc"], "average_precision": c["average_precision"],
               "logic": by_logic, "sweep": sw.to_dict(),
               "inference_seconds": inference_seconds}
-    return ModelResult(name, rt, p, c, sw, op, states, figures, result)
+    return ModelResult(name, rt, p, c, sw, op, decision_p, states, figures, result)
 
 
 def _osd_baseline(data: EvalData) -> dict[str, Any]:
