@@ -12,7 +12,7 @@ through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in
 Then the targets as ratios within this run: int8 p50 <= 0.65x fp32 p50 with agreement >= 99 %,
 LiteRT fp32 p50 within 1.5x of ORT fp32, every format >= 3x faster than PyTorch eager.
 
-    python bench/deploy.py [--run RUN_DIR] [--repeats 300] [--batch 256] [--threads 1] [--json out.json]
+    python bench/deploy.py [--run RUN_DIR] [--repeats 400] [--rounds 20] [--batch 256] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations

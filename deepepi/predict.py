@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepepi.alarm import ALARM, STATE_NAMES, AlarmParams, AlarmStateMachine, alarm_states, still
+from deepepi.alarm import (ALARM, STATE_NAMES, AlarmParams, AlarmStateMachine, alarm_states,
+                           gate_windows, still)
 from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS, load_csv
 from deepepi.data.windows import contiguous_runs, count_windows, make_windows
 from deepepi.errors import DataError
@@ -81,8 +82,7 @@ def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int) ->
     segment = np.repeat(np.arange(len(lengths)),
                         count_windows(lengths * SAMPLES_PER_DATAPOINT, window, step))
     p = runtime.predict_proba(windows.X)[:, 1]
-    gated = still(windows.X[:, -SAMPLES_PER_DATAPOINT:], rules.acc_sd_threshold)
-    decision_p = np.where(gated, 0.0, p)
+    decision_p = gate_windows(p, windows.X, rules.acc_sd_threshold)
     positive = decision_p > rules.threshold
     states = alarm_states(positive, segment, rules.params)
     return _frame(windows.event_id, windows.user_id, windows.end_time, windows.y, p, decision_p,
