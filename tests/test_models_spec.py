@@ -63,10 +63,10 @@ def test_param_counts_total_is_checked():
 
 def test_from_config_reads_model_keys():
     s = ArchSpec.from_config(cfg(sampleFreq=25, bufferSeconds=4, filters=[8, 8, 4], strides=[1, 2, 1], nLayers=3,
-                                 kernelSize=3, denseWidths=[6], numClasses=3, convDropout=0.2,
+                                 kernelSize=3, denseWidths=[6], numClasses=2, convDropout=0.2,
                                  denseDropout=0.1, bnEpsilon=1e-5, bnMomentum=0.9))
     assert (s.window, s.filters, s.strides, s.kernel_size, s.dense_widths) == (100, (8, 8, 4), (1, 2, 1), 3, (6,))
-    assert (s.num_classes, s.conv_dropout, s.dense_dropout, s.bn_epsilon, s.bn_momentum) == (3, 0.2, 0.1, 1e-5, 0.9)
+    assert (s.num_classes, s.conv_dropout, s.dense_dropout, s.bn_epsilon, s.bn_momentum) == (2, 0.2, 0.1, 1e-5, 0.9)
 
 
 def test_n_layers_takes_first_defaults_when_lists_are_null():
