@@ -13,11 +13,17 @@ NaN policy (what an empty or non-numeric cell means):
   values are kept as -1.
 - Empty cells and the usual NA spellings (nan, NaN, NA, N/A, null, NULL) are missing values;
   other text in any numeric column is an error naming the column, the file line and the value.
+- Booleans (True/False in any spelling) are not numbers: refused in every numeric column, and so
+  is inf in any column (NaN is only "missing" where missing is allowed).
+Structure: every row has exactly the header's number of cells (a row with one cell too many or too
+few would shift every later sample by one column), a UTF-8 byte-order mark (Excel) is accepted.
 Line numbers count the header as line 1.
 """
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -28,6 +34,7 @@ from deepepi.errors import DataError
 from deepepi.io import open_input
 
 SAMPLES_PER_DATAPOINT = 125
+CSV_SAMPLE_FREQ = 25  # Hz: one row is a 5-s datapoint of 125 samples
 M_COLUMNS: tuple[str, ...] = tuple(f"M{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
 X_COLUMNS: tuple[str, ...] = tuple(f"X{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
 Y_COLUMNS: tuple[str, ...] = tuple(f"Y{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
@@ -41,6 +48,10 @@ WINDOW_COLUMNS: tuple[str, ...] = ("eventId", "userId", "type", "dataTime") + M_
 _INT_COLUMNS = ("eventId", "userId", "type")
 _OPTIONAL_FLOAT = ("osdAlarmState", "osdSpecPower", "osdRoiPower", "hr", "o2sat")
 _DIAGNOSE_CHUNK_ROWS = 20_000
+_SCAN_BYTES = 16 << 20
+_TEXT_COLUMNS = ("typeStr", "dataTime")
+_BOOL_CELL = re.compile(rb"(?:^|,)[ \t]*(true|false)[ \t]*\r?(?=,|$)", re.IGNORECASE | re.MULTILINE)
+ENCODING = "utf-8-sig"  # plain UTF-8, with or without the byte-order mark Excel writes
 NA_TEXT = ("", "nan", "NaN", "NA", "N/A", "null", "NULL")  # cells read as missing (NaN)
 
 
@@ -56,7 +67,7 @@ def _dtype(column: str) -> object:
 
 def _read_header(path: Path) -> list[str]:
     try:
-        with open_input(path, "CSV", DataError, newline="") as fh:
+        with open_input(path, "CSV", DataError, encoding=ENCODING, newline="") as fh:
             first = fh.readline()
     except UnicodeDecodeError:
         raise DataError("not a UTF-8 text CSV file", source=str(path)) from None
@@ -81,11 +92,77 @@ def _check_columns(path: Path, header: list[str], wanted: list[str]) -> None:
         raise DataError(f"missing column {missing[0]}{more}", source=str(path))
 
 
+def _cell_error(path: Path, line: int, header: list[str], cells: int | None = None,
+                column: int | None = None, value: str = "") -> DataError:
+    if cells is not None:
+        return DataError(f"line {line}: {cells} cells, but the header has {len(header)} "
+                         "(a missing or extra comma shifts every later column)", source=str(path))
+    return DataError(f"column {header[column]}, line {line}: {value!r} is a boolean, expected a number",
+                     source=str(path))
+
+
+def _scan_quoted(path: Path, header: list[str]) -> None:
+    """Slow path for files with quoted cells: the csv module splits the rows."""
+    numeric = [i for i, name in enumerate(header) if name not in _TEXT_COLUMNS]
+    with open(path, encoding=ENCODING, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise _cell_error(path, reader.line_num, header, cells=len(row))
+            for i in numeric:
+                if row[i].strip().lower() in ("true", "false"):
+                    raise _cell_error(path, reader.line_num, header, column=i, value=row[i])
+
+
+def _scan_cells(path: Path, header: list[str]) -> None:
+    """Every row has the header's cell count and no numeric cell is a boolean (pandas would read
+    a column of True/False as 1/0, and ``usecols`` hides short and long rows)."""
+    expected = len(header) - 1
+    with open(path, "rb") as fh:
+        fh.readline()
+        line, rest = 2, b""
+        while True:
+            block = fh.read(_SCAN_BYTES)
+            data = rest + block
+            cut = len(data) if not block else data.rfind(b"\n") + 1
+            if not block and not data:
+                return
+            chunk, rest = data[:cut], data[cut:]
+            if not chunk:
+                continue  # one line longer than a block: read on
+            if b'"' in chunk:
+                return _scan_quoted(path, header)
+            codes = np.frombuffer(chunk, dtype=np.uint8)
+            ends = np.flatnonzero(codes == ord("\n"))
+            if cut == len(data) and (not ends.size or ends[-1] != len(codes) - 1):
+                ends = np.append(ends, len(codes))  # last line without a newline
+            commas = np.concatenate(([0], np.cumsum(codes == ord(","))))
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            per_line = commas[ends] - commas[starts]
+            blank = (ends - starts == 0) | ((ends - starts == 1) & (codes[np.minimum(starts, len(codes) - 1)] == 13))
+            bad = np.flatnonzero((per_line != expected) & ~blank)
+            if bad.size:
+                raise _cell_error(path, line + int(bad[0]), header, cells=int(per_line[bad[0]]) + 1)
+            for match in _BOOL_CELL.finditer(chunk):
+                start = match.start(1)
+                row = int(np.searchsorted(ends, start))
+                column = int(commas[start] - commas[starts[row]])
+                if header[column] not in _TEXT_COLUMNS:
+                    raise _cell_error(path, line + row, header, column=column,
+                                      value=match.group(1).decode())
+            line += len(ends)
+            if not block:
+                return
+
+
 def _diagnose(path: Path, wanted: list[str]) -> None:
     """Find the first cell that broke the typed read and raise a DataError naming it."""
     numeric = [c for c in wanted if c not in ("typeStr", "dataTime")]
     reader = pd.read_csv(path, usecols=numeric, dtype=str, keep_default_na=False,
-                         chunksize=_DIAGNOSE_CHUNK_ROWS)
+                         chunksize=_DIAGNOSE_CHUNK_ROWS, encoding=ENCODING)
     for chunk in reader:
         first: tuple[int, str, str, str] | None = None
         for column in numeric:
@@ -112,7 +189,13 @@ def _parse_times(path: Path, text: pd.Series) -> np.ndarray:
     """dataTime -> float64 epoch seconds, vectorised; ISO 8601 text or plain epoch seconds."""
     numbers = pd.to_numeric(text, errors="coerce")
     if not numbers.isna().any():
-        return numbers.to_numpy(dtype=np.float64)
+        values = numbers.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"column dataTime, line {row + 2}: {text.iloc[row]!r} is not a time",
+                            source=str(path))
+        return values
     stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     bad = stamps.isna().to_numpy()
     if bad.any():
@@ -125,12 +208,18 @@ def _parse_times(path: Path, text: pd.Series) -> np.ndarray:
 
 
 def _check_values(path: Path, df: pd.DataFrame) -> None:
-    for column in (c for c in M_COLUMNS if c in df.columns):
-        bad = ~np.isfinite(df[column].to_numpy())
+    for column in df.columns:
+        if column in _TEXT_COLUMNS or column in _INT_COLUMNS:
+            continue
+        values = df[column].to_numpy()
+        bad = ~np.isfinite(values) if column in M_COLUMNS else np.isinf(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"column {column}, line {row + 2}: missing or non-finite magnitude sample "
-                            "(M000..M124 must be complete)", source=str(path))
+            if column in M_COLUMNS:
+                raise DataError(f"column {column}, line {row + 2}: missing or non-finite magnitude sample "
+                                "(M000..M124 must be complete)", source=str(path))
+            raise DataError(f"column {column}, line {row + 2}: infinite value (or beyond float32 range)",
+                            source=str(path))
     if "type" in df.columns:
         bad = ~df["type"].isin((0, 1)).to_numpy()
         if bad.any():
@@ -150,9 +239,10 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
     wanted = list(WINDOW_COLUMNS if columns is None else columns)
     header = _read_header(path)
     _check_columns(path, header, wanted)
+    _scan_cells(path, header)
     dtypes = {c: _dtype(c) for c in wanted}
     try:
-        df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False,
+        df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False, encoding=ENCODING,
                          na_values={c: list(NA_TEXT) for c in wanted if c not in ("typeStr", "dataTime")})
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed CSV: {exc}", source=str(path)) from None
@@ -170,4 +260,4 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
 
 
 __all__ = ["M_COLUMNS", "X_COLUMNS", "Y_COLUMNS", "Z_COLUMNS", "META_COLUMNS", "CSV_COLUMNS",
-           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "NA_TEXT", "load_csv"]
+           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "CSV_SAMPLE_FREQ", "NA_TEXT", "load_csv"]
