@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deepepi import jsonlimits
-from deepepi.errors import ConfigError
+from deepepi.errors import ConfigError, DeepEpiError
 from deepepi.io import read_text
 from deepepi.jsonlimits import CONFIG_MAX_DEPTH
 
@@ -41,8 +41,10 @@ class Key:
     check: Callable[[Any], bool]
 
 
-def _num(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-         hi_open: bool = False, integer: bool = False) -> tuple[str, Callable[[Any], bool]]:
+def number_rule(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False, integer: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    """(what is expected, check) for a finite number in a range: the one rule for config values,
+    CLI options (deepepi.cli.params) and library arguments such as verify's tolerances."""
     kind = "an integer" if integer else "a finite number"
     parts = []
     if lo is not None:
@@ -63,6 +65,17 @@ def _num(lo: float | None = None, hi: float | None = None, *, lo_open: bool = Fa
         return not (hi is not None and (v >= hi if hi_open else v > hi))
 
     return expected, check
+
+
+_num = number_rule  # the short name SCHEMA uses
+
+
+def require_number(name: str, value: Any, rule: tuple[str, Callable[[Any], bool]],
+                   error: type[DeepEpiError] = ConfigError) -> None:
+    """``error`` naming ``name`` when ``value`` breaks ``rule`` (from number_rule)."""
+    expected, check = rule
+    if not check(value):
+        raise error(f"{name}: got {value!r}, expected {expected}")
 
 
 def _key(default: Any, spec: tuple[str, Callable[[Any], bool]]) -> Key:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -88,7 +89,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def open_input(path: str | Path, kind: str, error: type[DeepEpiError], *,
                encoding: str = "utf-8", newline: str | None = None) -> IO[str]:
-    """Open an input text file; a missing file, a directory or an OS refusal is ``error`` naming it."""
+    """Open an input text file; a missing file, a directory, a device (/dev/zero never ends) or an
+    OS refusal is ``error`` naming it."""
+    if stat.S_ISCHR(_mode(path)) or stat.S_ISBLK(_mode(path)):
+        raise error(f"expected a {kind} file, got a device", source=str(path))
     try:
         return open(path, encoding=encoding, newline=newline)
     except FileNotFoundError:
@@ -134,6 +138,13 @@ def refuse_overwrite(output: str | Path, inputs: Iterable[str | Path], *, option
         if inp is not None and same_file(output, inp):
             raise OutputPathError(f"{option} {output} is the input file {inp}; choose another path",
                                   source=str(output))
+
+
+def _mode(path: str | Path) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0  # open() reports what is wrong
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

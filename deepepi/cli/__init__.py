@@ -31,6 +31,14 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"deepepi: warning: {message}", file=sys.stderr)
 
 
+def _one_line(err: click.ClickException) -> str:
+    """click's message on one line, prefixed by the subcommand (``data windows: Missing option '-o'``)."""
+    ctx = getattr(err, "ctx", None)
+    where = ctx.command_path.removeprefix("deepepi").strip() if ctx is not None else ""
+    text = " ".join(err.format_message().split())
+    return f"{where}: {text}" if where else text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into `deepepi: error: ...` and exit codes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up and tf.data chatter
@@ -48,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("deepepi: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as err:
+    except click.exceptions.NoArgsIsHelpError as err:  # bare `deepepi data`: the help is the answer
         err.show()
+        sys.exit(err.exit_code)
+    except click.ClickException as err:  # usage errors too: one line, same form, exit 2
+        click.echo(f"deepepi: error: {_one_line(err)}", err=True)
         sys.exit(err.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
