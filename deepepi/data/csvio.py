@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -106,15 +107,19 @@ def _scan_quoted(path: Path, header: list[str]) -> None:
     numeric = [i for i, name in enumerate(header) if name not in _TEXT_COLUMNS]
     with open(path, encoding=ENCODING, newline="") as fh:
         reader = csv.reader(fh)
-        next(reader, None)
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise _cell_error(path, reader.line_num, header, cells=len(row))
-            for i in numeric:
-                if row[i].strip().lower() in ("true", "false"):
-                    raise _cell_error(path, reader.line_num, header, column=i, value=row[i])
+        try:
+            next(reader, None)
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise _cell_error(path, reader.line_num, header, cells=len(row))
+                for i in numeric:
+                    if row[i].strip().lower() in ("true", "false"):
+                        raise _cell_error(path, reader.line_num, header, column=i, value=row[i])
+        except csv.Error as exc:  # an unbalanced quote runs on to the end of the file
+            raise DataError(f"line {reader.line_num}: malformed CSV ({exc}; an unbalanced '\"'?)",
+                            source=str(path)) from None
 
 
 def _scan_cells(path: Path, header: list[str]) -> None:
@@ -242,8 +247,10 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
     _scan_cells(path, header)
     dtypes = {c: _dtype(c) for c in wanted}
     try:
-        df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False, encoding=ENCODING,
-                         na_values={c: list(NA_TEXT) for c in wanted if c not in ("typeStr", "dataTime")})
+        with warnings.catch_warnings():  # float32 overflow: the inf it gives is refused below, by name
+            warnings.simplefilter("ignore", RuntimeWarning)
+            df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False, encoding=ENCODING,
+                             na_values={c: list(NA_TEXT) for c in wanted if c not in _TEXT_COLUMNS})
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed CSV: {exc}", source=str(path)) from None
     except UnicodeDecodeError:
