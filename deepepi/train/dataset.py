@@ -75,14 +75,14 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
     proc, seed, source = cfg.processing, cfg.seed, str(csv_path)
     df = load_csv(csv_path, columns=(*WINDOW_COLUMNS, "osdAlarmState"))
     events = events_table(df)
-    if len(events) < 3:
-        raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
-                        source=source)
     labels = set(events["label"].tolist())
     if labels != {0, 1}:
         missing = "seizure (type 1)" if 1 not in labels else "non-seizure (type 0)"
         raise DataError(f"no {missing} events: a detector cannot be trained or its sensitivity and "
                         "false-alarm ratio measured without both classes", source=source)
+    if len(events) < 3:
+        raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
+                        source=source)
     group = bool(proc["groupByUser"])
     if int(proc["nFolds"]) > 1:
         folds = kfold_events(events, n_folds=int(proc["nFolds"]), seed=seed, group_by_user=group)

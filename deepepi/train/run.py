@@ -210,16 +210,18 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
                   {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
                    "framework": fw})
-    selector = Selector.from_model_config(cfg.model)
-    log.info(f"selection: {selector.describe()}")
-    job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
-              quiet=quiet, selector=selector)
-    trainer = importlib.import_module(TRAINERS[fw])
-    t0 = time.perf_counter()
+    # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
+    history: list[dict[str, Any]] = []
     try:
+        selector = Selector.from_model_config(cfg.model)
+        log.info(f"selection: {selector.describe()}")
+        job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log,
+                  resume=saved is not None, quiet=quiet, history=history, selector=selector)
+        trainer = importlib.import_module(TRAINERS[fw])
+        t0 = time.perf_counter()
         fit = trainer.fit(job)
     except KeyboardInterrupt:
-        done = job.history[-1]["epoch"] if job.history else 0
+        done = history[-1]["epoch"] if history else 0
         log.note(f"interrupted after epoch {done}")
         raise TrainingInterrupted(f"interrupted after epoch {done}; continue with: deepepi train "
                                   f"--out {run_dir} --resume") from None
