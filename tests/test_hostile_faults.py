@@ -143,7 +143,7 @@ def test_train_refuses_inputs_that_are_its_own_run_files(data, tmp_path, capsys,
 
 def _train(fault: str, csv: Path, out: Path, *extra: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     return faulty(fault, "train", "--config", SMOKE, "--framework", "pytorch", "--data", csv, "--out", out,
-                  "--epochs", 3, "--quiet", *extra, cwd=cwd)
+                  "--epochs", 2, "--quiet", *extra, cwd=cwd)
 
 
 def _resume_command(stderr: str) -> list[str]:
@@ -163,6 +163,7 @@ def test_sigint_in_data_preparation_leaves_a_clean_fresh_start(data, tmp_path, c
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_sigint_before_the_first_epoch_then_the_printed_resume_command(data, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     done = _train("sigint-before-fit", data.csv_path, out, cwd=tmp_path)
@@ -172,7 +173,7 @@ def test_sigint_before_the_first_epoch_then_the_printed_resume_command(data, tmp
     resumed = faulty("kill-at-rename:-", *command, cwd=tmp_path)  # exactly the printed command
     assert resumed.returncode == 0, resumed.stderr
     history = json.loads((out / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2, 3] and not (out / "resume").exists()
+    assert [h["epoch"] for h in history] == [1, 2] and not (out / "resume").exists()
     assert json.loads((out / "config.json").read_text())["modelConfig"]["framework"] == "pytorch"
 
 
@@ -193,6 +194,7 @@ def _copy_run(interrupted, tmp_path: Path) -> Path:  # noqa: ANN001
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_printed_resume_command_needs_only_the_run_directory(interrupted, tmp_path) -> None:  # noqa: ANN001
     """`deepepi train --out DIR --resume`, no --config: used to fall back to the TensorFlow default."""
     root, _, command = interrupted
@@ -202,7 +204,7 @@ def test_printed_resume_command_needs_only_the_run_directory(interrupted, tmp_pa
     resumed = faulty("kill-at-rename:-", *command, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     history = json.loads((run_dir / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["epoch"] for h in history] == [1, 2]
     assert (run_dir / "model.pt").is_file() and not (run_dir / "model.keras").exists()
 
 
@@ -235,12 +237,15 @@ def test_resume_refuses_what_contradicts_the_run(interrupted, data, tmp_path, ca
 
 
 @pytest.mark.torch
-def test_force_data_resumes_on_another_csv(interrupted, data, tmp_path, capsys) -> None:  # noqa: ANN001
+@pytest.mark.slow
+def test_force_data_resumes_on_another_csv(interrupted, data, tmp_path) -> None:  # noqa: ANN001
     run_dir = _copy_run(interrupted, tmp_path)
     other = synthesize(tmp_path / "other", users=3, events=40, seed=5).csv_path
-    rc, _, err = run(capsys, "train", "--out", run_dir, "--resume", "--data", other, "--force-data", "--quiet")
-    assert rc == 0, err
-    assert [h["epoch"] for h in json.loads((run_dir / "history.json").read_text())] == [1, 2, 3]
+    resumed = faulty("kill-at-rename:-", "train", "--out", run_dir, "--resume", "--data", other, "--force-data",
+                     "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (run_dir / "resume").exists() and f"data {other}" in (run_dir / "train.log").read_text()
+    assert [h["epoch"] for h in json.loads((run_dir / "history.json").read_text())] == [1, 2]
 
 
 @pytest.mark.torch
