@@ -68,8 +68,19 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    A character device or a pipe (``--report /dev/null``) is written directly: renaming a file
+    onto it would replace the device node itself (as root, /dev/null became a regular file). A
+    block device is refused.
+    """
     path = Path(path)
+    mode = _mode(path)
+    if stat.S_ISBLK(mode):
+        raise OutputPathError("is a block device; deepepi will not write to it", source=str(path))
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent.resolve()
     if folder not in _cleaned:

@@ -189,3 +189,15 @@ def test_allow_import_of_a_non_model_is_one_line(target, fragment, framework) ->
 
     with pytest.raises(ModelError, match=fragment):
         resolve(target, framework, allow_import=True).build(ArchSpec())
+
+
+@pytest.mark.parametrize("name", ["test_split.csv", "report.json"])
+def test_pipeline_data_that_it_would_overwrite_is_refused(tmp_path, capsys, name) -> None:  # noqa: ANN001
+    out = tmp_path / "pipe"
+    out.mkdir()
+    data = out / name
+    data.write_text("eventId\n1\n", encoding="utf-8")
+    before = fingerprint(data)
+    assert_refused(run(capsys, "pipeline", "--out", out, "--data", data), name, "is the input file")
+    assert_untouched(before)
+    assert sorted(p.name for p in out.iterdir()) == [name]

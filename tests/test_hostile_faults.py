@@ -258,3 +258,12 @@ def test_allow_import_of_a_non_model_in_train_is_one_line(data, tmp_path, capsys
                  "--allow-import", "--epochs", 1, "--quiet")
     assert_refused(result, "math.sqrt", "failed when called")
     assert_no_leftovers(tmp_path / "run")
+
+
+def test_writing_to_dev_null_keeps_it_a_device(tmp_path) -> None:  # noqa: ANN001
+    """As root, a temp file renamed onto /dev/null used to replace the device with a regular file."""
+    import stat
+
+    write_text(Path(os.devnull), "report\n")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert list(Path(os.devnull).parent.glob(f"{TEMP_PREFIX}*")) == []
