@@ -201,3 +201,10 @@ def test_pipeline_data_that_it_would_overwrite_is_refused(tmp_path, capsys, name
     assert_refused(run(capsys, "pipeline", "--out", out, "--data", data), name, "is the input file")
     assert_untouched(before)
     assert sorted(p.name for p in out.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("path, fragment", [("/dev/zero", "not a regular file"), (".", "not a regular file"),
+                                            ("missing.onnx", "not found")])
+def test_verify_of_something_that_is_not_a_file(models, tmp_path, capsys, monkeypatch, path, fragment) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run(capsys, "verify", models / "a.onnx", path), fragment)
