@@ -20,6 +20,7 @@ from deepepi.preprocessing import from_config as preprocessing_from_config
 from deepepi.train.artifacts import CONFIG as CONFIG_FILE
 from deepepi.train.artifacts import MODEL_FILES
 from deepepi.train.artifacts import WEIGHTS as WEIGHTS_FILE
+from deepepi.train.artifacts import THRESHOLD as THRESHOLD_FILE
 from deepepi.train.artifacts import read_threshold
 
 SHORT_NAMES = {"tensorflow": "tf", "pytorch": "torch"}
@@ -147,7 +148,8 @@ def export_run(path: str | Path, *, out: str | Path | None = None, framework: st
     run = resolve_run(path)
     target = framework_name(framework) if framework else run.framework
     if out is not None:
-        refuse_overwrite(out, [run.model_file, run.weights_file, run.directory / CONFIG_FILE], option="--output")
+        refuse_overwrite(out, [run.model_file, run.weights_file, run.directory / CONFIG_FILE,
+                               run.directory / THRESHOLD_FILE], option="--output")
     models, converter = _framework_modules(target)
     if target == run.framework:
         model, spec = _load_native(run, models)

@@ -137,7 +137,7 @@ def test_verify_report_naming_an_input_is_refused(models, tmp_path, capsys, targ
     assert_no_leftovers(tmp_path)
 
 
-@pytest.mark.parametrize("target", ["model.pt", "weights.npz", "config.json"])
+@pytest.mark.parametrize("target", ["model.pt", "weights.npz", "config.json", "threshold.json"])
 def test_export_output_naming_an_input_is_refused(tmp_path, capsys, target) -> None:  # noqa: ANN001
     """Refused before any framework is imported: the run files here are only placeholders."""
     run_dir = tmp_path / "run"
@@ -147,6 +147,7 @@ def test_export_output_naming_an_input_is_refused(tmp_path, capsys, target) -> N
     (run_dir / "config.json").write_text(json.dumps(raw), encoding="utf-8")
     (run_dir / "model.pt").write_bytes(b"placeholder model")
     (run_dir / "weights.npz").write_bytes(b"placeholder weights")
+    (run_dir / "threshold.json").write_text('{"decision_threshold": 0.5}', encoding="utf-8")
     before = fingerprint(*run_dir.iterdir())
     assert_refused(run(capsys, "export", "--onnx", run_dir, "-o", run_dir / target), "is the input file")
     assert_untouched(before)

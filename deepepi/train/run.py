@@ -141,10 +141,14 @@ def _resume_data(saved: dict[str, Any], run_dir: Path, data: str | Path | None, 
     return path
 
 
+def _run_files() -> list[str]:
+    """Every artefact name a run writes (and a fresh run clears)."""
+    return [*art.MODEL_FILES.values(), art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
+
+
 def _refuse_inputs_in_run_dir(run_dir: Path, *inputs: str | Path | None) -> None:
     """A run rewrites (or clears) its artefacts: none of them may be the data or config it reads."""
-    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
-    for name in names:
+    for name in _run_files():
         io.refuse_overwrite(run_dir / name, [p for p in inputs if p is not None and Path(p).is_file()],
                             option="run file")
 
@@ -164,8 +168,7 @@ def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
 
 def _clear_outputs(run_dir: Path) -> None:
     """A fresh run replaces a finished one: no stale artefact from the previous run may remain."""
-    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
-    for name in names:
+    for name in _run_files():
         (run_dir / name).unlink(missing_ok=True)
     art.remove_resume_state(run_dir)
 
