@@ -137,6 +137,7 @@ def _checked(name: str, framework: str, target: Callable[..., Any]) -> Callable[
                              f"model ({prefix} {base})")
         return model
 
+    build.__qualname__ = build.__name__ = getattr(target, "__name__", name)
     return build
 
 
