@@ -78,11 +78,11 @@ REFUSED: list[tuple[str, Callable[[Lines], Lines], tuple[str, ...]]] = [
     ("row of one cell", edit(4, lambda s: s.split(",")[0]), ("line 5", "1 cells")),
     ("last row short, no newline", lambda ls: ls[:-1] + [ls[-1].rsplit(",", 3)[0]], ("507 cells",)),
     ("M column of True/False", column(M, lambda i: "True" if i % 2 else "False"), ("column M010", "boolean")),
-    ("one True in M", cell(3, M, "True"), ("column M010", "line 4", "boolean")),
-    ("lower-case false in M", cell(6, M, "false"), ("column M010", "boolean")),
-    ("TRUE in X", cell(2, X, "TRUE"), ("column X020", "boolean")),
-    ("True in hr", cell(2, HR, "True"), ("column hr", "boolean")),
-    ("True in type", cell(2, TYPE, "True"), ("column type", "boolean")),
+    ("M column of TRUE/FALSE", column(M, lambda i: "TRUE" if i % 3 else "FALSE"), ("column M010", "line 2", "boolean")),
+    ("type column of True/False", column(TYPE, lambda i: "True" if i < 36 else "False"), ("column type", "boolean")),
+    ("one True in M", cell(3, M, "True"), ("column M010", "line 4", "'True'")),
+    ("lower-case false in M", cell(6, M, "false"), ("column M010", "'false'")),
+    ("True in type", cell(2, TYPE, "True"), ("column type", "'True'")),
     ("inf in M", cell(3, M, "inf"), ("column M010", "line 4", "non-finite")),
     ("-inf in M", cell(3, M, "-inf"), ("column M010", "non-finite")),
     ("Infinity in M", cell(3, M, "Infinity"), ("column M010", "non-finite")),
@@ -184,6 +184,17 @@ def test_odd_but_valid_csv_gives_the_same_windows(clean, clean_windows, tmp_path
     assert rc == 0 and "Traceback" not in err and "total windows" in out
     assert_untouched(before)
     assert_no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("col, values", [
+    (X, lambda i: "TRUE" if i % 2 else "FALSE"),
+    (HR, lambda i: "" if i < 3 else "True"),  # missing cells first: the first present cell decides
+    (HR, lambda i: "True" if i == 5 else "70"),
+])
+def test_booleans_in_optional_columns_are_refused_when_read(clean, tmp_path, col, values) -> None:  # noqa: ANN001
+    path = _write(tmp_path / "b.csv", column(col, values)(clean.read_text(encoding="utf-8").splitlines()))
+    with pytest.raises(DataError, match=f"column {CSV_COLUMNS[col]}, line [0-9]+: .*(boolean|'True')"):
+        load_csv(path, columns=CSV_COLUMNS)
 
 
 def test_windows_output_equal_to_its_input_is_refused(clean, tmp_path, capsys) -> None:  # noqa: ANN001

@@ -13,8 +13,8 @@ NaN policy (what an empty or non-numeric cell means):
   values are kept as -1.
 - Empty cells and the usual NA spellings (nan, NaN, NA, N/A, null, NULL) are missing values;
   other text in any numeric column is an error naming the column, the file line and the value.
-- Booleans (True/False in any spelling) are not numbers: refused in every numeric column, and so
-  is inf in any column (NaN is only "missing" where missing is allowed).
+- Booleans (True/False) are not numbers: refused in every numeric column that is read, and so is
+  inf (NaN is only "missing" where missing is allowed).
 Structure: every row has exactly the header's number of cells (a row with one cell too many or too
 few would shift every later sample by one column), a UTF-8 byte-order mark (Excel) is accepted.
 Line numbers count the header as line 1.
@@ -23,7 +23,6 @@ Line numbers count the header as line 1.
 from __future__ import annotations
 
 import csv
-import re
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -49,9 +48,7 @@ WINDOW_COLUMNS: tuple[str, ...] = ("eventId", "userId", "type", "dataTime") + M_
 _INT_COLUMNS = ("eventId", "userId", "type")
 _OPTIONAL_FLOAT = ("osdAlarmState", "osdSpecPower", "osdRoiPower", "hr", "o2sat")
 _DIAGNOSE_CHUNK_ROWS = 20_000
-_SCAN_BYTES = 16 << 20
 _TEXT_COLUMNS = ("typeStr", "dataTime")
-_BOOL_CELL = re.compile(rb"(?:^|,)[ \t]*(true|false)[ \t]*\r?(?=,|$)", re.IGNORECASE | re.MULTILINE)
 ENCODING = "utf-8-sig"  # plain UTF-8, with or without the byte-order mark Excel writes
 NA_TEXT = ("", "nan", "NaN", "NA", "N/A", "null", "NULL")  # cells read as missing (NaN)
 
@@ -93,74 +90,71 @@ def _check_columns(path: Path, header: list[str], wanted: list[str]) -> None:
         raise DataError(f"missing column {missing[0]}{more}", source=str(path))
 
 
-def _cell_error(path: Path, line: int, header: list[str], cells: int | None = None,
-                column: int | None = None, value: str = "") -> DataError:
-    if cells is not None:
-        return DataError(f"line {line}: {cells} cells, but the header has {len(header)} "
-                         "(a missing or extra comma shifts every later column)", source=str(path))
-    return DataError(f"column {header[column]}, line {line}: {value!r} is a boolean, expected a number",
-                     source=str(path))
-
-
 def _scan_quoted(path: Path, header: list[str]) -> None:
     """Slow path for files with quoted cells: the csv module splits the rows."""
-    numeric = [i for i, name in enumerate(header) if name not in _TEXT_COLUMNS]
     with open(path, encoding=ENCODING, newline="") as fh:
         reader = csv.reader(fh)
         try:
             next(reader, None)
             for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise _cell_error(path, reader.line_num, header, cells=len(row))
-                for i in numeric:
-                    if row[i].strip().lower() in ("true", "false"):
-                        raise _cell_error(path, reader.line_num, header, column=i, value=row[i])
+                if row and len(row) != len(header):
+                    raise _count_error(path, reader.line_num, header, len(row))
         except csv.Error as exc:  # an unbalanced quote runs on to the end of the file
             raise DataError(f"line {reader.line_num}: malformed CSV ({exc}; an unbalanced '\"'?)",
                             source=str(path)) from None
 
 
+def _count_error(path: Path, line: int, header: list[str], cells: int) -> DataError:
+    return DataError(f"line {line}: {cells} cells, but the header has {len(header)} "
+                     "(a missing or extra comma shifts every later column)", source=str(path))
+
+
 def _scan_cells(path: Path, header: list[str]) -> None:
-    """Every row has the header's cell count and no numeric cell is a boolean (pandas would read
-    a column of True/False as 1/0, and ``usecols`` hides short and long rows)."""
+    """Every row has the header's cell count: ``usecols`` would hide a short or long row, whose
+    later cells then shift by one column. Counts commas per raw line; the csv module takes over
+    when a cell is quoted (a quoted cell may hold commas or line breaks)."""
     expected = len(header) - 1
     with open(path, "rb") as fh:
         fh.readline()
-        line, rest = 2, b""
-        while True:
-            block = fh.read(_SCAN_BYTES)
-            data = rest + block
-            cut = len(data) if not block else data.rfind(b"\n") + 1
-            if not block and not data:
-                return
-            chunk, rest = data[:cut], data[cut:]
-            if not chunk:
-                continue  # one line longer than a block: read on
-            if b'"' in chunk:
+        for line, text in enumerate(fh, start=2):
+            if b'"' in text:
                 return _scan_quoted(path, header)
-            codes = np.frombuffer(chunk, dtype=np.uint8)
-            ends = np.flatnonzero(codes == ord("\n"))
-            if cut == len(data) and (not ends.size or ends[-1] != len(codes) - 1):
-                ends = np.append(ends, len(codes))  # last line without a newline
-            commas = np.concatenate(([0], np.cumsum(codes == ord(","))))
-            starts = np.concatenate(([0], ends[:-1] + 1))
-            per_line = commas[ends] - commas[starts]
-            blank = (ends - starts == 0) | ((ends - starts == 1) & (codes[np.minimum(starts, len(codes) - 1)] == 13))
-            bad = np.flatnonzero((per_line != expected) & ~blank)
-            if bad.size:
-                raise _cell_error(path, line + int(bad[0]), header, cells=int(per_line[bad[0]]) + 1)
-            for match in _BOOL_CELL.finditer(chunk):
-                start = match.start(1)
-                row = int(np.searchsorted(ends, start))
-                column = int(commas[start] - commas[starts[row]])
-                if header[column] not in _TEXT_COLUMNS:
-                    raise _cell_error(path, line + row, header, column=column,
-                                      value=match.group(1).decode())
-            line += len(ends)
-            if not block:
+            commas = text.count(b",")
+            if commas != expected and text.strip(b"\r\n"):
+                raise _count_error(path, line, header, commas + 1)
+
+
+def _check_booleans(path: Path, df: pd.DataFrame) -> None:
+    """pandas reads a column whose every cell is True/False as 1/0 (a mix with numbers is an error
+    it reports itself). Such a column holds only 0, 1 and NaN, and its first non-missing cell is
+    then a boolean: only those cells are looked at in the file."""
+    first_rows: dict[str, int] = {}
+    for column in df.columns:
+        if column in _TEXT_COLUMNS:
+            continue
+        values = df[column].to_numpy(dtype=np.float64)
+        present = ~np.isnan(values)
+        if present.any() and np.isin(values[present], (0.0, 1.0)).all():
+            first_rows[column] = int(np.argmax(present))
+    if not first_rows:
+        return
+    header = _read_header(path)
+    wanted = {header.index(c): c for c in first_rows}
+    last = max(first_rows.values())
+    with open(path, encoding=ENCODING, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        index = 0
+        for row in reader:
+            if not row:
+                continue
+            for position, column in wanted.items():
+                if first_rows[column] == index and row[position].strip().lower() in ("true", "false"):
+                    raise DataError(f"column {column}, line {reader.line_num}: {row[position]!r} is a "
+                                    "boolean, expected a number", source=str(path))
+            if index == last:
                 return
+            index += 1
 
 
 def _diagnose(path: Path, wanted: list[str]) -> None:
@@ -263,6 +257,7 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
     if "dataTime" in df.columns:
         df["dataTime"] = _parse_times(path, df["dataTime"])
     _check_values(path, df)
+    _check_booleans(path, df)
     return df if list(df.columns) == wanted else df[wanted]
 
 
