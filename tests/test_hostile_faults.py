@@ -139,6 +139,19 @@ def test_train_refuses_inputs_that_are_its_own_run_files(data, tmp_path, capsys,
     assert_untouched(before)
 
 
+def test_train_refuses_init_weights_it_would_clear(data, tmp_path, capsys) -> None:  # noqa: ANN001
+    """`--init-weights RUN/init_weights.npz --out RUN`: a fresh run clears that file before reading it."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    weights = run_dir / "init_weights.npz"
+    weights.write_bytes(b"weights of an earlier run")
+    before = fingerprint(weights)
+    result = run(capsys, "train", "--config", SMOKE, "--data", data.csv_path, "--out", run_dir,
+                 "--init-weights", weights)
+    assert_refused(result, "init_weights.npz", "is the input file")
+    assert_untouched(before)
+
+
 # ----- Ctrl-C and resume (PyTorch: the trainer whose resume is bit-exact) ----------------------
 
 def _train(fault: str, csv: Path, out: Path, *extra: object, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -260,10 +273,27 @@ def test_allow_import_of_a_non_model_in_train_is_one_line(data, tmp_path, capsys
     assert_no_leftovers(tmp_path / "run")
 
 
-def test_writing_to_dev_null_keeps_it_a_device(tmp_path) -> None:  # noqa: ANN001
-    """As root, a temp file renamed onto /dev/null used to replace the device with a regular file."""
+@pytest.mark.parametrize("kind", ["character device", "fifo"])
+def test_writing_to_a_device_or_pipe_keeps_it_one(tmp_path, kind) -> None:  # noqa: ANN001
+    """`--report /dev/null` as root: a temp file renamed onto it replaced the device with a file."""
     import stat
+    import threading
 
-    write_text(Path(os.devnull), "report\n")
-    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
-    assert list(Path(os.devnull).parent.glob(f"{TEMP_PREFIX}*")) == []
+    target = tmp_path / "sink"
+    if kind == "fifo":
+        os.mkfifo(target)
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(target.read_bytes()))
+        reader.start()
+    else:
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null of our own
+        except PermissionError:
+            pytest.skip("creating a device node needs root (the hazard exists only as root)")
+    write_text(target, "report\n")
+    if kind == "fifo":
+        reader.join(timeout=10)
+        assert got == [b"report\n"] and stat.S_ISFIFO(os.stat(target).st_mode)
+    else:
+        assert stat.S_ISCHR(os.stat(target).st_mode)
+    assert temps(tmp_path) == []

@@ -21,6 +21,9 @@ from deepepi.config import FRAMEWORKS, load_config
               help="Run directory. Default: artifacts/<modelFname>.")
 @click.option("--epochs", type=POSITIVE_INT, default=None, help="Override modelConfig.epochs.")
 @click.option("--seed", type=SEED, default=None, help="Override randomSeed (0 to 2**32-1).")
+@click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
+              help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
+                   "the framework's seeded initialisation.")
 @click.option("--resume", is_flag=True,
               help="Continue the unfinished run in --out with its own config, framework and data "
               "(recorded in OUT/resume/run.json; --config then only names the default --out; the "
@@ -32,7 +35,8 @@ from deepepi.config import FRAMEWORKS, load_config
               help="Let modelConfig.modelClass name any dotted path (imports and runs that code).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
-          epochs: int | None, seed: int | None, resume: bool, force_data: bool, quiet: bool,
+          epochs: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
+          quiet: bool,
           allow_import: bool) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, train as run_train
@@ -44,7 +48,8 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     cfg = load_config(config)
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
-                  resume=resume, quiet=quiet, allow_import=allow_import, force_data=force_data)
+                  resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights,
+                  force_data=force_data)
     except TrainingInterrupted as err:
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)
