@@ -208,3 +208,28 @@ def test_pipeline_data_that_it_would_overwrite_is_refused(tmp_path, capsys, name
 def test_verify_of_something_that_is_not_a_file(models, tmp_path, capsys, monkeypatch, path, fragment) -> None:  # noqa: ANN001
     monkeypatch.chdir(tmp_path)
     assert_refused(run(capsys, "verify", models / "a.onnx", path), fragment)
+
+
+BAD_EVALUATE = [("--threshold", "nan"), ("--threshold", "inf"), ("--target-sensitivity", "nan"),
+                ("--max-far-per-day", "inf"), ("--max-far-per-day", "-1"), ("--acc-sd-threshold", "nan"),
+                ("--bootstrap", "1000000000"), ("--bootstrap", "0"), ("--threads", "0"), ("--seed", "-1")]
+
+
+@pytest.mark.parametrize("option, value", BAD_EVALUATE, ids=[f"{o}={v}" for o, v in BAD_EVALUATE])
+def test_evaluate_refuses_bad_numbers(models, tmp_path, capsys, option, value) -> None:  # noqa: ANN001
+    out = tmp_path / "eval"
+    assert_refused(run(capsys, "evaluate", models / "a.onnx", "--data", tmp_path / "d.csv", option, value,
+                       "-o", out), option)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["events.csv", "results.json", "report.html"])
+def test_evaluate_output_naming_its_data_is_refused(models, tmp_path, capsys, name) -> None:  # noqa: ANN001
+    out = tmp_path / "eval"
+    out.mkdir()
+    data = out / name
+    data.write_text("eventId\n1\n", encoding="utf-8")
+    before = fingerprint(data)
+    assert_refused(run(capsys, "evaluate", models / "a.onnx", "--data", data, "-o", out), "is the input file")
+    assert_untouched(before)
+    assert sorted(p.name for p in out.iterdir()) == [name]
