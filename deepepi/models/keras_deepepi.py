@@ -7,7 +7,7 @@ the spec, so `keras.saving.load_model(path, safe_mode=True)` needs no custom obj
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import keras
 import numpy as np
@@ -135,7 +135,8 @@ def softmax_model(model: keras.Model, spec: ArchSpec) -> keras.Model:
 SETTINGS = ("strides", "kernel_size", "padding", "activation", "epsilon")
 
 
-def read_reference(path: str | Path) -> tuple[list[KerasLayer], tuple[int | None, ...], Any]:
+def read_reference(path: str | Path) -> tuple[list[KerasLayer], tuple[int | None, ...],
+                                              Callable[[np.ndarray], np.ndarray]]:
     """A reference-trained .keras/.h5 file (loaded with safe_mode): its layers in build order as plain
     values, its input shape, and a function x_g [n, window] -> the file's own outputs (for a self-check)."""
     model = load_keras_model(path)

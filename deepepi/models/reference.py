@@ -25,7 +25,7 @@ import numpy as np
 
 from deepepi.errors import ModelError
 from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer
-from deepepi.models.weights import check_weights, swap_torch_layout
+from deepepi.models.weights import swap_torch_layout
 
 # Keras class name -> our layer kind; layers that compute nothing at inference map to None.
 KERAS_KINDS: dict[str, str | None] = {
@@ -231,6 +231,5 @@ def map_torch_state(state: dict[str, np.ndarray], spec: ArchSpec, *, source: str
     if extra:
         raise ModelError(f"{extra[0]!r} is not part of the reference layout for this spec"
                          + (f" (and {len(extra) - 1} more keys)" if len(extra) > 1 else ""), source=source)
-    check_weights(weights, spec, source=source)
     return Mapped(weights, f"pytorch conv_stack {'with' if dropout else 'without'} conv dropout")
 
