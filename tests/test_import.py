@@ -159,6 +159,11 @@ def test_torch_checkpoint_imports_and_exports_to_its_own_outputs(tmp_path, capsy
     assert expected[:, 1].std() > 0.01  # the outputs depend on the input
     assert np.abs(onnx_probs(run / "model.onnx", raw) - expected).max() <= TOL
 
+    # The run directory is a normal one: the runtime adapters open it (raw milli-g in, probabilities out).
+    from deepepi.runtimes import open_model
+
+    assert np.abs(open_model(run).predict_proba(raw) - expected).max() <= TOL
+
     # The same weights under the seed's stride pattern compute something else: the check can fail.
     from deepepi.models import torch_deepepi as T
     from deepepi.models.spec import SEED_STRIDES, ArchSpec
@@ -168,6 +173,21 @@ def test_torch_checkpoint_imports_and_exports_to_its_own_outputs(tmp_path, capsy
     seed_model = T.DeepEpiCnn(ArchSpec(strides=SEED_STRIDES, bn_epsilon=spec.bn_epsilon)).eval()
     T.import_weights(seed_model, seed_model.spec, weights)
     assert np.abs(T.predict_proba(seed_model, x) - expected).max() > 1e-3
+
+
+@pytest.mark.torch
+@pytest.mark.tf
+def test_keras_twin_of_an_imported_torch_model_uses_its_epsilon(tmp_path, capsys):
+    """`export --framework tensorflow` builds the Keras twin from weights.npz: eps 1e-5, same outputs."""
+    ref = torch_reference(0.025, seed=4)
+    pt = tmp_path / "m.pt"
+    save_reference_checkpoint(ref, pt)
+    run = tmp_path / "run"
+    assert cli(["import", str(pt), "-c", ref_config(tmp_path, "pytorch"), "-o", str(run)], capsys)[0] == 0
+    code, _, err = cli(["export", "--onnx", str(run), "--framework", "tensorflow"], capsys)
+    assert code == 0, err
+    raw, x = windows_g()
+    assert np.abs(onnx_probs(run / "model.tf.onnx", raw) - torch_probs(ref, x)).max() <= TOL
 
 
 @pytest.mark.torch
