@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -380,3 +381,16 @@ def test_weights_file_that_is_empty_or_not_npz(tmp_path, content):
     bad.write_bytes(content)
     with pytest.raises(ModelError, match="weights.npz"):
         load_weights(bad)
+
+
+REFERENCE_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "osd-configs"
+
+
+@pytest.mark.skipif(not REFERENCE_CONFIGS.exists(), reason="reference config files not present beside the checkout")
+@pytest.mark.parametrize("name, preset", [("nnConfig_deep.json", "reference-tensorflow"),
+                                          ("nnConfig_deep_pytorch.json", "reference-pytorch")])
+def test_real_reference_configs_build_the_reference_models(name, preset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = ArchSpec.from_config(load_config(REFERENCE_CONFIGS / name))
+    assert spec.preset().name == preset and spec.conv_lengths()[-1] == 157
