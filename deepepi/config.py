@@ -147,15 +147,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "saveBestMinSensitivity": _key(0.0, _FRACTION),
         "saveBestMaxFpr": _key(1.0, _FRACTION),
         "modelSelectionMetric": _choice("val_loss", "val_loss", "min_fpr"),
-        # deepepi's own keys (architecture spec and precision); absent from reference configs.
+        # deepepi's own keys (architecture spec and precision); absent from reference configs. Null
+        # strides / bnEpsilon / bnMomentum mean the reference model's value for the framework
+        # (ArchSpec.from_config), so a reference config builds what the reference code builds.
         "filters": _opt(_int_list(None)),
         "strides": _opt(_int_list(None)),
         "kernelSize": _key(5, _POS_INT),
         "denseWidths": _opt(_int_list(None)),
         # The ONNX contract's output is [batch, 2] (class 1 = seizure); other counts cannot be exported.
         "numClasses": _key(2, _num(2, 2, integer=True)),
-        "bnEpsilon": _key(1e-3, _POS),
-        "bnMomentum": _key(0.99, _OPEN_FRACTION),
+        "bnEpsilon": _opt(_key(None, _POS)),
+        "bnMomentum": _opt(_key(None, _OPEN_FRACTION)),
         "precision": _choice("fp32", "fp32", "bf16", "fp16"),
         "compile": _bool(False),
     },
