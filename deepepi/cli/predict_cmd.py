@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from deepepi.cli.params import POSITIVE_INT, Number
+
 
 @click.command("predict")
 @click.argument("model", type=click.Path())
@@ -14,13 +16,13 @@ import click
               "(p = 0 until it is full); default: all windows at once.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="predictions.csv",
               show_default=True, help="CSV: per datapoint probability, decision, state and alarm.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=Number(0, 1), default=None,
               help="Positive when p > threshold. Default: the model's decision_threshold, else 0.5.")
-@click.option("--acc-sd-threshold", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--acc-sd-threshold", type=Number(0), default=5.0, show_default=True,
               help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Config whose eventFilters apply to OSDB JSON input.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=POSITIVE_INT, default=None,
               help="Intra-op threads of the model's runtime.")
 def predict(model: str, data: str, stream: bool, output: str, threshold: float | None,
             acc_sd_threshold: float, config: str | None, threads: int | None) -> None:

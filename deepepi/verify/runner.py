@@ -14,14 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from deepepi.config import number_rule, require_number
 from deepepi.errors import UnusableInputError
 from deepepi.runtimes.base import decision_threshold
 from deepepi.verify import checks
 from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs, resolve_providers
+from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
 
 MODES = ("same-weights", "trained", "quantized")
-DEFAULT_RANDOM = 1000
 QUANTIZED_MAX_DROP = 0.01
 
 
@@ -33,6 +34,11 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
     """Compare A and B; raise UnusableInputError when they cannot be compared at all."""
     if mode not in MODES:
         raise UnusableInputError(f"--mode: got {mode!r}, expected one of {', '.join(MODES)}")
+    for name, value, rule in (("--atol", atol, number_rule(0)), ("--rtol", rtol, number_rule(0)),
+                              ("--min-agreement", min_agreement, number_rule(0, 1)),
+                              ("--max-drop", max_drop, number_rule(0, 1)),
+                              ("--random", random_n, number_rule(1, MAX_RANDOM, integer=True))):
+        require_number(name, value, rule, UnusableInputError)
     labels = (str(model_a), str(model_b))
     chosen = resolve_providers(providers)
     a, b = open_subject(model_a, chosen), open_subject(model_b, chosen)
