@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.params import POSITIVE_INT, Number
+from deepepi.io import refuse_overwrite
 
 
 @click.command("predict")
@@ -35,6 +36,7 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     from deepepi.runtimes import open_model
     from deepepi.runtimes.base import decision_threshold
 
+    refuse_overwrite(output, [model, data, config], option="--output")
     runtime = open_model(model, threads=threads)
     if threshold is None:
         threshold = decision_threshold(runtime.metadata, model)
