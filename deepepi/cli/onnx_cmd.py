@@ -44,8 +44,11 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
     agreement >= 99% on training windows."""
     chosen = {name: src for name, src in (("onnx", onnx_source), ("tflite", tflite_source),
                                            ("pte", pte_source)) if src is not None}
-    if len(chosen) != 1:
-        raise DeepEpiError("give exactly one of --onnx, --tflite, --pte")
+    if not chosen:
+        raise DeepEpiError("Missing option: one of --onnx, --tflite, --pte (the run to export)")
+    if len(chosen) > 1:
+        raise DeepEpiError("give only one of --onnx, --tflite, --pte, got "
+                           + ", ".join(f"--{name}" for name in chosen))
     (fmt, source), = chosen.items()
     if framework is not None and fmt != "onnx":
         raise DeepEpiError(f"--framework applies to --onnx only (--{fmt} picks its framework)")

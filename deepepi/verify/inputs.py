@@ -185,8 +185,9 @@ def _open_onnx(path: Path, providers: Sequence[str]) -> Subject:
 def _open_other(path: Path, providers: Sequence[str]) -> Subject:
     from deepepi.runtimes import open_model
 
-    if not path.exists():
-        raise UnusableInputError("model file not found", source=str(path))
+    if not path.is_file():  # verify compares files: a directory or device is not one
+        raise UnusableInputError("not a regular file" if path.exists() else "model file not found",
+                                 source=str(path))
     try:
         return Subject(open_model(path), None)
     except DeepEpiError as exc:
