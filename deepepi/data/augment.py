@@ -113,16 +113,25 @@ class _Builder:
         f = self.frame
         return sorted(int(e) for e in f.loc[f["type"] == SEIZURE, "eventId"].unique())
 
-    def new_event(self, source: int, kind: str, copy: int, rows: pd.DataFrame) -> pd.DataFrame:
+    def new_id(self, source: int, kind: str, copy: int) -> int:
         eid = self.next_id
         self.next_id += 1
         name = f"{self.name(source)}#{kind}{copy}"
         self.names[eid] = name
         self.origin[eid] = self.origin.get(source, source)
         self.prov.append((eid, source, self.origin[eid], kind, copy, name))
+        return eid
+
+    def new_event(self, source: int, kind: str, copy: int, rows: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``rows`` under a fresh id."""
         rows = rows.copy()
-        rows["eventId"] = np.int64(eid)
+        rows["eventId"] = np.int64(self.new_id(source, kind, copy))
         return rows
+
+    def frame_of(self, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+        """A block of new rows with this frame's columns and dtypes, built from whole arrays."""
+        dtypes = self.frame.dtypes
+        return pd.DataFrame({c: np.asarray(columns[c]).astype(dtypes[c], copy=False) for c in self.frame.columns})
 
     def add(self, parts: list[pd.DataFrame]) -> int:
         if parts:
@@ -136,8 +145,9 @@ def _has_xyz(frame: pd.DataFrame) -> bool:
 
 def _phase(b: _Builder, step: int) -> int:
     groups = b.groups()
-    xyz = _has_xyz(b.frame)
-    channels = [list(M_COLUMNS)] + ([list(c) for c in XYZ_COLUMNS] if xyz else [])
+    channels = [M_COLUMNS] + (list(XYZ_COLUMNS) if _has_xyz(b.frame) else [])
+    samples = {c for cols in channels for c in cols}
+    offsets = np.arange(step, SAMPLES_PER_DATAPOINT, step)
     parts = []
     for eid in b.seizure_events():
         rows = b.frame.iloc[groups[eid]]
@@ -145,19 +155,21 @@ def _phase(b: _Builder, step: int) -> int:
         keep = np.ones(len(rows), dtype=bool)
         keep[1:] = np.diff(t) >= PHASE_MIN_GAP_S
         rows = rows[keep]
-        n = len(rows)
-        if n < 2:
+        n = len(rows) - 1  # rows per copy
+        if n < 1:
             continue
-        streams = [np.nan_to_num(rows[cols].to_numpy(dtype=np.float32)).reshape(-1) for cols in channels]
-        first = rows.iloc[[0] * (n - 1)].reset_index(drop=True)
-        first["dataTime"] = rows["dataTime"].iloc[0] + DATAPOINT_S * np.arange(n - 1)
-        for k, offset in enumerate(range(step, SAMPLES_PER_DATAPOINT, step), start=1):
-            copy = first.copy()
-            for cols, stream in zip(channels, streams):
-                block = stream[offset:offset + SAMPLES_PER_DATAPOINT * (n - 1)]
-                copy[cols] = block.reshape(n - 1, SAMPLES_PER_DATAPOINT)
-            parts.append(b.new_event(eid, "phase", k, copy))
-    return b.add(parts)
+        ids = [b.new_id(eid, "phase", k) for k in range(1, len(offsets) + 1)]
+        total = len(offsets) * n
+        block = {c: np.repeat(rows[c].to_numpy()[:1], total) for c in b.frame.columns if c not in samples}
+        block["eventId"] = np.repeat(np.asarray(ids, dtype=np.int64), n)
+        block["dataTime"] = np.tile(t[keep][0] + DATAPOINT_S * np.arange(n), len(offsets))
+        take = offsets[:, None] + np.arange(SAMPLES_PER_DATAPOINT * n)[None, :]
+        for cols in channels:
+            stream = np.nan_to_num(rows[list(cols)].to_numpy(dtype=np.float32)).reshape(-1)
+            shifted = stream[take].reshape(total, SAMPLES_PER_DATAPOINT)
+            block.update({c: shifted[:, j] for j, c in enumerate(cols)})
+        parts.append(b.frame_of(block))
+    return len(offsets) * b.add(parts)
 
 
 def _user(b: _Builder, rng: np.random.Generator) -> int:
@@ -176,24 +188,23 @@ def _user(b: _Builder, rng: np.random.Generator) -> int:
     return b.add(parts)
 
 
-def _noisy(rows: pd.DataFrame, rng: np.random.Generator, sigma: float, xyz: bool) -> pd.DataFrame:
-    """One noisy copy of an event's rows (see the module doc for the 3D rule)."""
-    out = rows.copy()
+def _noisy(rows: pd.DataFrame, rng: np.random.Generator, sigma: float, xyz: bool) -> dict[str, np.ndarray]:
+    """The sample columns of one noisy copy of an event's rows (see the module doc for the 3D rule)."""
     mag = rows[list(M_COLUMNS)].to_numpy(dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
     if xyz:
         axes = np.stack([rows[list(c)].to_numpy(dtype=np.float64) for c in XYZ_COLUMNS])  # [3, rows, 125]
         has = np.isfinite(axes).all(axis=(0, 2)) & (np.abs(axes).sum(axis=(0, 2)) > 0)
     else:
         has = np.zeros(len(rows), dtype=bool)
     noise = rng.normal(0.0, sigma, size=(3, len(rows), SAMPLES_PER_DATAPOINT))
-    if has.any():
-        old = axes[:, has]
-        new = old + noise[:, has]
-        mag[has] += np.sqrt((new ** 2).sum(axis=0)) - np.sqrt((old ** 2).sum(axis=0))
+    if xyz:
+        new = np.where(has[None, :, None], axes + noise, axes)
+        mag[has] += np.sqrt((new[:, has] ** 2).sum(axis=0)) - np.sqrt((axes[:, has] ** 2).sum(axis=0))
         for cols, axis in zip(XYZ_COLUMNS, new):
-            out.loc[out.index[has], list(cols)] = axis.astype(np.float32)
+            out.update({c: axis[:, j] for j, c in enumerate(cols)})
     mag[~has] += noise[0, ~has]
-    out[list(M_COLUMNS)] = mag.astype(np.float32)
+    out.update({c: mag[:, j] for j, c in enumerate(M_COLUMNS)})
     return out
 
 
@@ -203,8 +214,11 @@ def _noise(b: _Builder, factor: int, sigma: float, rng: np.random.Generator) -> 
     parts = []
     for eid in b.seizure_events():
         rows = b.frame.iloc[groups[eid]]
+        base = {c: rows[c].to_numpy() for c in b.frame.columns}
         for d in range(1, factor + 1):
-            parts.append(b.new_event(eid, "noise", d, _noisy(rows, rng, sigma, xyz)))
+            block = {**base, **_noisy(rows, rng, sigma, xyz)}
+            block["eventId"] = np.full(len(rows), b.new_id(eid, "noise", d), dtype=np.int64)
+            parts.append(b.frame_of(block))
     return b.add(parts)
 
 
