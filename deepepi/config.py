@@ -174,6 +174,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "highPassFreq": Key(None, "null (DeepEpi input is not filtered, as in the reference's raw path "
                             "and the phone app)", lambda v: v is None),
         "highPassOrder": _key(2, _POS_INT),
+        "validateDatapoints": _bool(False),  # reference gap zero-filling (deepepi.data.gaps)
         "features": Key(["acc_magnitude"], "a list of feature names containing 'acc_magnitude'",
                         lambda v: isinstance(v, list) and "acc_magnitude" in v),
         "testProp": _key(0.3, _OPEN_FRACTION),

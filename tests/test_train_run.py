@@ -110,7 +110,7 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
     replay = Selector.from_model_config(json.loads((run / art.CONFIG).read_text())["modelConfig"])
     for record in history:
         replay.update(record)
-    assert replay.best_epoch == metrics["best_epoch"] and metrics["gate_met"] == (replay.best_epoch is not None)
+    assert replay.best_epoch == metrics["best_epoch"] and metrics["gate_met"] == replay.gate_met
     best = next(h for h in history if h["epoch"] == (metrics["best_epoch"] or history[-1]["epoch"]))
     assert cross_entropy(_log_probs(predict(splits.val.X)), splits.val.y) == pytest.approx(best["val_loss"],
                                                                                             rel=1e-4)

@@ -92,11 +92,11 @@ def inspect_cmd(csv_path: str, config: str | None) -> None:
     import numpy as np
 
     from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
-    from deepepi.data.windows import window_labels
+    from deepepi.data.windows import window_labels_from_config
 
     cfg = load_config(config)
     df = load_csv(csv_path, columns=("typeStr",) + WINDOW_COLUMNS)
-    labels = window_labels(df, window=cfg.window, step=int(cfg.processing["step"]))  # no samples cut
+    labels = window_labels_from_config(df, cfg)  # no samples cut
     y, event_id, user_id = labels["y"], labels["event_id"], labels["user_id"]
     rows = df.groupby("eventId").size()
     per_event = np.bincount(np.searchsorted(np.sort(rows.index.to_numpy()), event_id),

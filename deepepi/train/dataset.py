@@ -78,13 +78,13 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
     """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section."""
     from deepepi.data.csvio import WINDOW_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS, load_csv
     from deepepi.data.split import events_table, kfold_events, split_events
-    from deepepi.data.windows import windows_from_config
+    from deepepi.data.windows import rows_from_config, windows_from_config
 
     proc, seed, source = cfg.processing, cfg.seed, str(csv_path)
     settings = AugmentSettings.from_processing(proc, seed)
     columns = (*WINDOW_COLUMNS, "osdAlarmState") + ((*X_COLUMNS, *Y_COLUMNS, *Z_COLUMNS)
                                                      if settings.needs_xyz else ())
-    df = load_csv(csv_path, columns=columns)
+    df = rows_from_config(load_csv(csv_path, columns=columns), cfg)[0]  # gap filling precedes augmentation
     events = events_table(df)
     if len(events) < 3:
         raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",

@@ -1,6 +1,6 @@
 """TensorFlow/Keras trainer: model.fit on a tf.data pipeline with the reference's callbacks.
 
-ModelCheckpoint (best only, on the shared selection score), EarlyStopping (val_loss,
+Best-weights saving decided by the shared Selector (deepepi.train.selection), EarlyStopping (val_loss,
 earlyStoppingPatience), ReduceLROnPlateau (val_loss, lrFactor, lrPatience, lrMin) or, when
 useLrSchedule is on, the shared three-phase schedule applied per batch (plateau reduction off).
 Loss: sparse categorical cross-entropy from logits. Keras runs silently (verbose=0); our callback
@@ -37,9 +37,8 @@ from deepepi.train.selection import Selector
 
 STATE_FILE = "keras_state.json"
 COUNT_KINDS = ("tp", "fp", "tn", "fn")
-SCORE_KEY = "selection_score"
 PREDICT_BATCH = 512
-BEST_WEIGHTS = "best-{epoch:04d}.weights.h5"  # ModelCheckpoint's file pattern, 1-based epoch
+BEST_WEIGHTS = "best-{epoch:04d}.weights.h5"  # the selected epoch's weights, 1-based epoch
 
 
 @keras.saving.register_keras_serializable(package="deepepi_train")
@@ -95,8 +94,8 @@ def _logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 class _EpochFigures(keras.callbacks.Callback):
-    """First callback: progress bar, shared metrics, history record; puts val_loss and the selection
-    score into ``logs`` for the Keras callbacks that follow."""
+    """First callback: progress bar, shared metrics, history record; saves the weights when the shared
+    Selector picks the epoch, and puts val_loss into ``logs`` for the Keras callbacks that follow."""
 
     def __init__(self, job: Job, steps: int) -> None:
         super().__init__()
@@ -121,9 +120,9 @@ class _EpochFigures(keras.callbacks.Callback):
         val = evaluate(self.job.data.val.y, _logits(self.model, self.job.data.val.X))
         record = epoch_record(epoch + 1, train, val, _lr(self.model))
         seconds = time.perf_counter() - self.t0
-        self.job.record(record, seconds)
+        if self.job.record(record, seconds):
+            self.model.save_weights(self.job.resume_dir / _best_name(epoch + 1))
         logs["val_loss"] = record["val_loss"]
-        logs[SCORE_KEY] = self.job.selector.score(record)
 
 
 class _StepSchedule(keras.callbacks.Callback):
@@ -145,11 +144,10 @@ class _ResumePoint(keras.callbacks.Callback):
     so a kill between the two writes leaves the previous, consistent resume point in force.
     """
 
-    def __init__(self, job: Job, checkpoint: keras.callbacks.ModelCheckpoint,
-                 early: keras.callbacks.EarlyStopping, plateau: keras.callbacks.ReduceLROnPlateau | None,
+    def __init__(self, job: Job, early: keras.callbacks.EarlyStopping, plateau: keras.callbacks.ReduceLROnPlateau | None,
                  saved: dict[str, Any] | None) -> None:
         super().__init__()
-        self.job, self.checkpoint, self.early, self.plateau, self.saved = job, checkpoint, early, plateau, saved
+        self.job, self.early, self.plateau, self.saved = job, early, plateau, saved
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.saved is None:
@@ -224,16 +222,13 @@ def fit(job: Job) -> FitResult:
     batch_size = int(m["batchSize"])
     train = job.data.train
     steps = math.ceil(usable_samples(len(train.y), batch_size) / batch_size)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(job.resume_dir / BEST_WEIGHTS), monitor=SCORE_KEY, mode="min",
-        save_best_only=True, save_weights_only=True, initial_value_threshold=job.selector.best_score, verbose=0)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=int(m["earlyStoppingPatience"]))
     plateau = None if schedule else keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss", mode="min", factor=float(m["lrFactor"]), patience=int(m["lrPatience"]),
         min_lr=float(m["lrMin"]), verbose=0)
-    callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job, steps), checkpoint, early]
+    callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job, steps), early]
     callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
-    callbacks.append(_ResumePoint(job, checkpoint, early, plateau, saved))
+    callbacks.append(_ResumePoint(job, early, plateau, saved))
     if start < job.epochs:
         model.fit(input_pipeline(train.X, train.y, batch_size, seed), epochs=job.epochs, initial_epoch=start,
                   callbacks=callbacks, shuffle=False, verbose=0)

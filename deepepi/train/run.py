@@ -188,13 +188,16 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     test = job.data.test
     best = job.selector.best_epoch
     if best is None:
-        job.log.info("no epoch met the selection gate; the model is the last epoch's")
+        job.log.info("no evaluation was selected; the model is the last one's")
+    elif not job.selector.gate_met:
+        job.log.info(f"no evaluation met the selection gate; epoch {best} was chosen by the fallback rule")
     report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test)
     chosen = next(h for h in job.history if h["epoch"] == best) if best else job.history[-1]
     metrics = {"framework": job.cfg.framework, "seed": job.cfg.seed, "best_epoch": best, "epochs_run": len(job.history),
-               "stopped_early": fit.stopped_early, "gate_met": best is not None,
+               "stopped_early": fit.stopped_early, "gate_met": job.selector.gate_met,
                "selection": {"metric": job.selector.metric, "min_sensitivity": job.selector.min_sensitivity,
-                             "max_far": job.selector.max_far},
+                             "max_far": job.selector.max_far, "fallback_used": best is not None
+                             and not job.selector.gate_met},
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
