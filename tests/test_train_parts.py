@@ -94,3 +94,16 @@ def test_plot_history_writes_png(tmp_path) -> None:  # noqa: ANN001
     plot_history(out, hist, title="t")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["training.png"]
+
+
+def test_event_max_and_sensitivity_at_far_by_hand() -> None:
+    ids, best = metrics.event_max(np.array([0.1, 0.7, 0.2, 0.9, 0.3]), np.array([5, 5, 3, 3, 8]))
+    assert ids.tolist() == [3, 5, 8] and best.tolist() == [0.9, 0.7, 0.3]
+    neg = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95] * 2)  # 20 negatives
+    pos = np.array([0.99, 0.96, 0.9, 0.85, 0.5])
+    sens, far, t = metrics.sensitivity_at_far(pos, neg, 0.05)  # one allowed, but 0.95 is tied twice
+    assert (sens, far, t) == (pytest.approx(0.4), 0.0, 0.95)
+    sens, far, t = metrics.sensitivity_at_far(pos, neg, 0.0)   # none allowed: t = the top negative
+    assert t == 0.95 and far == 0.0 and sens == pytest.approx(0.4)
+    sens, far, t = metrics.sensitivity_at_far(pos, neg, 0.1)   # two allowed: t = 0.8
+    assert t == 0.8 and far == pytest.approx(0.1) and sens == pytest.approx(0.8)
