@@ -183,6 +183,23 @@ def test_shipped_configs_load_without_warnings(name: str, framework: str) -> Non
     assert cfg.framework == framework
 
 
+@pytest.mark.parametrize("name", ["nnConfig_deep.json", "nnConfig_deep_pytorch.json"])
+def test_shipped_selection_cannot_pick_a_single_class_model(name: str) -> None:
+    """A validation sensitivity gate > 0 rules out the never-firing model; a false-alarm gate < 1 the
+    always-firing one; youden's fallback scores both 0, below any model that separates at all."""
+    from deepepi.train.selection import Selector
+
+    sel = Selector.from_model_config(load_config(REPO_CONFIGS / name).model)
+    assert sel.min_sensitivity > 0 and sel.max_far is not None and sel.max_far < 1
+    silent = {"epoch": 1, "val_sensitivity": 0.0, "val_far": 0.0, "val_loss": 0.2}
+    always = {"epoch": 2, "val_sensitivity": 1.0, "val_far": 1.0, "val_loss": 0.2}
+    weak = {"epoch": 3, "val_sensitivity": 0.3, "val_far": 0.2, "val_loss": 0.9}
+    assert not sel.gate(silent) and not sel.gate(always)
+    for record in (silent, always, weak):
+        sel.update(record)
+    assert sel.best_epoch == 3
+
+
 def test_missing_and_invalid_json_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.json")
