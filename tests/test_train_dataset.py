@@ -80,6 +80,6 @@ def test_balancing_touches_training_events_only(csv_path: Path) -> None:
 def test_too_few_events_for_validation_names_the_setting(tmp_path: Path) -> None:
     from deepepi.data.synth import synthesize
 
-    csv = synthesize(tmp_path, users=3, events=24, seed=0).csv_path
+    csv = synthesize(tmp_path, users=3, events=16, seed=0).csv_path  # 2 seizures: one for test, one left
     with pytest.raises(DataError, match="validationProp=0.25"):
         prepare(_cfg(), csv)
