@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepepi.train.balanced import BalancedStream, balanced_draw
+from deepepi.train.batches import BalancedStream, balanced_draw
 
 
 def _labels(n0: int, n1: int) -> np.ndarray:

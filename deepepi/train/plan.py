@@ -10,7 +10,7 @@ and has no step mode in TensorFlow; here evalEverySteps is honoured, early stopp
 frameworks follow the same plan. History records count evaluations in ``epoch`` (1-based).
 
 The stream is ``batches.BatchStream`` (shuffled passes) or, with ``useBalancedBatches``,
-``balanced.BalancedStream`` (the reference applies it only with useLrSchedule and only in PyTorch;
+``batches.BalancedStream`` (the reference applies it only with useLrSchedule and only in PyTorch;
 here it acts on its own, in both frameworks).
 """
 
@@ -22,8 +22,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from deepepi.train.balanced import BalancedStream
-from deepepi.train.batches import BatchStream
+from deepepi.train.batches import BalancedStream, BatchStream
 
 Stream = Union[BatchStream, BalancedStream]
 
