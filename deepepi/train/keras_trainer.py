@@ -165,7 +165,7 @@ class _ResumePoint(keras.callbacks.Callback):
         if self.plateau is not None and self.saved["plateau"] is not None:
             for key, value in self.saved["plateau"].items():
                 setattr(self.plateau, key, value)
-        self.saved = None  # restored once: a second fit call (step mode's last, partial period) goes on
+        self.saved = None  # restored once per fit call
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         rdir = self.job.resume_dir
@@ -254,16 +254,19 @@ def fit(job: Job) -> FitResult:
         min_lr=float(m["lrMin"]), verbose=0)
     callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job), early]
     callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
-    callbacks.append(_ResumePoint(job, early, plateau, saved))
+    resume_point = _ResumePoint(job, early, plateau, saved)
+    callbacks.append(resume_point)
     # model.fit needs one steps_per_epoch: the periods of plan.every steps in one call, then step
-    # mode's last, shorter period (if any) in a second call that continues the same callbacks.
+    # mode's last, shorter period (if any) in a second call, which carries the early-stopping state over.
     full = min(plan.total_steps // plan.every, job.epochs)
     for first, last, per in ((start, full, plan.every), (max(start, full), job.epochs, plan.total_steps - full * plan.every)):
         if first >= last or early.stopped_epoch > 0:
             continue
+        if first > start:
+            resume_point.saved = {"early": {"wait": early.wait, "best": early.best}, "plateau": None}
         model.fit(input_pipeline(train.X, train.y, plan.stream, plan.bounds(first)[0], plan.bounds(last - 1)[1]),
-                  epochs=last, initial_epoch=first, steps_per_epoch=per, shuffle=False, verbose=0,
-                  callbacks=callbacks if first < full else [c for c in callbacks if c is not early])
+                  epochs=last, initial_epoch=first, steps_per_epoch=per, callbacks=callbacks, shuffle=False,
+                  verbose=0)
     stopped = early.stopped_epoch > 0
     if stopped:
         job.log.info(f"early stopping after epoch {early.stopped_epoch + 1} (val_loss has not improved for "
