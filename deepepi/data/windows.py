@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from deepepi.config import Config
-from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
+from deepepi.data.csvio import CSV_SAMPLE_FREQ, M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
 from deepepi.data.gaps import fill_gaps
-from deepepi.errors import DataError
+from deepepi.errors import ConfigError, DataError
 from deepepi.io import save_npz
 from deepepi.preprocessing import Preprocessing
 from deepepi.preprocessing import from_config as preprocessing_from_config
@@ -179,7 +179,15 @@ def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
 
 def rows_from_config(df: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[str, float | int]]:
     """The rows and layout arguments the config implies: validateDatapoints zero-fills gaps
-    (deepepi.data.gaps, idempotent) and then lets windows run through them."""
+    (deepepi.data.gaps, idempotent) and then lets windows run through them.
+
+    The CSV is 25 Hz, so a config with another modelConfig.sampleFreq would cut windows of the
+    wrong duration: that is a ConfigError, never a silent reinterpretation.
+    """
+    rate = cfg.model["sampleFreq"]
+    if rate != CSV_SAMPLE_FREQ:
+        raise ConfigError(f"modelConfig.sampleFreq: {rate} Hz, but the flattened CSV holds {CSV_SAMPLE_FREQ} Hz "
+                          f"data ({SAMPLES_PER_DATAPOINT} samples per 5-s row)", source=cfg.source)
     layout: dict[str, float | int] = {"window": cfg.window, "step": int(cfg.processing["step"])}
     if cfg.processing["validateDatapoints"]:
         return fill_gaps(df), {**layout, "gap_seconds": math.inf}

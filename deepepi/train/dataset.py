@@ -8,6 +8,7 @@ training events only; the validation and test windows keep the real data and cla
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +49,17 @@ def _check(name: str, w: Windows, source: str) -> None:
                         f"one window)", source=source)
 
 
-def _osd_alarm(df: pd.DataFrame, windows: Windows) -> np.ndarray | None:
-    """osdAlarmState at each window's last datapoint, for the OSD baseline; None when unknown."""
+def osd_alarm(df: pd.DataFrame, windows: Windows, *, missing_negative: bool = False) -> np.ndarray | None:
+    """osdAlarmState at each window's last datapoint, for the OSD baseline; None when unknown
+    (or, with ``missing_negative``, an empty state counts as 0, as the reference's tester does)."""
     if "osdAlarmState" not in df.columns:
         return None
     table = df[["eventId", "dataTime", "osdAlarmState"]].drop_duplicates(["eventId", "dataTime"])
     keys = table.set_index(["eventId", "dataTime"])["osdAlarmState"]
     wanted = pd.MultiIndex.from_arrays([windows.event_id, windows.end_time])
     found = keys.reindex(wanted).to_numpy(dtype=np.float64)
+    if missing_negative:
+        return np.nan_to_num(found, nan=0.0).astype(np.int64)
     return None if np.isnan(found).any() else found.astype(np.int64)
 
 
@@ -78,6 +82,11 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
                                                      if settings.needs_xyz else ())
     df = rows_from_config(load_csv(csv_path, columns=columns), cfg)[0]  # gap filling precedes augmentation
     events = events_table(df)
+    labels = set(events["label"].tolist())
+    if labels != {0, 1}:
+        missing = "seizure (type 1)" if 1 not in labels else "non-seizure (type 0)"
+        raise DataError(f"no {missing} events: a detector cannot be trained or its sensitivity and "
+                        "false-alarm ratio measured without both classes", source=source)
     if len(events) < 3:
         raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
                         source=source)
@@ -110,8 +119,12 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
     test = _windows_of(windows, np.sort(np.asarray(test_ids, dtype=np.int64)))
     for name, w in (("training", train), ("validation", val), ("test", test)):
         _check(name, w, source)
+        if not (w.y == 1).any():
+            warnings.warn(f"{source}: the {name} split has no seizure windows; its sensitivity is "
+                          "undefined (n/a). Use more seizure events or another split", UserWarning,
+                          stacklevel=2)
     notes.append(f"windows: train {len(train)} (seizure {int((train.y == 1).sum())}), "
                  f"val {len(val)} (seizure {int((val.y == 1).sum())}), "
                  f"test {len(test)} (seizure {int((test.y == 1).sum())})")
     return Datasets(train=train, val=val, test=test, notes=notes, augmentation=aug.provenance,
-                    osd_alarm_test=_osd_alarm(held_out, test))
+                    osd_alarm_test=osd_alarm(held_out, test))
