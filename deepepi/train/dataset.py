@@ -28,6 +28,27 @@ class Datasets:
     osd_alarm_test: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class EventSplit:
+    """Explicit event ids per split, replacing the config's testProp / nFolds split (nested k-fold:
+    an inner fold's training events, its test fold as validation, the outer fold's test events)."""
+
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+    note: str  # for the log, e.g. "outer fold 0 of 3, inner fold 1 of 2"
+    val_source: str  # what the validation events are, e.g. "inner test fold"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"train": list(self.train), "val": list(self.val), "test": list(self.test), "note": self.note,
+                "val_source": self.val_source}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> "EventSplit":
+        ids = (tuple(int(i) for i in raw[k]) for k in ("train", "val", "test"))  # type: ignore[union-attr]
+        return cls(*ids, note=str(raw["note"]), val_source=str(raw["val_source"]))
+
+
 def usable_samples(n: int, batch_size: int) -> int:
     """Samples used per epoch: a lone last sample is dropped, since BatchNorm cannot train on one.
 
@@ -64,8 +85,9 @@ def _osd_alarm(df: pd.DataFrame, windows: Windows) -> np.ndarray | None:
     return None if np.isnan(found).any() else found.astype(np.int64)
 
 
-def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
-    """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section."""
+def prepare(cfg: Config, csv_path: str | Path, split: EventSplit | None = None) -> Datasets:
+    """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section
+    (or per ``split`` when given; balancing and windowing still follow the config)."""
     from deepepi.data.balance import balance_events
     from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
     from deepepi.data.split import events_table, kfold_events, split_events
@@ -78,7 +100,14 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
         raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
                         source=source)
     group = bool(proc["groupByUser"])
-    if int(proc["nFolds"]) > 1:
+    if split is not None:
+        unknown = sorted(set(split.train + split.val + split.test) - set(events["eventId"].tolist()))
+        if unknown:
+            raise DataError(f"split names event(s) not in the data: {unknown[:5]}", source=source)
+        train_ids, val_ids, test_ids = (np.asarray(ids, dtype=np.int64) for ids in
+                                        (split.train, split.val, split.test))
+        notes = [f"split: {split.note}; validation: the {split.val_source}"]
+    elif int(proc["nFolds"]) > 1:
         folds = kfold_events(events, n_folds=int(proc["nFolds"]), seed=seed, group_by_user=group)
         train_ids, test_ids = folds[int(proc["fold"])]
         notes = [f"split: fold {proc['fold']} of {proc['nFolds']} (by event)"]
@@ -87,7 +116,9 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
                                            group_by_user=group)
         notes = [f"split: test {proc['testProp']} of events (by event, seed {seed})"]
     val_prop = float(proc["validationProp"])
-    if 0.0 < val_prop < 1.0:
+    if split is not None:
+        val_source = split.val_source
+    elif 0.0 < val_prop < 1.0:
         train_events = events[events["eventId"].isin(train_ids)]
         try:
             train_ids, val_ids = split_events(train_events, test_prop=val_prop, seed=seed, group_by_user=group)

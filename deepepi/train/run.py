@@ -18,7 +18,7 @@ from deepepi import io
 from deepepi.config import Config, from_dict
 from deepepi.errors import DeepEpiError, ModelError
 from deepepi.train import artifacts as art
-from deepepi.train.dataset import Datasets, prepare
+from deepepi.train.dataset import Datasets, EventSplit, prepare
 from deepepi.train.metrics import final_report, fmt
 from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
@@ -134,10 +134,12 @@ def _clear_outputs(run_dir: Path) -> None:
 
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
-          resume: bool = False, quiet: bool = False, allow_import: bool = False) -> RunResult:
+          resume: bool = False, quiet: bool = False, allow_import: bool = False,
+          split: EventSplit | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     ``allow_import`` lets ``modelConfig.modelClass`` name an arbitrary dotted path (runs its code).
+    ``split`` fixes the train/validation/test events (nested k-fold); it is kept for ``resume``.
     """
     cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
     build = _model_builder(cfg, allow_import)
@@ -147,6 +149,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         cfg = resolve_config(from_dict(saved["config"], source=str(run_dir / art.CONFIG), warn=False),
                              framework=None, epochs=epochs, seed=None)
         data = data if data is not None else saved["data"]
+        split = EventSplit.from_dict(saved["split"]) if saved.get("split") else None
     else:
         _clear_outputs(run_dir)
     fw = cfg.framework
@@ -158,7 +161,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
-    datasets = prepare(cfg, data)
+    datasets = prepare(cfg, data, split)
     for note in datasets.notes:
         log.info(note)
     from deepepi.models.spec import ArchSpec
@@ -166,7 +169,8 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     spec = ArchSpec.from_config(cfg)
     io.write_json(run_dir / art.CONFIG, cfg.to_dict())
     io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
-                  {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
+                  {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw,
+                   "split": split.to_dict() if split else None})
     selector = Selector.from_model_config(cfg.model)
     log.info(f"selection: {selector.describe()}")
     job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
