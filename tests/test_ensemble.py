@@ -137,3 +137,14 @@ def test_members_from_both_frameworks(tmp_path: Path, capsys: pytest.CaptureFixt
     for q in QS:
         np.testing.assert_allclose(_run(tmp_path / "mixed.onnx", raw, q)[:, 1], _scipy_hd(files, raw, q),
                                    rtol=0, atol=1e-6)
+
+
+def test_runtime_adapter_runs_an_ensemble_with_its_default_q(tmp_path: Path) -> None:
+    from deepepi.runtimes import open_model
+
+    files = _members(tmp_path, 3)
+    out = export_ensemble([Member(f, onnx.load(f)) for f in files], tmp_path / "ens.onnx", q=0.7).path
+    runtime = open_model(out, threads=1)
+    raw = realistic_windows(40, WINDOW, seed=9)
+    assert runtime.window == WINDOW and runtime.metadata["hd_q_default"] == "0.7"
+    np.testing.assert_allclose(runtime.predict_proba(raw)[:, 1], _scipy_hd(files, raw, 0.7), rtol=0, atol=1e-6)
