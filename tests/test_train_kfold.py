@@ -172,3 +172,24 @@ def test_prepare_follows_an_explicit_split(csv_path: Path) -> None:
     bad = EventSplit(split.train, split.val, (*split.test, 999999), note="x", val_source="y")
     with pytest.raises(DataError, match="999999"):
         prepare(cfg, csv_path, bad)
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_nested_run_tests_the_chosen_inner_model_on_untouched_outer_folds(csv_path: Path, tmp_path: Path) -> None:
+    summary = kfold(load_config(SMOKE), k=2, nested=2, jobs=2, data=csv_path, framework="pytorch",
+                    out=tmp_path, epochs=1, echo=lambda line: None)
+    events = _all_events(csv_path)
+    outer_tests = [set(f["test_events"]) for f in summary["folds"]]
+    assert outer_tests[0].isdisjoint(outer_tests[1]) and outer_tests[0] | outer_tests[1] == events
+    for fold in summary["folds"]:
+        i = fold["fold"]
+        inner = [json.loads((tmp_path / f"fold-{i}" / f"inner-{j}" / "metrics.json").read_text()) for j in range(2)]
+        sens = [m["best_epoch_record"]["val_sensitivity"] for m in inner]
+        assert fold["inner_val_sensitivity"] == sens
+        assert fold["run_dir"] == f"fold-{i}/inner-{choose_inner(inner)}"
+        assert fold["test"] == inner[fold["chosen_inner"]]["test"]
+        assert json.loads((tmp_path / f"fold-{i}" / "outer.json").read_text()) == fold
+        for m in inner:  # every inner run is tested on the outer fold, never trained or validated on it
+            assert set(m["test_events"]) == outer_tests[i]
+            assert m["validation_source"] == "inner test fold"
