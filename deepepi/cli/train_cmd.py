@@ -21,6 +21,9 @@ from deepepi.errors import ConfigError
               help="Run directory. Default: artifacts/<modelFname>.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override modelConfig.epochs.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override randomSeed.")
+@click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
+              help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
+                   "the framework's seeded initialisation.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in the run directory.")
 @click.option("--quiet", is_flag=True, help="Print only the per-epoch summary lines and the final line.")
 @click.option("--allow-import", is_flag=True,
@@ -34,8 +37,8 @@ from deepepi.errors import ConfigError
               help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
-          epochs: int | None, seed: int | None, resume: bool, quiet: bool, allow_import: bool,
-          kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
+          epochs: int | None, seed: int | None, init_weights: str | None, resume: bool, quiet: bool,
+          allow_import: bool, kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, train as run_train
 
@@ -48,11 +51,12 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
         if kfold is None or resume:
             raise ConfigError("--nested needs --kfold" if kfold is None else "--resume: not available with --kfold")
         run_kfold(cfg, k=kfold, nested=nested, jobs=jobs, threads=threads, data=data, framework=framework,
-                  out=out, epochs=epochs, seed=seed, allow_import=allow_import, echo=click.echo)
+                  out=out, epochs=epochs, seed=seed, allow_import=allow_import, init_weights=init_weights,
+                  echo=click.echo)
         return
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
-                  resume=resume, quiet=quiet, allow_import=allow_import)
+                  resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights)
     except TrainingInterrupted as err:
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)

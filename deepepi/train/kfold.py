@@ -95,7 +95,7 @@ def _init_worker(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _train_task(task: FoldTask, out: str, data: str, allow_import: bool) -> dict[str, Any]:
+def _train_task(task: FoldTask, out: str, data: str, allow_import: bool, init_weights: str | None) -> dict[str, Any]:
     """One fold in its own process; the console output goes to the run's train.log only. A typed
     error comes back as a value (exceptions with keyword arguments do not survive pickling)."""
     from deepepi.config import from_dict
@@ -105,7 +105,7 @@ def _train_task(task: FoldTask, out: str, data: str, allow_import: bool) -> dict
     try:
         with open(os.devnull, "w", encoding="utf-8") as sink, redirect_stdout(sink):
             result = train(from_dict(task.config, source=str(run_dir), warn=False), data=data, out=run_dir,
-                           quiet=True, allow_import=allow_import,
+                           quiet=True, allow_import=allow_import, init_weights=init_weights,
                            split=EventSplit.from_dict(task.split) if task.split else None)
     except DeepEpiError as err:
         return {"name": task.name, "error": str(err), "exit_code": err.exit_code}
@@ -113,14 +113,15 @@ def _train_task(task: FoldTask, out: str, data: str, allow_import: bool) -> dict
 
 
 def run_tasks(tasks: list[FoldTask], *, out: Path, data: Path, jobs: int, threads: int, allow_import: bool,
-              echo: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+              echo: Callable[[str], None], init_weights: Path | None = None) -> dict[str, dict[str, Any]]:
     """Run every task, ``jobs`` at a time, each in a fresh spawned process; metrics.json per task name.
     The first failing fold stops the rest and is raised as a one-line error."""
     results: dict[str, dict[str, Any]] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                              initargs=(threads,), max_tasks_per_child=1) as pool:
-        pending = {pool.submit(_train_task, t, str(out), str(data), allow_import) for t in tasks}
+        start = str(init_weights) if init_weights is not None else None
+        pending = {pool.submit(_train_task, t, str(out), str(data), allow_import, start) for t in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -222,9 +223,10 @@ def render(summary: dict[str, Any]) -> str:
 def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, threads: int = 1,
           data: str | Path | None = None, framework: str | None = None, out: str | Path | None = None,
           epochs: int | None = None, seed: int | None = None, allow_import: bool = False,
-          echo: Callable[[str], None] = print) -> dict[str, Any]:
+          init_weights: str | Path | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Train all folds and write OUT/kfold_summary.json and .txt (and OUT/fold-<i>/outer.json when
-    nested); returns the summary. See the module docstring for the scheme."""
+    nested); returns the summary. See the module docstring for the scheme; ``init_weights`` is
+    every fold's starting point, as for a single run."""
     from deepepi.train.run import DEFAULT_ROOT, _model_builder, resolve_config
 
     for flag, value, low in (("--kfold", k, 2), ("--nested", nested, 2), ("--jobs", jobs, 1), ("--threads", threads, 1)):
@@ -242,7 +244,7 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
     echo(f"{len(tasks)} runs ({'nested ' if nested else ''}{k}-fold{f' x {nested}' if nested else ''}, "
          f"{cfg.framework}, seed {cfg.seed}), {jobs} at a time, {threads} thread(s) each -> {root}")
     results = run_tasks(tasks, out=root, data=data, jobs=jobs, threads=threads, allow_import=allow_import,
-                        echo=echo)
+                        echo=echo, init_weights=Path(init_weights).resolve() if init_weights else None)
     summary = summarise(cfg, results, k=k, nested=nested, threads=threads)
     if nested is not None:
         for fold in summary["folds"]:
