@@ -69,8 +69,7 @@ def test_plan_rejects_too_many_folds(csv_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize("argv, needle", [(["--nested", "2"], "--nested needs --kfold"),
                                           (["--kfold", "1"], "--kfold: got 1"),
-                                          (["--kfold", "2", "--jobs", "0"], "--jobs: got 0"),
-                                          (["--kfold", "2", "--resume"], "--resume")])
+                                          (["--kfold", "2", "--jobs", "0"], "--jobs: got 0")])
 def test_cli_flag_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--config", str(SMOKE), *argv])
@@ -193,3 +192,27 @@ def test_nested_run_tests_the_chosen_inner_model_on_untouched_outer_folds(csv_pa
         for m in inner:  # every inner run is tested on the outer fold, never trained or validated on it
             assert set(m["test_events"]) == outer_tests[i]
             assert m["validation_source"] == "inner test fold"
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_resume_reuses_finished_folds_and_trains_missing_ones(csv_path: Path, tmp_path: Path) -> None:
+    import shutil
+
+    cfg = load_config(SMOKE)
+    run = dict(k=2, data=csv_path, framework="pytorch", out=tmp_path, epochs=1)
+    first = kfold(cfg, **run, echo=lambda line: None)
+    shutil.rmtree(tmp_path / "fold-1")
+    before = (tmp_path / "fold-0" / "weights.npz").stat().st_mtime_ns
+    lines: list[str] = []
+    again = kfold(cfg, **run, resume=True, echo=lines.append)
+    assert _comparable(again) == _comparable(first)
+    assert (tmp_path / "fold-0" / "weights.npz").stat().st_mtime_ns == before  # not retrained
+    assert any(line.startswith("fold-0:") and "finished earlier" in line for line in lines)
+    assert any(line.startswith("fold-1:") and "finished earlier" not in line for line in lines)
+    changed = cfg.with_overrides(batchSize=16)
+    from deepepi.errors import DeepEpiError
+
+    with pytest.raises(DeepEpiError, match="fold-0: .*finished with another config") as err:
+        kfold(changed, **run, resume=True, echo=lambda line: None)
+    assert err.value.exit_code == 2

@@ -48,11 +48,11 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     if kfold is not None or nested is not None:
         from deepepi.train.kfold import kfold as run_kfold
 
-        if kfold is None or resume:
-            raise ConfigError("--nested needs --kfold" if kfold is None else "--resume: not available with --kfold")
+        if kfold is None:
+            raise ConfigError("--nested needs --kfold")
         run_kfold(cfg, k=kfold, nested=nested, jobs=jobs, threads=threads, data=data, framework=framework,
                   out=out, epochs=epochs, seed=seed, allow_import=allow_import, init_weights=init_weights,
-                  echo=click.echo)
+                  resume=resume, echo=click.echo)
         return
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,

@@ -9,7 +9,8 @@ testing on the outer test fold; the outer fold's model is the inner run with the
 (inner test) window sensitivity, first wins ties (the reference's rule).
 
 Every fold runs in a fresh spawned process with the same thread count, whether one at a time or
-``jobs`` at once, so a parallel run gives the same results as a sequential one.
+``jobs`` at once, so a parallel run gives the same results as a sequential one. ``resume`` reuses
+finished folds (same config) and continues interrupted ones through ``run.train(resume=True)``.
 """
 
 from __future__ import annotations
@@ -95,33 +96,55 @@ def _init_worker(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _train_task(task: FoldTask, out: str, data: str, allow_import: bool, init_weights: str | None) -> dict[str, Any]:
-    """One fold in its own process; the console output goes to the run's train.log only. A typed
-    error comes back as a value (exceptions with keyword arguments do not survive pickling)."""
+@dataclass(frozen=True)
+class FoldOptions:
+    """What every fold process shares: output root, data, and the train() options passed through."""
+
+    out: str
+    data: str
+    allow_import: bool = False
+    init_weights: str | None = None
+    resume: bool = False
+
+
+def _train_task(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
+    """One fold in its own process; the console output goes to the run's train.log only. With
+    ``resume`` a finished fold (metrics.json, no resume state, same config) is reused and an
+    unfinished one continued. A typed error comes back as a value (exceptions with keyword
+    arguments do not survive pickling)."""
     from deepepi.config import from_dict
+    from deepepi.train import artifacts as art
     from deepepi.train.run import train
 
-    run_dir = Path(out) / task.name
+    run_dir = Path(opts.out) / task.name
+    unfinished = (run_dir / art.RESUME_DIR / art.RUN_STATE).exists()
     try:
+        if opts.resume and not unfinished and (run_dir / art.METRICS).exists():
+            if art.read_json(run_dir / art.CONFIG) != task.config:
+                raise ConfigError("finished with another config; run without --resume, or choose another --out",
+                                  source=str(run_dir))
+            return {"name": task.name, "metrics": art.read_json(run_dir / art.METRICS), "reused": True}
+        resume = opts.resume and unfinished
         with open(os.devnull, "w", encoding="utf-8") as sink, redirect_stdout(sink):
-            result = train(from_dict(task.config, source=str(run_dir), warn=False), data=data, out=run_dir,
-                           quiet=True, allow_import=allow_import, init_weights=init_weights,
+            result = train(from_dict(task.config, source=str(run_dir), warn=False), data=opts.data, out=run_dir,
+                           quiet=True, allow_import=opts.allow_import, resume=resume,
+                           init_weights=None if resume else opts.init_weights,
                            split=EventSplit.from_dict(task.split) if task.split else None)
     except DeepEpiError as err:
         return {"name": task.name, "error": str(err), "exit_code": err.exit_code}
-    return {"name": task.name, "metrics": result.metrics}
+    return {"name": task.name, "metrics": result.metrics, "reused": False}
 
 
-def run_tasks(tasks: list[FoldTask], *, out: Path, data: Path, jobs: int, threads: int, allow_import: bool,
-              echo: Callable[[str], None], init_weights: Path | None = None) -> dict[str, dict[str, Any]]:
+def run_tasks(tasks: list[FoldTask], opts: FoldOptions, *, jobs: int, threads: int,
+              echo: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Run every task, ``jobs`` at a time, each in a fresh spawned process; metrics.json per task name.
     The first failing fold stops the rest and is raised as a one-line error."""
+    out = Path(opts.out)
     results: dict[str, dict[str, Any]] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                              initargs=(threads,), max_tasks_per_child=1) as pool:
-        start = str(init_weights) if init_weights is not None else None
-        pending = {pool.submit(_train_task, t, str(out), str(data), allow_import, start) for t in tasks}
+        pending = {pool.submit(_train_task, t, opts) for t in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -140,7 +163,8 @@ def run_tasks(tasks: list[FoldTask], *, out: Path, data: Path, jobs: int, thread
                 test = outcome["metrics"]["test"]
                 echo(f"{outcome['name']}: test window TPR {fmt(test['window']['tpr'])} FPR "
                      f"{fmt(test['window']['fpr'])}, event TPR {fmt(test['event']['tpr'])} FPR "
-                     f"{fmt(test['event']['fpr'])} ({out / outcome['name']})")
+                     f"{fmt(test['event']['fpr'])} ({out / outcome['name']}"
+                     f"{', finished earlier' if outcome['reused'] else ''})")
     return results
 
 
@@ -223,10 +247,12 @@ def render(summary: dict[str, Any]) -> str:
 def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, threads: int = 1,
           data: str | Path | None = None, framework: str | None = None, out: str | Path | None = None,
           epochs: int | None = None, seed: int | None = None, allow_import: bool = False,
-          init_weights: str | Path | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+          init_weights: str | Path | None = None, resume: bool = False,
+          echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Train all folds and write OUT/kfold_summary.json and .txt (and OUT/fold-<i>/outer.json when
     nested); returns the summary. See the module docstring for the scheme; ``init_weights`` is
-    every fold's starting point, as for a single run."""
+    every fold's starting point, as for a single run; ``resume`` reuses finished folds and
+    continues interrupted ones."""
     from deepepi.train.run import DEFAULT_ROOT, _model_builder, resolve_config
 
     for flag, value, low in (("--kfold", k, 2), ("--nested", nested, 2), ("--jobs", jobs, 1), ("--threads", threads, 1)):
@@ -243,8 +269,9 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
     tasks = plan(cfg, data, k=k, nested=nested)
     echo(f"{len(tasks)} runs ({'nested ' if nested else ''}{k}-fold{f' x {nested}' if nested else ''}, "
          f"{cfg.framework}, seed {cfg.seed}), {jobs} at a time, {threads} thread(s) each -> {root}")
-    results = run_tasks(tasks, out=root, data=data, jobs=jobs, threads=threads, allow_import=allow_import,
-                        echo=echo, init_weights=Path(init_weights).resolve() if init_weights else None)
+    opts = FoldOptions(str(root), str(data), allow_import,
+                       str(Path(init_weights).resolve()) if init_weights else None, resume)
+    results = run_tasks(tasks, opts, jobs=jobs, threads=threads, echo=echo)
     summary = summarise(cfg, results, k=k, nested=nested, threads=threads)
     if nested is not None:
         for fold in summary["folds"]:
