@@ -224,7 +224,7 @@ def build(members: list[Member], *, q: float = DEFAULT_Q) -> onnx.ModelProto:
 
 def _metadata(members: list[Member], shared: dict[str, str], q: float) -> dict[str, str]:
     metas = [m.metadata for m in members]
-    listing = [{"file": m.path.name, "sha256": hashlib.sha256(m.model.SerializeToString()).hexdigest(),
+    listing = [{"file": str(m.path), "sha256": hashlib.sha256(m.model.SerializeToString()).hexdigest(),
                 "framework": meta["framework"], "trainable_parameters": int(meta["trainable_parameters"]),
                 "source_file": meta["source_file"], "source_sha256": meta["source_sha256"]}
                for m, meta in zip(members, metas)]
