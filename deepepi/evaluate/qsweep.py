@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from converters.contract import INPUT_NAME, OUTPUT_NAME
 from deepepi.errors import ConfigError, ModelError
 from deepepi.evaluate.data import EvalData
 from deepepi.evaluate.events import AlarmLogic, event_figures, max_per_event, summary
@@ -37,7 +38,7 @@ def ensemble_p(rt: Runtime, x_milli_g: np.ndarray, q: float) -> np.ndarray:
         raise ModelError("--sweep-q needs a Harrell-Davis ensemble ONNX file (deepepi ensemble); this model "
                          "has no q input", source=str(rt.path))
     q_value = np.asarray(q, dtype=np.float32)
-    parts = [session.run(["probabilities"], {"acc": x_milli_g[i:i + RUN_CHUNK], q_name: q_value})[0][:, 1]
+    parts = [session.run([OUTPUT_NAME], {INPUT_NAME: x_milli_g[i:i + RUN_CHUNK], q_name: q_value})[0][:, 1]
              for i in range(0, len(x_milli_g), RUN_CHUNK)]
     return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
