@@ -32,6 +32,27 @@ class Datasets:
     val_source: str = "train events"  # validation is always carved out of the training events
 
 
+@dataclass(frozen=True)
+class EventSplit:
+    """Explicit event ids per split, replacing the config's testProp / nFolds split (nested k-fold:
+    an inner fold's training events, its test fold as validation, the outer fold's test events)."""
+
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+    note: str  # for the log, e.g. "outer fold 0 of 3, inner fold 1 of 2"
+    val_source: str  # what the validation events are, e.g. "inner test fold"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"train": list(self.train), "val": list(self.val), "test": list(self.test), "note": self.note,
+                "val_source": self.val_source}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> "EventSplit":
+        ids = (tuple(int(i) for i in raw[k]) for k in ("train", "val", "test"))  # type: ignore[union-attr]
+        return cls(*ids, note=str(raw["note"]), val_source=str(raw["val_source"]))
+
+
 def _windows_of(windows: Windows, event_ids: np.ndarray) -> Windows:
     """The windows of ``event_ids`` in that order; an id listed twice (oversampling) repeats its windows."""
     order = np.argsort(windows.event_id, kind="stable")
@@ -70,8 +91,9 @@ def _augment_note(aug: Augmented, before: int) -> str:
     return f"augmentation (training events only): {before} -> {after} events ({added}{removed})"
 
 
-def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
-    """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section."""
+def prepare(cfg: Config, csv_path: str | Path, split: EventSplit | None = None) -> Datasets:
+    """Load ``csv_path`` and return train/val/test windows per the config's dataProcessing section
+    (or per ``split`` when given; augmentation and windowing still follow the config)."""
     from deepepi.data.csvio import WINDOW_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS, load_csv
     from deepepi.data.split import events_table, kfold_events, split_events
     from deepepi.data.windows import rows_from_config, windows_from_config
@@ -91,7 +113,14 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
         raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
                         source=source)
     group = bool(proc["groupByUser"])
-    if int(proc["nFolds"]) > 1:
+    if split is not None:
+        unknown = sorted(set(split.train + split.val + split.test) - set(events["eventId"].tolist()))
+        if unknown:
+            raise DataError(f"split names event(s) not in the data: {unknown[:5]}", source=source)
+        train_ids, val_ids, test_ids = (np.asarray(ids, dtype=np.int64) for ids in
+                                        (split.train, split.val, split.test))
+        notes = [f"split: {split.note}; validation: the {split.val_source}"]
+    elif int(proc["nFolds"]) > 1:
         folds = kfold_events(events, n_folds=int(proc["nFolds"]), seed=seed, group_by_user=group)
         train_ids, test_ids = folds[int(proc["fold"])]
         notes = [f"split: fold {proc['fold']} of {proc['nFolds']} (by event)"]
@@ -100,14 +129,16 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
                                            group_by_user=group)
         notes = [f"split: test {proc['testProp']} of events (by event, seed {seed})"]
     val_prop = float(proc["validationProp"])
-    train_events = events[events["eventId"].isin(train_ids)]
-    try:
-        train_ids, val_ids = split_events(train_events, test_prop=val_prop, seed=seed, group_by_user=group)
-    except DataError as err:
-        raise DataError(f"validation split of the training events (validationProp={val_prop}): {err}; "
-                        "use more events", source=source) from None
-    notes.append(f"validation: {val_prop} of the training events, by event (validationProp={val_prop}); "
-                 "the test split is never seen in training")
+    val_source = split.val_source if split is not None else "train events"
+    if split is None:
+        train_events = events[events["eventId"].isin(train_ids)]
+        try:
+            train_ids, val_ids = split_events(train_events, test_prop=val_prop, seed=seed, group_by_user=group)
+        except DataError as err:
+            raise DataError(f"validation split of the training events (validationProp={val_prop}): {err}; "
+                            "use more events", source=source) from None
+        notes.append(f"validation: {val_prop} of the training events, by event (validationProp={val_prop}); "
+                     "the test split is never seen in training")
     in_train = df["eventId"].isin(train_ids).to_numpy()
     aug = augment(df[in_train], settings, first_id=int(events["eventId"].max()) + 1)
     if settings.active:
@@ -127,4 +158,4 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
                  f"val {len(val)} (seizure {int((val.y == 1).sum())}), "
                  f"test {len(test)} (seizure {int((test.y == 1).sum())})")
     return Datasets(train=train, val=val, test=test, notes=notes, augmentation=aug.provenance,
-                    osd_alarm_test=osd_alarm(held_out, test))
+                    osd_alarm_test=osd_alarm(held_out, test), val_source=val_source)

@@ -24,7 +24,7 @@ from deepepi import io
 from deepepi.config import Config, from_dict
 from deepepi.errors import DeepEpiError, ModelError
 from deepepi.train import artifacts as art
-from deepepi.train.dataset import Datasets, prepare
+from deepepi.train.dataset import Datasets, EventSplit, prepare
 from deepepi.train.metrics import final_report, fmt
 from deepepi.train.plan import Plan
 from deepepi.train.progress import summary_line
@@ -192,7 +192,8 @@ def _clear_outputs(run_dir: Path) -> None:
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
           resume: bool = False, quiet: bool = False, allow_import: bool = False,
-          init_weights: str | Path | None = None, force_data: bool = False) -> RunResult:
+          init_weights: str | Path | None = None, force_data: bool = False,
+          split: EventSplit | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     With ``resume``, ``cfg`` only names the default run directory: config, framework and data come
@@ -200,6 +201,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     dotted path (runs its code); ``force_data`` resumes on a CSV other than the recorded one.
     ``init_weights``: a neutral weights file (e.g. another run's init_weights.npz) to start from
     instead of the framework's seeded initialisation; ignored when resuming.
+    ``split`` fixes the train/validation/test events (nested k-fold); it is kept for ``resume``.
     """
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
     saved = _start_state(run_dir, resume)
@@ -207,6 +209,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         cfg = _resume_config(saved, run_dir, framework=framework, seed=seed, epochs=epochs)
         build = _model_builder(cfg, allow_import)
         data = _resume_data(saved, run_dir, data, force_data)
+        split = EventSplit.from_dict(saved["split"]) if saved.get("split") else None
     else:
         cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
         build = _model_builder(cfg, allow_import)
@@ -225,13 +228,13 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
 
     spec = ArchSpec.from_config(cfg)
     start_weights = None if saved is not None else _initial_weights(init_weights, spec, cfg, log)
-    datasets = prepare(cfg, data)
+    datasets = prepare(cfg, data, split)
     for note in datasets.notes:
         log.info(note)
     io.write_json(run_dir / art.CONFIG, cfg.to_dict())
     io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
                   {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
-                   "framework": fw})
+                   "framework": fw, "split": split.to_dict() if split else None})
     # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
     history: list[dict[str, Any]] = []
     try:
