@@ -285,14 +285,13 @@ def _gpus(entry: dict[str, Any]) -> str:
     return ", ".join(f"{g['name']} ({g.get('capability') or '?'})" for g in gpus) if gpus else "none"
 
 
-def _framework_line(label: str, entry: dict[str, Any], extra: str) -> str:
+def _framework_line(label: str, entry: dict[str, Any], extra: str, note: str = "") -> str:
     if not entry["installed"]:
         return f"{label:<12} not installed (pip install -e '.[{extra}]')"
     if entry["error"]:
         return f"{label:<12} BROKEN: {entry['error']}"
     build = f"CUDA {entry['cuda_build']} build" if entry.get("cuda_build") else "CPU-only build"
-    keras = f" (Keras {entry['keras']})" if entry.get("keras") else ""
-    line = f"{label:<12} {entry['version']}{keras}, {build}, GPUs: {_gpus(entry)}"
+    line = f"{label:<12} {entry['version']}{note}, {build}, GPUs: {_gpus(entry)}"
     if entry["startup_lines"]:
         line += f"; {len(entry['startup_lines'])} C++ start-up lines (hidden unless --verbose)"
     return line
@@ -315,7 +314,8 @@ def render(report: dict[str, Any]) -> str:
                      f"providers: {', '.join(ort['providers'])}")
     fw = report["frameworks"]
     lines.append(_framework_line("PyTorch", fw["torch"], "torch"))
-    lines.append(_framework_line("TensorFlow", fw["tensorflow"], "tf"))
+    keras = report["packages"].get("keras")
+    lines.append(_framework_line("TensorFlow", fw["tensorflow"], "tf", f" (Keras {keras})" if keras else ""))
     lines.append("extras")
     for extra, entry in report["extras"].items():
         state = "installed" if entry["installed"] else f"missing {', '.join(entry['missing'])}"

@@ -1,4 +1,4 @@
-"""What TensorFlow sees: its build (CUDA), Keras, the GPUs it can use. Run by `deepepi doctor` in a child.
+"""What TensorFlow sees: its build (CUDA), the GPUs it can use. Run by `deepepi doctor` in a child.
 
 A child process, because importing TensorFlow with a broken CUDA install can abort the interpreter,
 and because its C++ start-up lines (which the CLI hides) are what doctor reports. Prints one JSON
@@ -12,7 +12,6 @@ from typing import Any
 
 
 def probe() -> dict[str, Any]:
-    import keras
     import tensorflow as tf
 
     build = dict(tf.sysconfig.get_build_info())
@@ -24,7 +23,6 @@ def probe() -> dict[str, Any]:
                      "capability": ".".join(map(str, capability)) if capability else None})
     return {
         "version": tf.__version__,
-        "keras": keras.__version__,
         "cuda_build": build.get("cuda_version") if build.get("is_cuda_build") else None,
         "cudnn_build": build.get("cudnn_version") if build.get("is_cuda_build") else None,
         "rocm_build": bool(build.get("is_rocm_build")),

@@ -24,6 +24,7 @@ from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
 
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
+_EXTRAS = {"tensorflow": "tf", "pytorch": "torch"}
 DEFAULT_ROOT = Path("artifacts")
 
 
@@ -101,6 +102,15 @@ def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, se
     return from_dict(raw, source=cfg.source, warn=False)
 
 
+def _trainer(framework: str) -> Any:
+    """The framework's trainer module, or a one-line error naming what to install (before any file is touched)."""
+    try:
+        return importlib.import_module(TRAINERS[framework])
+    except ImportError as exc:
+        raise ModelError(f"training a {framework} model needs {exc.name or framework} "
+                         f"(pip install 'deepepi[{_EXTRAS[framework]}]'): {exc}") from None
+
+
 def _model_builder(cfg: Config, allow_import: bool) -> Callable[[Any], Any]:
     """Resolve modelConfig.modelClass through the registry before any data is read."""
     from deepepi.models import registry
@@ -147,7 +157,8 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         cfg = resolve_config(from_dict(saved["config"], source=str(run_dir / art.CONFIG), warn=False),
                              framework=None, epochs=epochs, seed=None)
         data = data if data is not None else saved["data"]
-    else:
+    trainer = _trainer(cfg.framework)
+    if saved is None:
         _clear_outputs(run_dir)
     fw = cfg.framework
     if data is None:
@@ -171,7 +182,6 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     log.info(f"selection: {selector.describe()}")
     job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
               quiet=quiet, selector=selector)
-    trainer = importlib.import_module(TRAINERS[fw])
     t0 = time.perf_counter()
     try:
         fit = trainer.fit(job)
