@@ -37,6 +37,10 @@ SELF_CHECK_BATCHES = (1, 32)
 META_KEYS = ("deepepi_version", "framework", "framework_version", "exporter", "exporter_version",
              "sample_freq", "window", "step", "preprocessing", "class_names",
              "trainable_parameters", "spec", "source_file", "source_sha256")
+# Optional metadata_props: the validation-chosen decision threshold (p1 > t is a seizure), written
+# when the run directory records one; read by evaluate, predict and the app-side sidecars.
+THRESHOLD_KEY = "decision_threshold"
+OPTIONAL_META_KEYS = (THRESHOLD_KEY,)
 
 Reference = Callable[[np.ndarray], np.ndarray]
 
@@ -50,6 +54,7 @@ class Source:
     sample_freq: int
     step: int
     preprocessing: Preprocessing
+    decision_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ class Exporter:
 
 
 def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
-    """All metadata values as strings (ONNX metadata_props are string pairs)."""
+    """All metadata values as strings (ONNX metadata_props are string pairs); the optional
+    ``decision_threshold`` only when the source records one."""
     src = info.source
     names = list(CLASS_NAMES) if info.num_classes == len(CLASS_NAMES) else \
         [str(i) for i in range(info.num_classes)]
@@ -94,7 +100,10 @@ def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
         "source_file": src.file,
         "source_sha256": src.sha256,
     }
-    return {key: values[key] for key in META_KEYS}
+    ordered = {key: values[key] for key in META_KEYS}
+    if src.decision_threshold is not None:
+        ordered[THRESHOLD_KEY] = repr(float(src.decision_threshold))
+    return ordered
 
 
 def read_metadata(model: onnx.ModelProto) -> dict[str, str]:

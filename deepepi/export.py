@@ -20,6 +20,7 @@ from deepepi.preprocessing import from_config as preprocessing_from_config
 from deepepi.train.artifacts import CONFIG as CONFIG_FILE
 from deepepi.train.artifacts import MODEL_FILES
 from deepepi.train.artifacts import WEIGHTS as WEIGHTS_FILE
+from deepepi.train.artifacts import read_threshold
 
 SHORT_NAMES = {"tensorflow": "tf", "pytorch": "torch"}
 _INSTALL_HINT = {"tensorflow": "tensorflow and tf2onnx (pip install 'deepepi[tf]')",
@@ -88,9 +89,11 @@ def default_output(run: Run, framework: str) -> Path:
 
 
 def source_for(file: Path, cfg: Config) -> Source:
-    """Provenance recorded in the ONNX metadata: the file's name and sha256, and how windows are cut."""
+    """Provenance recorded in the ONNX metadata: the file's name and sha256, how windows are cut, and
+    the decision threshold the run directory records (if any)."""
     return Source(file=file.name, sha256=sha256_file(file), sample_freq=int(cfg.model["sampleFreq"]),
-                  step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg))
+                  step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg),
+                  decision_threshold=read_threshold(file.parent))
 
 
 def _framework_modules(framework: str) -> tuple[Any, Any]:

@@ -23,6 +23,7 @@ METRICS = "metrics.json"
 PLOT = "training.png"
 CONFIG = "config.json"
 LOG = "train.log"
+THRESHOLD = "threshold.json"  # the validation-chosen decision threshold (``decision_threshold``)
 RESUME_DIR = "resume"
 RUN_STATE = "run.json"  # inside resume/: what --resume needs besides the framework checkpoint
 
@@ -69,6 +70,18 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read run file: {exc}", source=str(path)) from None
+
+
+def read_threshold(run_dir: Path) -> float | None:
+    """The run's recorded ``decision_threshold``, or None when the run has not recorded one."""
+    path = Path(run_dir) / THRESHOLD
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    value = record.get("decision_threshold") if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise DataError(f"decision_threshold must be a number in [0, 1], got {value!r}", source=str(path))
+    return float(value)
 
 
 def plot_history(path: Path, history: list[dict[str, Any]], *, title: str = "") -> None:
