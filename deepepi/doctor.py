@@ -137,6 +137,7 @@ def probe_frameworks(timeout: float) -> dict[str, dict[str, Any]]:
         result["startup_lines"] = [line.rstrip("\n") for line in split_native_lines(err)[1]]
         if result["error"] is None and proc.returncode != 0:
             result["error"] = _failure(proc.returncode, err)
+            result["stderr_tail"] = [line.rstrip("\n") for line in err.splitlines(keepends=True)[-20:]]
         if result["error"] is None:
             try:
                 result.update(json.loads(out.strip().splitlines()[-1]))
@@ -230,8 +231,8 @@ def problems(report: dict[str, Any]) -> list[dict[str, str]]:
     for name, f in fw.items():
         if f["installed"] and f["error"]:
             found.append(_problem(f"{name} is installed but its probe failed: {f['error']}",
-                                  f"run `deepepi --verbose doctor` or `python -c 'import {FRAMEWORKS[name][0]}'` "
-                                  "to see the whole message", "messages-you-may-see"))
+                                  f"`deepepi doctor --json` shows its last lines (stderr_tail); "
+                                  f"python -c 'import {FRAMEWORKS[name][0]}' shows all", "messages-you-may-see"))
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
     if report["machine"]["nvidia_driver"] and not hidden:
         torch_ = fw.get("torch", {})

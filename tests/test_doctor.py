@@ -141,6 +141,7 @@ def test_broken_frameworks_are_reported_not_fatal(tmp_path: Path) -> None:
     assert frameworks["torch"]["installed"] is True
     assert frameworks["torch"]["error"] == "ImportError: libcudnn.so.9: cannot open shared object file"
     assert frameworks["tensorflow"]["error"] == "the import was killed by SIGABRT"
+    assert frameworks["tensorflow"]["stderr_tail"] == ["F0000 00:00:1.0 1 stub.cc:1] Check failed"]
     problems = json.loads(result.stdout)["problems"]
     assert [p["what"].split()[0] for p in problems] == ["torch", "tensorflow"]
 
