@@ -21,7 +21,10 @@ from deepepi.config import SCHEMA, SECTIONS, TOP_LEVEL, from_dict
 GUIDE = CHECKOUT / "docs" / "MIGRATING.md"
 README = CHECKOUT / "README.md"
 PERFORMANCE = CHECKOUT / "docs" / "PERFORMANCE.md"
-REFERENCE = CHECKOUT.parent.parent / "shared" / "reference" / "osd-configs"
+# shared/ lies beside the checkout (or beside the folder of worktrees holding it).
+REFERENCE = next((p for p in (CHECKOUT.parent / "shared" / "reference" / "osd-configs",
+                              CHECKOUT.parent.parent / "shared" / "reference" / "osd-configs") if p.exists()),
+                 CHECKOUT.parent / "shared" / "reference" / "osd-configs")
 KEY_TABLES = ("honoured key", "honoured differently", "ignored key")
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 _KEY = re.compile(r"`([A-Za-z_]\w*(?:\.(?:\w+|\*))?)`")
