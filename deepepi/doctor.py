@@ -305,8 +305,9 @@ def render(report: dict[str, Any]) -> str:
              f"{machine['system']} {machine['arch']}, {machine['cpus']} CPUs, "
              f"NVIDIA driver: {machine['nvidia_driver'] or 'none'}"]
     pkgs = [f"{name} {version or '-'}" for name, version in report["packages"].items()]
-    lines.append("packages     " + ", ".join(pkgs[:8]))
-    lines.append("             " + ", ".join(pkgs[8:]) + "   ('-' = not installed)")
+    for i in range(0, len(pkgs), 6):
+        lines.append(("packages     " if i == 0 else " " * 13) + ", ".join(pkgs[i:i + 6]))
+    lines[-1] += "  ('-': not installed)"
     ort = report["onnxruntime"]
     if ort["error"]:
         lines.append(f"onnxruntime  BROKEN: {ort['error']}")

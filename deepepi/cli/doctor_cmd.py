@@ -16,6 +16,8 @@ def doctor(as_json: bool, timeout: float) -> None:
     the installed extras and the commands they enable, whether configs/ resolves, and what to fix."""
     from deepepi.doctor import collect, render
 
+    if not as_json:
+        click.echo("loading each installed framework in a child process to list its GPUs ...")
     report = collect(timeout=timeout)
     click.echo(json.dumps(report, indent=2) if as_json else render(report))
 
