@@ -209,3 +209,15 @@ def test_every_guide_section_doctor_points_to_exists(monkeypatch: pytest.MonkeyP
                                                "onnxruntime-gpu-or-onnxruntime", "bringing-your-config"}
     guide = (CHECKOUT / doctor.GUIDE).read_text(encoding="utf-8")
     assert {s.split("#")[1] for s in seen} <= _slugs(guide)
+
+
+def test_extras_of_an_installed_package_come_from_its_metadata(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    try:
+        provided = set(metadata.metadata("deepepi").get_all("Provides-Extra") or [])
+    except metadata.PackageNotFoundError:
+        pytest.skip("deepepi is not installed as a package here (running from the source tree only)")
+    monkeypatch.setattr(doctor, "REPO_CONFIGS", tmp_path / "configs")  # no setup.cfg beside it
+    extras = doctor._extra_requirements()
+    assert set(extras) == provided
+    assert "torch" in extras["torch"] and "tensorflow" in extras["tf"]
