@@ -2,9 +2,9 @@
 
 For each framework and batch size, the trainer's own step is timed against the naive loop the
 reference used, in the same process on the same random windows:
-- PyTorch: ours = deepepi.train.torch_trainer (index slicing of a resident tensor, seeded randperm)
+- PyTorch: ours = deepepi.train.torch_trainer (index slicing of a resident tensor by the shared batch stream)
   vs TensorDataset + DataLoader(shuffle=True, default collate).
-- TensorFlow: ours = model.fit on deepepi.train.keras_trainer's tf.data pipeline (prefetch)
+- TensorFlow: ours = model.fit on deepepi.train.keras_trainer's tf.data pipeline (shared batch stream, prefetch)
   vs model.fit on the numpy arrays (the reference's call).
 Each figure is the median of ``--repeats`` timed epochs after one warm-up epoch, the two loops
 timed in turns. Prints a markdown table.
@@ -107,6 +107,7 @@ def bench_torch(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[f
 
 
 def bench_keras(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[float], list[float]]:
+    from deepepi.train.batches import BatchStream
     from deepepi.train.keras_trainer import compile_model, input_pipeline
 
     job = _job("tensorflow", batch, n, run_dir)
@@ -114,7 +115,8 @@ def bench_keras(batch: int, n: int, repeats: int, run_dir: Path) -> tuple[list[f
     ours_model, naive_model = job.build(job.spec), job.build(job.spec)
     compile_model(ours_model, m)
     compile_model(naive_model, m)
-    dataset = input_pipeline(w.X, w.y, batch, job.cfg.seed)
+    stream = BatchStream(len(w.y), batch, job.cfg.seed)
+    dataset = input_pipeline(w.X, w.y, stream, 0, stream.steps_per_epoch)
 
     def ours() -> int:
         ours_model.fit(dataset, epochs=1, shuffle=False, verbose=0)

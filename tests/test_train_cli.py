@@ -79,3 +79,22 @@ def test_unknown_model_class_is_one_line_exit_2(tmp_path: Path, capsys: pytest.C
     line = _fails(["--config", str(cfg), "--out", str(tmp_path / "run")], capsys)
     assert f"{cfg}: modelConfig.modelClass: " in line and expected in line
     assert not (tmp_path / "run").exists()
+
+
+def test_init_weights_of_another_architecture_is_one_line_exit_2(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+
+    from deepepi.config import load_config
+    from deepepi.data.synth import synthesize
+    from deepepi.models.spec import ArchSpec
+    from deepepi.models.weights import save_weights
+
+    spec = ArchSpec.from_config(load_config(SMOKE))
+    other = ArchSpec.from_dict({**spec.to_dict(), "dense_widths": [4]})
+    weights = {k: np.zeros(shape, np.float32) for k, shape in other.weight_shapes().items()}
+    save_weights(tmp_path / "w.npz", weights, other)
+    csv = synthesize(tmp_path / "data", users=2, events=12, seed=0).csv_path
+    line = _fails(["--config", str(SMOKE), "--data", str(csv), "--out", str(tmp_path / "run"),
+                   "--init-weights", str(tmp_path / "w.npz")], capsys)
+    assert "w.npz" in line and "dense" in line

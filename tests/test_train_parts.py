@@ -9,7 +9,7 @@ import pytest
 
 from deepepi.train import metrics
 from deepepi.train.artifacts import plot_history
-from deepepi.train.dataset import usable_samples
+from deepepi.train.batches import usable_samples
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop, Selector
 

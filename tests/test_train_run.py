@@ -144,6 +144,27 @@ def test_torch_same_seed_same_history_bytes(torch_run: Path, csv_path: Path, tmp
     assert (again / art.HISTORY).read_bytes() == (torch_run / art.HISTORY).read_bytes()
 
 
+@pytest.mark.torch
+def test_torch_run_starts_from_init_weights(torch_run: Path, csv_path: Path, tmp_path: Path,
+                                           one_torch_thread: None) -> None:
+    """--init-weights: the run starts from the given neutral weights (and records them), not its seed's."""
+    from deepepi.models.weights import load_weights
+
+    given, _ = load_weights(torch_run / art.INIT_WEIGHTS)
+    shifted = {k: v + np.float32(0.01) if k.endswith("kernel") else v for k, v in given.items()}
+    from deepepi.models.spec import ArchSpec
+    from deepepi.models.weights import save_weights
+
+    src = tmp_path / "start.npz"
+    save_weights(src, shifted, ArchSpec.from_config(load_config(SMOKE)))
+    result = train(load_config(SMOKE), data=csv_path, framework="pytorch", out=tmp_path / "run", epochs=1,
+                   quiet=True, init_weights=src)
+    recorded, _ = load_weights(result.run_dir / art.INIT_WEIGHTS)
+    for key, value in shifted.items():
+        np.testing.assert_array_equal(recorded[key], value)
+    assert f"initial weights: {src}" in (result.run_dir / art.LOG).read_text()
+
+
 # Also exercises min_fpr selection behind a sensitivity gate (either outcome is checked).
 SCHEDULE = dict(useLrSchedule=True, warmupSteps=5, mainSteps=20, cooldownSteps=10, lrPeak=0.004,
                 lrMainEnd=0.001, epochs=2, modelSelectionMetric="min_fpr", saveBestMinSensitivity=0.2)

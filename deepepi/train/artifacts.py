@@ -18,6 +18,7 @@ from deepepi.errors import DataError
 
 MODEL_FILES = {"tensorflow": "model.keras", "pytorch": "model.pt"}
 WEIGHTS = "weights.npz"
+INIT_WEIGHTS = "init_weights.npz"  # the weights training started from (feed to --init-weights)
 HISTORY = "history.json"
 METRICS = "metrics.json"
 PLOT = "training.png"

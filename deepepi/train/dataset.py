@@ -28,14 +28,6 @@ class Datasets:
     osd_alarm_test: np.ndarray | None = None
 
 
-def usable_samples(n: int, batch_size: int) -> int:
-    """Samples used per epoch: a lone last sample is dropped, since BatchNorm cannot train on one.
-
-    Both trainers apply this rule, so their epochs see the same number of samples.
-    """
-    return n - 1 if n > 1 and n % batch_size == 1 else n
-
-
 def _windows_of(windows: Windows, event_ids: np.ndarray) -> Windows:
     """The windows of ``event_ids`` in that order; an id listed twice (oversampling) repeats its windows."""
     order = np.argsort(windows.event_id, kind="stable")

@@ -7,11 +7,15 @@ Loss: sparse categorical cross-entropy from logits. Keras runs silently (verbose
 draws the progress bar and computes the epoch figures with the shared numpy metrics: validation
 from a full predict pass, training from confusion counts of the epoch's running predictions.
 
+Batches come from the shared numpy batch stream (``batches.BatchStream``, the one the PyTorch
+trainer uses), fed through a tf.data generator that spans all remaining epochs. The optimiser is
+built from ``optim.AdamSettings`` (epsilon 1e-7 stated, not left to each framework's default).
+
 Determinism: keras.utils.set_random_seed + tf.config.experimental.enable_op_determinism, so the
 same seed on the same CPU build repeats the run. Resume: after every epoch the compiled model
 (optimiser state included) is saved under resume/ and a JSON file records the epoch, history and
-callback states; a resumed run continues from the last completed epoch with a freshly seeded
-shuffle order and dropout stream, so it is not bit-identical to an uninterrupted run.
+callback states; a resumed run continues from the last completed epoch with the same batches but a
+freshly seeded dropout stream, so with dropout on it is not bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import numpy as np
 import tensorflow as tf
 
 from deepepi import io
-from deepepi.models.keras_deepepi import export_weights, save_keras_model
+from deepepi.models.keras_deepepi import export_weights, import_weights, save_keras_model
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
-from deepepi.train.dataset import usable_samples
+from deepepi.train.batches import BatchStream
 from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
+from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
 from deepepi.train.run import FitResult, Job
 from deepepi.train.schedule import ThreePhase
@@ -73,10 +78,11 @@ class ConfusionCount(keras.metrics.Metric):
 
 
 def _optimizer(m: dict[str, Any]) -> keras.optimizers.Optimizer:
-    if m["useAdamW"]:
-        return keras.optimizers.AdamW(learning_rate=float(m["lrStart"]), weight_decay=float(m["weightDecay"]),
-                                      beta_1=float(m["adamwBeta1"]), beta_2=float(m["adamwBeta2"]))
-    return keras.optimizers.Adam(learning_rate=float(m["lrStart"]))
+    s = AdamSettings.from_model_config(m)
+    if s.weight_decay is not None:
+        return keras.optimizers.AdamW(learning_rate=s.lr, weight_decay=s.weight_decay, beta_1=s.beta_1,
+                                      beta_2=s.beta_2, epsilon=s.epsilon)
+    return keras.optimizers.Adam(learning_rate=s.lr, beta_1=s.beta_1, beta_2=s.beta_2, epsilon=s.epsilon)
 
 
 def compile_model(model: keras.Model, m: dict[str, Any]) -> None:
@@ -183,12 +189,27 @@ def _best_name(epoch: int) -> str:
     return BEST_WEIGHTS.format(epoch=epoch)
 
 
-def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Shuffled (seeded, reshuffled each epoch), batched, prefetched training batches."""
-    n = usable_samples(len(y), batch_size)
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).take(n)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def input_pipeline(x: np.ndarray, y: np.ndarray, stream: BatchStream, start: int, stop: int) -> tf.data.Dataset:
+    """The stream's batches for optimisation steps start .. stop - 1, gathered in numpy, prefetched.
+
+    One dataset spans every remaining epoch; model.fit reads ``stream.steps_per_epoch`` per epoch.
+    """
+    def batches() -> Any:
+        for idx in stream.steps(start, stop):
+            yield x[idx], y[idx]
+
+    signature = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),
+                 tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+
+
+def train_steps(model: keras.Model, m: dict[str, Any], x: np.ndarray, y: np.ndarray, stream: BatchStream,
+                start: int, stop: int) -> None:
+    """Lockstep use: model.fit on the stream's steps start .. stop - 1; the model must already be
+    compiled with ``compile_model`` (its optimiser state carries over between calls)."""
+    callbacks = [_StepSchedule(ThreePhase.from_model_config(m))] if m["useLrSchedule"] else []
+    model.fit(input_pipeline(x, y, stream, start, stop), steps_per_epoch=stop - start, epochs=1,
+              callbacks=callbacks, shuffle=False, verbose=0)
 
 
 def _load_resume(job: Job) -> tuple[keras.Model | None, dict[str, Any] | None]:
@@ -214,16 +235,19 @@ def fit(job: Job) -> FitResult:
     start = 0 if saved is None else int(saved["epoch"])
     if model is None:
         model = job.build(job.spec)
+        if job.init_weights is not None:
+            import_weights(model, job.spec, job.init_weights)
+        job.save_init_weights(export_weights(model, job.spec))
         compile_model(model, m)
     if m["precision"] != "fp32" or m["compile"]:
         job.log.info("modelConfig.precision and modelConfig.compile apply to PyTorch only; Keras trains in fp32")
     schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
     job.log.info(f"TensorFlow {tf.__version__} (Keras {keras.__version__}), "
-                 f"{'AdamW' if m['useAdamW'] else 'Adam'}, "
+                 f"{AdamSettings.from_model_config(m).name}, "
                  + ("three-phase LR schedule (ReduceLROnPlateau off)" if schedule else "ReduceLROnPlateau"))
-    batch_size = int(m["batchSize"])
     train = job.data.train
-    steps = math.ceil(usable_samples(len(train.y), batch_size) / batch_size)
+    stream = BatchStream(len(train.y), int(m["batchSize"]), seed)
+    steps = stream.steps_per_epoch
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(job.resume_dir / BEST_WEIGHTS), monitor=SCORE_KEY, mode="min",
         save_best_only=True, save_weights_only=True, initial_value_threshold=job.selector.best_score, verbose=0)
@@ -235,8 +259,8 @@ def fit(job: Job) -> FitResult:
     callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
     callbacks.append(_ResumePoint(job, checkpoint, early, plateau, saved))
     if start < job.epochs:
-        model.fit(input_pipeline(train.X, train.y, batch_size, seed), epochs=job.epochs, initial_epoch=start,
-                  callbacks=callbacks, shuffle=False, verbose=0)
+        model.fit(input_pipeline(train.X, train.y, stream, start * steps, job.epochs * steps), epochs=job.epochs,
+                  initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=0)
     stopped = early.stopped_epoch > 0
     if stopped:
         job.log.info(f"early stopping after epoch {early.stopped_epoch + 1} (val_loss has not improved for "

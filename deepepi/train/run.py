@@ -61,6 +61,7 @@ class Job:
     quiet: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     selector: Selector = field(default_factory=Selector)
+    init_weights: dict[str, np.ndarray] | None = None  # neutral weights to start from (--init-weights)
 
     @property
     def epochs(self) -> int:
@@ -69,6 +70,12 @@ class Job:
     @property
     def resume_dir(self) -> Path:
         return self.run_dir / art.RESUME_DIR
+
+    def save_init_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Keep the weights this run starts from, so the other framework can start from them too."""
+        from deepepi.models.weights import save_weights
+
+        save_weights(self.run_dir / art.INIT_WEIGHTS, weights, self.spec)
 
     def record(self, record: dict[str, Any], seconds: float) -> bool:
         """Keep one epoch's history entry, select, print the summary and log the epoch's wall time
@@ -136,7 +143,7 @@ def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
 
 def _clear_outputs(run_dir: Path) -> None:
     """A fresh run replaces a finished one: no stale artefact from the previous run may remain."""
-    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
+    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.INIT_WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
     for name in names:
         (run_dir / name).unlink(missing_ok=True)
     art.remove_resume_state(run_dir)
@@ -144,10 +151,13 @@ def _clear_outputs(run_dir: Path) -> None:
 
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
-          resume: bool = False, quiet: bool = False, allow_import: bool = False) -> RunResult:
+          resume: bool = False, quiet: bool = False, allow_import: bool = False,
+          init_weights: str | Path | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     ``allow_import`` lets ``modelConfig.modelClass`` name an arbitrary dotted path (runs its code).
+    ``init_weights``: a neutral weights file (e.g. another run's init_weights.npz) to start from
+    instead of the framework's seeded initialisation; ignored when resuming.
     """
     cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
     build = _model_builder(cfg, allow_import)
@@ -169,19 +179,20 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
-    datasets = prepare(cfg, data)
-    for note in datasets.notes:
-        log.info(note)
     from deepepi.models.spec import ArchSpec
 
     spec = ArchSpec.from_config(cfg)
+    start_weights = None if saved is not None else _initial_weights(init_weights, spec, cfg, log)
+    datasets = prepare(cfg, data)
+    for note in datasets.notes:
+        log.info(note)
     io.write_json(run_dir / art.CONFIG, cfg.to_dict())
     io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
                   {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
     selector = Selector.from_model_config(cfg.model)
     log.info(f"selection: {selector.describe()}")
     job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
-              quiet=quiet, selector=selector)
+              quiet=quiet, selector=selector, init_weights=start_weights)
     t0 = time.perf_counter()
     try:
         fit = trainer.fit(job)
@@ -191,6 +202,21 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         raise TrainingInterrupted(f"interrupted after epoch {done}; continue with: deepepi train "
                                   f"--out {run_dir} --resume") from None
     return _finish(job, fit, time.perf_counter() - t0)
+
+
+def _initial_weights(path: str | Path | None, spec: Any, cfg: Config, log: art.RunLog) -> dict[str, np.ndarray] | None:
+    """Load --init-weights and check it fits this run's architecture (ModelError naming the file)."""
+    if path is None:
+        return None
+    from deepepi.models.weights import check_weights, load_weights
+
+    weights, _ = load_weights(path)
+    check_weights(weights, spec, source=str(path))  # the run's architecture, not the file's own spec
+    log.info(f"initial weights: {path}")
+    if float(cfg.model["convDropout"]) > 0 or float(cfg.model["denseDropout"]) > 0:
+        log.info("note: dropout is on; its masks differ between frameworks, so runs started from the same "
+                 "weights drift apart (set convDropout and denseDropout to 0 for lockstep training)")
+    return weights
 
 
 def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:

@@ -1,7 +1,8 @@
 """PyTorch trainer: an explicit loop over a resident tensor, batches by index slicing.
 
-Each epoch draws one permutation from a seeded torch.Generator and slices the on-device training
-tensor with it (no Dataset, no per-sample collate). Adam or AdamW; ReduceLROnPlateau or the shared
+Each epoch's batches come from the shared numpy batch stream (``batches.BatchStream``, the one the
+Keras trainer uses) and index the on-device training tensor (no Dataset, no per-sample collate).
+Adam or AdamW with Keras's update rule (``torch_optim.KerasAdam``); ReduceLROnPlateau or the shared
 three-phase schedule (per step); early stopping; the best epoch per ``selection``. CUDA is used
 when present, with optional bf16/fp16 autocast (GradScaler for fp16) and torch.compile.
 
@@ -19,45 +20,83 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from deepepi.io import atomic_path
-from deepepi.models.torch_deepepi import export_weights, save_checkpoint
+from deepepi.models.torch_deepepi import export_weights, import_weights, save_checkpoint
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
-from deepepi.train.dataset import usable_samples
+from deepepi.train.batches import BatchStream
 from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
+from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
 from deepepi.train.run import FitResult, Job
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop, Selector
+from deepepi.train.torch_optim import KerasAdam
 
 STATE_FILE = "state.pt"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 PLATEAU_DELTA = 1e-4  # Keras ReduceLROnPlateau's default min_delta, applied the same (absolute) way
 
 
+class Stepper:
+    """One optimisation step (LR per schedule, forward, mean cross-entropy, backward, update).
+
+    Shared by the trainer's epochs and by lockstep runs (``train_steps``), so both take the same step.
+    """
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, *,
+                 schedule: ThreePhase | None = None, amp: torch.dtype | None = None,
+                 scaler: torch.amp.GradScaler | None = None) -> None:
+        self.forward, self.optimizer, self.schedule = forward, optimizer, schedule
+        self.amp, self.scaler = amp, scaler
+        self.step = 0  # optimisation steps taken (the schedule's 0-based index of the next one)
+
+    def autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=self.amp, enabled=self.amp is not None)
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (loss, logits), both detached."""
+        if self.schedule:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule(self.step)
+        with self.autocast():
+            logits = self.forward(xb)
+        loss = F.cross_entropy(logits.float(), yb)  # mean over the batch, as Keras's default reduction
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.step += 1
+        return loss.detach(), logits.detach()
+
+
+def train_steps(model: torch.nn.Module, m: dict[str, Any], x: np.ndarray, y: np.ndarray, stream: BatchStream,
+                start: int, stop: int, stepper: Stepper | None = None) -> Stepper:
+    """Lockstep use: train ``model`` (CPU, fp32) on the stream's steps start .. stop - 1; returns the
+    stepper (optimiser state) to continue with."""
+    if stepper is None:
+        schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
+        stepper = Stepper(model, KerasAdam(model.parameters(), AdamSettings.from_model_config(m)), schedule=schedule)
+    model.train()
+    for batch in stream.steps(start, stop):
+        stepper(torch.from_numpy(x[batch]), torch.from_numpy(y[batch]))
+    return stepper
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _optimizer(model: torch.nn.Module, m: dict[str, Any]) -> torch.optim.Optimizer:
-    if m["useAdamW"]:
-        return torch.optim.AdamW(model.parameters(), lr=float(m["lrStart"]), weight_decay=float(m["weightDecay"]),
-                                 betas=(float(m["adamwBeta1"]), float(m["adamwBeta2"])))
-    return torch.optim.Adam(model.parameters(), lr=float(m["lrStart"]))
-
-
-def batch_slices(n: int, batch_size: int) -> list[slice]:
-    """Consecutive batches over a permutation of ``n`` samples (see dataset.usable_samples)."""
-    usable = usable_samples(n, batch_size)
-    return [slice(i, min(i + batch_size, usable)) for i in range(0, usable, batch_size)]
 
 
 class TorchTrainer:
@@ -72,45 +111,46 @@ class TorchTrainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=self.cuda)
         _seed_all(job.cfg.seed)
-        self.model = job.build(job.spec).to(self.device)
+        self.model = job.build(job.spec)
+        if job.init_weights is not None:
+            import_weights(self.model, job.spec, job.init_weights)
+        self.model.to(self.device)
         self.forward = torch.compile(self.model) if m["compile"] else self.model
-        self.optimizer = _optimizer(self.model, m)
+        self.adam = AdamSettings.from_model_config(m)
+        self.optimizer = KerasAdam(self.model.parameters(), self.adam)
         self.schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
+        amp = AMP_DTYPES.get(m["precision"]) if self.cuda else None
+        self.stepper = Stepper(self.forward, self.optimizer, schedule=self.schedule, amp=amp,
+                               scaler=torch.amp.GradScaler("cuda") if amp is torch.float16 else None)
         self.plateau = None if self.schedule else torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=float(m["lrFactor"]), patience=max(int(m["lrPatience"]) - 1, 0),
             threshold=PLATEAU_DELTA, threshold_mode="abs", min_lr=float(m["lrMin"]))
         self.early = EarlyStop(int(m["earlyStoppingPatience"]))
-        self.generator = torch.Generator().manual_seed(job.cfg.seed)
-        self.amp = AMP_DTYPES.get(m["precision"]) if self.cuda else None
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp is torch.float16 else None
-        self.step = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         d = job.data
         self.x_train, self.y_train = self._tensor(d.train.X), self._tensor(d.train.y)
         self.x_val = self._tensor(d.val.X)
         self.batch_size = int(m["batchSize"])
+        self.stream = BatchStream(len(d.train.y), self.batch_size, job.cfg.seed)
         if m["precision"] != "fp32" and not self.cuda:
             job.log.info(f"precision {m['precision']} applies on CUDA only; training in fp32 on CPU")
-        job.log.info(f"device {self.device}, {'AdamW' if m['useAdamW'] else 'Adam'}, "
+        job.log.info(f"device {self.device}, {self.adam.name} (Keras update rule), "
                      + ("three-phase LR schedule (ReduceLROnPlateau off)" if self.schedule
                         else "ReduceLROnPlateau"))
 
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
 
-    def _autocast(self) -> Any:
-        return torch.autocast("cuda", dtype=self.amp, enabled=self.amp is not None)
-
     # ----- resume ---------------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict[str, Any]:
-        state = {"epoch": epoch, "step": self.step,
+        state = {"epoch": epoch, "step": self.stepper.step,
                  "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                  "optimizer": self.optimizer.state_dict(),
                  "plateau": self.plateau.state_dict() if self.plateau else None,
-                 "scaler": self.scaler.state_dict() if self.scaler else None,
+                 "scaler": self.stepper.scaler.state_dict() if self.stepper.scaler else None,
                  "early": self.early.state(), "selector": self.job.selector.state(),
                  "history": self.job.history, "best_state": self.best_state,
-                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+                 "torch_rng": torch.get_rng_state()}
         if self.cuda:
             state["cuda_rng"] = torch.cuda.get_rng_state()
         return state
@@ -129,14 +169,13 @@ class TorchTrainer:
         self.optimizer.load_state_dict(s["optimizer"])
         if self.plateau and s["plateau"]:
             self.plateau.load_state_dict(s["plateau"])
-        if self.scaler and s["scaler"]:
-            self.scaler.load_state_dict(s["scaler"])
+        if self.stepper.scaler and s["scaler"]:
+            self.stepper.scaler.load_state_dict(s["scaler"])
         self.early = EarlyStop(**s["early"])
         self.job.selector = Selector.from_state(s["selector"])
         self.job.history[:] = s["history"]
         self.best_state = s["best_state"]
-        self.step = int(s["step"])
-        self.generator.set_state(s["generator"])
+        self.stepper.step = int(s["step"])
         torch.set_rng_state(s["torch_rng"])
         if self.cuda and "cuda_rng" in s:
             torch.cuda.set_rng_state(s["cuda_rng"])
@@ -147,35 +186,20 @@ class TorchTrainer:
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass; train figures come from the epoch's running (train-mode) predictions."""
         self.model.train()
-        perm = torch.randperm(len(self.y_train), generator=self.generator).to(self.device)
-        slices = batch_slices(len(perm), self.batch_size)
-        bar = EpochBar(epoch, self.job.epochs, len(slices), quiet=self.job.quiet)
+        batches = self.stream.batches(epoch - 1)
+        bar = EpochBar(epoch, self.job.epochs, len(batches), quiet=self.job.quiet)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         preds, labels = [], []
-        for sl in slices:
-            idx = perm[sl]
+        for batch in batches:
+            idx = torch.from_numpy(batch).to(self.device)
             xb, yb = self.x_train[idx], self.y_train[idx]
-            if self.schedule:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.schedule(self.step)
-            with self._autocast():
-                logits = self.forward(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.step()
-            self.step += 1
-            loss_sum += loss.detach().double() * len(yb)
-            preds.append(logits.detach().argmax(dim=-1))
+            loss, logits = self.stepper(xb, yb)
+            loss_sum += loss.double() * len(yb)
+            preds.append(logits.argmax(dim=-1))
             labels.append(yb)
-            bar.step(None if self.job.quiet else float(loss.detach()))
+            bar.step(None if self.job.quiet else float(loss))
         bar.close()
-        n = sum(sl.stop - sl.start for sl in slices)
+        n = sum(len(batch) for batch in batches)
         counts = Counts.from_labels(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())
         return summarise(float(loss_sum) / n, counts)
 
@@ -183,7 +207,7 @@ class TorchTrainer:
         """Eval-mode logits as float32 numpy, in batches."""
         self.model.eval()
         outs, step = [], max(self.batch_size, 512)
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.stepper.autocast():
             for i in range(0, len(x), step):
                 outs.append(self.forward(x[i:i + step]).float().cpu())
         return torch.cat(outs).numpy()
@@ -192,6 +216,7 @@ class TorchTrainer:
         job = self.job
         start = self.load_resume() if job.resume else 0
         if start == 0:
+            job.save_init_weights(export_weights(self.model, job.spec))
             self.save_resume(0)
         stopped = False
         for epoch in range(start + 1, job.epochs + 1):
