@@ -125,7 +125,7 @@ def test_invocation_check_catches_unknown_commands_and_options() -> None:
     assert invocation_problems("deepepi train --config C --epochs 3") == []
     assert invocation_problems("deepepi --verbose doctor --json") == []
     assert invocation_problems("deepepi trian --config C") == ["`deepepi trian --config C`: deepepi has no command 'trian'"]
-    assert invocation_problems("deepepi model summary -c C") == ["`deepepi model summary -c C`: deepepi model summary has no option -c"]
+    assert invocation_problems("deepepi model summary -x C") == ["`deepepi model summary -x C`: deepepi model summary has no option -x"]
 
 
 def test_guide_links_resolve() -> None:
