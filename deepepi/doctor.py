@@ -59,6 +59,9 @@ EXTRA_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
            ("evaluate", "evaluate .keras files and TensorFlow run directories")),
     "all": (("pipeline", "train, export and verify both frameworks"),
             ("export --onnx --framework", "export a run's twin in the other framework")),
+    "deploy": (("export --tflite", "LiteRT models for the app"),
+               ("export --pte", "ExecuTorch models for the app"),
+               ("predict", "run .tflite and .pte models, as the app streams them")),
     "test": (),
     "dev": (),
 }

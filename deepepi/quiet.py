@@ -1,4 +1,7 @@
-"""Quiet start-up: hide the C++ log lines TensorFlow writes to stderr while it is being imported.
+"""Keep native libraries' console chatter out of the user's view.
+
+Two tools. (1) Quiet start-up: hide the C++ log lines TensorFlow writes to stderr while it is being
+imported.
 
 `TF_CPP_MIN_LOG_LEVEL` does not reach these lines: TensorFlow 2.16+ logs them through absl before
 absl is initialised (`WARNING: All log messages before absl::InitializeLog() ...`, the oneDNN and
@@ -9,10 +12,16 @@ not a native log line. If the import raises, everything captured is written back
 reason is never hidden. `deepepi --verbose` skips the hook; `deepepi doctor` shows the hidden lines.
 
 This module imports no framework; it only wraps the loader of the modules named in NOISY_MODULES.
+
+(2) ``captured_output``: the TFLite converter and the ExecuTorch runtime print from C++ straight
+to file descriptors 1 and 2, which ``contextlib.redirect_stdout`` cannot catch; it points both
+descriptors at a temporary file for the duration of a block and keeps the text, so a failure can
+quote its last line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -20,10 +29,12 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 NOISY_MODULES = ("tensorflow",)
 
@@ -134,3 +145,46 @@ def install() -> None:
 def uninstall() -> None:
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+
+
+@dataclass
+class Captured:
+    """What a quiet block printed (filled in when the block ends)."""
+
+    text: str = ""
+
+    def last_line(self) -> str:
+        lines = [line for line in self.text.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[Captured]:
+    """Run a block with stdout/stderr (Python and C level) and Python warnings captured, not shown."""
+    captured = Captured()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with _fd_text(1) as out, _fd_text(2) as err, \
+                    contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield captured
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", errors="replace")
+
+
+def _fd_text(fd: int) -> TextIO:
+    """A text stream on descriptor ``fd`` that leaves it open when closed: Python-level prints go
+    to the redirected descriptor even where sys.stdout was replaced (pytest's capture)."""
+    return open(fd, "w", closefd=False, buffering=1)
