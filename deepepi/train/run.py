@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +26,7 @@ from deepepi.errors import DeepEpiError, ModelError
 from deepepi.train import artifacts as art
 from deepepi.train.dataset import Datasets, prepare
 from deepepi.train.metrics import final_report, fmt
+from deepepi.train.plan import Plan
 from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
 
@@ -68,9 +70,15 @@ class Job:
     selector: Selector = field(default_factory=Selector)
     init_weights: dict[str, np.ndarray] | None = None  # neutral weights to start from (--init-weights)
 
+    @cached_property
+    def plan(self) -> Plan:
+        """Batch stream and evaluation periods (epoch mode, or step mode with useLrSchedule)."""
+        return Plan.from_config(self.cfg.model, self.data.train.y, self.cfg.seed)
+
     @property
     def epochs(self) -> int:
-        return int(self.cfg.model["epochs"])
+        """Evaluation periods of the run: epochs, or evaluations in step mode (history's ``epoch``)."""
+        return self.plan.periods
 
     @property
     def resume_dir(self) -> Path:
@@ -239,11 +247,12 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
     history: list[dict[str, Any]] = []
     try:
-        selector = Selector.from_model_config(cfg.model)
+        selector = Selector.from_model_config(cfg.model, step_mode=bool(cfg.model["useLrSchedule"]))
         log.info(f"selection: {selector.describe()}")
         job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log,
                   resume=saved is not None, quiet=quiet, history=history, selector=selector,
                   init_weights=start_weights)
+        log.info(f"plan: {job.plan.describe()}")
         t0 = time.perf_counter()
         fit = trainer.fit(job)
     except KeyboardInterrupt:
@@ -285,13 +294,16 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     test = job.data.test
     best = job.selector.best_epoch
     if best is None:
-        job.log.info("no epoch met the selection gate; the model is the last epoch's")
+        job.log.info("no evaluation was selected; the model is the last one's")
+    elif not job.selector.gate_met:
+        job.log.info(f"no evaluation met the selection gate; epoch {best} was chosen by the fallback rule")
     report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test)
     chosen = next(h for h in job.history if h["epoch"] == best) if best else job.history[-1]
     metrics = {"framework": job.cfg.framework, "seed": job.cfg.seed, "best_epoch": best, "epochs_run": len(job.history),
-               "stopped_early": fit.stopped_early, "gate_met": best is not None,
+               "stopped_early": fit.stopped_early, "gate_met": job.selector.gate_met,
                "selection": {"metric": job.selector.metric, "min_sensitivity": job.selector.min_sensitivity,
-                             "max_far": job.selector.max_far},
+                             "max_far": job.selector.max_far, "fallback_used": best is not None
+                             and not job.selector.gate_met},
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
