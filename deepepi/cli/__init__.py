@@ -8,23 +8,35 @@ import warnings
 
 import click
 
-from deepepi import __version__
+from deepepi import __version__, quiet
 from deepepi.errors import DeepEpiError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deepepi")
-def cli() -> None:
-    """Train DeepEpi in TensorFlow or PyTorch, export to ONNX, verify the two are equivalent."""
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show TensorFlow's C++ start-up and log lines (hidden by default).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Train DeepEpi in TensorFlow or PyTorch, export to ONNX, verify the two are equivalent.
+
+    Run `deepepi doctor` to see what is installed and which GPUs are visible."""
+    if verbose:
+        return
+    # TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's C++ logging once it is set up; the import hook
+    # hides the lines it writes before that (see deepepi.quiet). A user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet.install()
+    ctx.call_on_close(quiet.uninstall)
 
 
 def _register() -> None:
     # Imported here so that `deepepi.cli` can be imported without pulling every command's deps.
-    from deepepi.cli import (config_cmd, data_cmd, ensemble_cmd, evaluate_cmd, import_cmd, model_cmd, onnx_cmd,
-                             predict_cmd, train_cmd)
+    from deepepi.cli import (config_cmd, data_cmd, doctor_cmd, ensemble_cmd, evaluate_cmd, import_cmd, model_cmd,
+                             onnx_cmd, predict_cmd, train_cmd)
 
     for module in (config_cmd, data_cmd, model_cmd, train_cmd, onnx_cmd, evaluate_cmd, import_cmd,
-                   predict_cmd, ensemble_cmd):
+                   predict_cmd, ensemble_cmd, doctor_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -43,7 +55,6 @@ def _one_line(err: click.ClickException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into `deepepi: error: ...` and exit codes."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up and tf.data chatter
     warnings.showwarning = _one_line_warning
     _register()
     try:

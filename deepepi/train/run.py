@@ -31,6 +31,7 @@ from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
 
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
+_EXTRAS = {"tensorflow": "tf", "pytorch": "torch"}
 DEFAULT_ROOT = Path("artifacts")
 
 
@@ -119,6 +120,15 @@ def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, se
     if seed is not None:
         raw["randomSeed"] = seed
     return from_dict(raw, source=cfg.source, warn=False)
+
+
+def _trainer(framework: str) -> Any:
+    """The framework's trainer module, or a one-line error naming what to install (before any file is touched)."""
+    try:
+        return importlib.import_module(TRAINERS[framework])
+    except ImportError as exc:
+        raise ModelError(f"training a {framework} model needs {exc.name or framework} "
+                         f"(pip install 'deepepi[{_EXTRAS[framework]}]'): {exc}") from None
 
 
 def _model_builder(cfg: Config, allow_import: bool) -> Callable[[Any], Any]:
@@ -219,6 +229,8 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
             data = default_dataset()
         data = Path(data)
         _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
+    trainer = _trainer(cfg.framework)
+    if saved is None:
         _clear_outputs(run_dir)
     fw = cfg.framework
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
@@ -244,7 +256,6 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
                   resume=saved is not None, quiet=quiet, history=history, selector=selector,
                   init_weights=start_weights)
         log.info(f"plan: {job.plan.describe()}")
-        trainer = importlib.import_module(TRAINERS[fw])
         t0 = time.perf_counter()
         fit = trainer.fit(job)
     except KeyboardInterrupt:
