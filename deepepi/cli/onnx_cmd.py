@@ -40,10 +40,13 @@ def export(source: str, output: str | None, framework: str | None, seed: int) ->
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-5, show_default=True)
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
-@click.option("--mode", type=click.Choice(["same-weights", "trained"]), default="same-weights",
-              show_default=True, help="same-weights: outputs must agree within atol/rtol; trained: "
-              "argmax agreement must reach --min-agreement.")
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True)
+@click.option("--mode", type=click.Choice(["same-weights", "lockstep", "trained"]), default="same-weights",
+              show_default=True, help="same-weights: outputs must agree within atol/rtol; lockstep (trained "
+              "from the same initial weights and batches): argmax agreement must reach --min-agreement; "
+              "trained (independently, needs --data): TPR/FPR differences, window and event level, must not "
+              "exceed the seed-to-seed spread beyond their 95% bootstrap-by-event interval.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+              help="Lockstep mode's threshold (measured: docs/PERFORMANCE.md).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write every figure to this JSON file.")
 @click.option("--providers", default=None,

@@ -1,8 +1,11 @@
 """`verify(a, b)`: run two contract ONNX graphs on the same windows through onnxruntime and compare.
 
 Modes: ``same-weights`` (the two files hold the same weights, so outputs must agree within
-atol/rtol) and ``trained`` (independently trained models: argmax agreement must reach
-``min_agreement``; difference figures are information).
+atol/rtol); ``lockstep`` (trained from the same initial weights on the same batch stream: argmax
+agreement must reach ``min_agreement``, a threshold measured by bench/lockstep_drift.py); and
+``trained`` (independently trained, e.g. different seeds or machines: the TPR/FPR differences,
+window and event level, must not exceed the seed-to-seed spread beyond doubt; see verify.stats).
+In the two modes that use labels, a model that predicts one class only on data holding both FAILS.
 """
 
 from __future__ import annotations
@@ -11,22 +14,26 @@ from pathlib import Path
 from typing import Sequence
 
 from deepepi.errors import UnusableInputError
-from deepepi.verify import checks
+from deepepi.verify import checks, stats
 from deepepi.verify.inputs import (csv_inputs, load_onnx, open_session, random_inputs,
                                    resolve_providers, run_session)
 from deepepi.verify.report import Report
 
-MODES = ("same-weights", "trained")
+MODES = ("same-weights", "lockstep", "trained")
+LOCKSTEP_MIN_AGREEMENT = 0.99  # see docs/PERFORMANCE.md "Lockstep drift"
 DEFAULT_RANDOM = 1000
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
            random_n: int = DEFAULT_RANDOM, seed: int = 0, config: str | Path | None = None,
            mode: str = "same-weights", atol: float = 1e-5, rtol: float = 1e-4,
-           min_agreement: float = 0.99, providers: Sequence[str] | None = None) -> Report:
+           min_agreement: float = LOCKSTEP_MIN_AGREEMENT, margins: dict[str, float] | None = None,
+           providers: Sequence[str] | None = None) -> Report:
     """Compare A and B; raise UnusableInputError when they cannot be compared at all."""
     if mode not in MODES:
         raise UnusableInputError(f"--mode: got {mode!r}, expected one of {', '.join(MODES)}")
+    if mode == "trained" and data is None:
+        raise UnusableInputError("--mode trained compares TPR/FPR by event: it needs labelled --data CSV")
     labels = (str(model_a), str(model_b))
     proto_a, proto_b = load_onnx(model_a), load_onnx(model_b)
     window, num_classes = checks.comparable(proto_a, proto_b, labels)
@@ -42,12 +49,13 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
             raise UnusableInputError(f"output shape {probs.shape} differs from the declared "
                                      f"{expected}", source=label)
 
-    trained = mode == "trained"
+    trained, lockstep = mode == "trained", mode == "lockstep"
+    margins = dict(stats.SEED_MARGINS, **(margins or {}))
     used = set(session_a.get_providers()) & set(session_b.get_providers())
     report = Report(
         model_a=labels[0], model_b=labels[1], mode=mode,
-        settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if trained else None,
-                  "window": window, "num_classes": num_classes},
+        settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if lockstep else None,
+                  "margins": margins if trained else None, "window": window, "num_classes": num_classes},
         inputs=dict(inputs.source, labelled=inputs.labels is not None),
         providers={"requested": chosen, "a": session_a.get_providers(),
                    "b": session_b.get_providers(), "not_started": [p for p in chosen if p not in used]})
@@ -56,10 +64,15 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
         checks.contract_match(proto_a, proto_b, window=window, num_classes=num_classes),
         checks.parameter_counts(proto_a, proto_b),
         checks.softmax_sanity(probs_a, "A"), checks.softmax_sanity(probs_b, "B"),
-        checks.tolerance(probs_a, probs_b, atol=atol, rtol=rtol, enforce=not trained),
+        checks.tolerance(probs_a, probs_b, atol=atol, rtol=rtol, enforce=mode == "same-weights"),
         checks.agreement(probs_a, probs_b, inputs.labels,
-                         min_agreement=min_agreement if trained else None),
+                         min_agreement=min_agreement if lockstep else None),
     ]
+    if trained or lockstep:
+        report.checks += [checks.fires_both_classes(probs_a, inputs.labels, "A"),
+                          checks.fires_both_classes(probs_b, inputs.labels, "B"),
+                          checks.rates_side_by_side(probs_a, probs_b, inputs.labels)]
     if trained:
-        report.checks.append(checks.rates_side_by_side(probs_a, probs_b, inputs.labels))
+        report.checks.append(checks.paired_statistics(probs_a, probs_b, inputs.labels, inputs.event_id,
+                                                      margins=margins, seed=seed))
     return report
