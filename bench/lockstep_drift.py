@@ -12,7 +12,7 @@ split, different initial weights and batch order); |A - B| of window- and event-
 the test windows. `deepepi verify --mode trained` uses the largest of these as its margins.
 
     python bench/lockstep_drift.py [--steps 1 10 100 1000] [--seeds 0 1 2 3 4] [--held-out 2000]
-    python bench/lockstep_drift.py --seed-pairs 1,2 3,4 --pair-steps 464
+    python bench/lockstep_drift.py --seed-pairs 1,2 3,4 --pair-steps 464 [--frameworks tensorflow pytorch]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _rates(probs: np.ndarray, labels: np.ndarray, event_id: np.ndarray) -> dict[
     return {r: float(rates[r][0, 0]) for r in RATES}
 
 
-def seed_pairs(pairs: list[tuple[int, int]], steps: int) -> list[str]:
+def seed_pairs(pairs: list[tuple[int, int]], steps: int, frameworks: list[str]) -> list[str]:
     import torch
 
     from deepepi.models import keras_deepepi as kd
@@ -78,7 +78,7 @@ def seed_pairs(pairs: list[tuple[int, int]], steps: int) -> list[str]:
     x, y, test = data.train.X, data.train.y, data.test
     rows = []
     for a_seed, b_seed in pairs:
-        for fw in ("tensorflow", "pytorch"):
+        for fw in frameworks:
             rates = []
             for seed in (a_seed, b_seed):
                 start = keras_trainer.seeded_weights(spec, seed)
@@ -109,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-pairs", nargs="*", default=None, metavar="A,B",
                         help="measure the seed spread instead of the drift")
     parser.add_argument("--pair-steps", type=int, default=464, help="steps per seed-pair model (pipeline: 4 epochs)")
+    parser.add_argument("--frameworks", nargs="+", choices=["tensorflow", "pytorch"],
+                        default=["tensorflow", "pytorch"], help="frameworks of the seed pairs")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
     if args.seed_pairs is not None:
         pairs = [tuple(int(s) for s in p.split(",")) for p in args.seed_pairs] or [(1, 2)]
-        table = seed_pairs(pairs, args.pair_steps)  # type: ignore[arg-type]
+        table = seed_pairs(pairs, args.pair_steps, args.frameworks)  # type: ignore[arg-type]
         what = f"seed spread, {args.pair_steps} steps"
     else:
         table = drift_table(sorted(args.steps), args.seeds, args.held_out, args.dtype)

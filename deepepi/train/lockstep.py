@@ -27,6 +27,7 @@ class Drift:
     max_rel_weight_diff: float  # per tensor: max |diff| / max |weight|, then the max over tensors
     max_prob_diff: float  # held-out windows, eval mode
     agreement: float  # argmax agreement on the held-out windows
+    max_weight_change: float  # how far training moved the Keras weights from the start (scale of the above)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -37,14 +38,19 @@ def without_dropout(m: dict[str, Any]) -> dict[str, Any]:
     return {**m, "convDropout": 0.0, "denseDropout": 0.0}
 
 
+def _max_abs_diff(wa: dict[str, np.ndarray], wb: dict[str, np.ndarray]) -> dict[str, float]:
+    return {k: float(np.max(np.abs(wa[k].astype(np.float64) - wb[k]))) for k in wa}
+
+
 def compare(wa: dict[str, np.ndarray], wb: dict[str, np.ndarray], pa: np.ndarray, pb: np.ndarray,
-            steps: int) -> Drift:
+            steps: int, start: dict[str, np.ndarray]) -> Drift:
     """Weight and output differences between two models (neutral weights, held-out softmax)."""
-    diffs = {k: float(np.max(np.abs(wa[k].astype(np.float64) - wb[k]))) for k in wa}
+    diffs = _max_abs_diff(wa, wb)
     rel = [diffs[k] / max(float(np.max(np.abs(wa[k]))), 1e-12) for k in wa]
     return Drift(steps=steps, max_weight_diff=max(diffs.values()), max_rel_weight_diff=max(rel),
                  max_prob_diff=float(np.max(np.abs(pa.astype(np.float64) - pb))),
-                 agreement=float(np.mean(np.argmax(pa, axis=1) == np.argmax(pb, axis=1))))
+                 agreement=float(np.mean(np.argmax(pa, axis=1) == np.argmax(pb, axis=1))),
+                 max_weight_change=max(_max_abs_diff(wa, start).values()))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -82,5 +88,5 @@ def drift(spec: Any, m: dict[str, Any], x: np.ndarray, y: np.ndarray, held_out: 
         with torch.no_grad():
             t_logits = t_model(torch.from_numpy(held_out)).numpy().astype(np.float64)
         out.append(compare(kd.export_weights(k_model, spec), td.export_weights(t_model, spec),
-                           _softmax(k_logits), _softmax(t_logits), stop))
+                           _softmax(k_logits), _softmax(t_logits), stop, start))
     return out
