@@ -108,8 +108,14 @@ def test_export_without_the_framework_is_one_line_exit_2(tmp_path, capsys, monke
     from deepepi.io import write_json
     from onnx_helpers import small_config
 
+    import converters
+    import deepepi.models
+
     for module in ("torch", "converters.torch_onnx", "deepepi.models.torch_deepepi"):
         monkeypatch.setitem(sys.modules, module, None)  # as if torch were not installed
+    # `from package import name` finds a submodule imported by an earlier test as a package attribute
+    monkeypatch.delattr(converters, "torch_onnx", raising=False)
+    monkeypatch.delattr(deepepi.models, "torch_deepepi", raising=False)
     write_json(tmp_path / "config.json", small_config().to_dict())
     (tmp_path / "model.pt").write_bytes(b"checkpoint")
     with pytest.raises(SystemExit) as exit_info:

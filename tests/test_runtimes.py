@@ -13,7 +13,7 @@ from deepepi.errors import DataError, DeepEpiError, ModelError
 from deepepi.io import write_json
 from deepepi.runtimes import LOADERS, Runtime, kind_of, open_model
 from deepepi.train.artifacts import THRESHOLD, read_threshold
-from tests.onnx_helpers import make_run, reference, small_config, tiny_weights, write_tiny
+from onnx_helpers import make_run, reference, small_config, tiny_weights, write_tiny
 
 
 def test_onnx_adapter_matches_reference(tmp_path: Path) -> None:

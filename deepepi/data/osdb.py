@@ -190,6 +190,12 @@ def _iso_time(value: Any, where: str, path: Path) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
 
 
+def epoch_seconds(value: Any, where: str, path: str | Path) -> float:
+    """An OSDB date-time (text in the release formats, or epoch s / ms) as epoch seconds UTC."""
+    iso = _iso_time(value, where, Path(path))
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def _csv_text(text: str) -> str:
     """Quote a text cell the way CSV readers expect when it holds a comma, quote or line break."""
     if any(c in text for c in ',"\r\n'):
@@ -360,4 +366,4 @@ def flatten(paths: Iterable[str | Path], out_csv: str | Path,
     return stats
 
 
-__all__ = ["FlattenStats", "LABELS", "flatten", "iter_events"]
+__all__ = ["FlattenStats", "LABELS", "epoch_seconds", "flatten", "iter_events"]

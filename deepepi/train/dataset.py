@@ -45,14 +45,17 @@ def _check(name: str, w: Windows, source: str) -> None:
                         f"one window)", source=source)
 
 
-def _osd_alarm(df: pd.DataFrame, windows: Windows) -> np.ndarray | None:
-    """osdAlarmState at each window's last datapoint, for the OSD baseline; None when unknown."""
+def osd_alarm(df: pd.DataFrame, windows: Windows, *, missing_negative: bool = False) -> np.ndarray | None:
+    """osdAlarmState at each window's last datapoint, for the OSD baseline; None when unknown
+    (or, with ``missing_negative``, an empty state counts as 0, as the reference's tester does)."""
     if "osdAlarmState" not in df.columns:
         return None
     table = df[["eventId", "dataTime", "osdAlarmState"]].drop_duplicates(["eventId", "dataTime"])
     keys = table.set_index(["eventId", "dataTime"])["osdAlarmState"]
     wanted = pd.MultiIndex.from_arrays([windows.event_id, windows.end_time])
     found = keys.reindex(wanted).to_numpy(dtype=np.float64)
+    if missing_negative:
+        return np.nan_to_num(found, nan=0.0).astype(np.int64)
     return None if np.isnan(found).any() else found.astype(np.int64)
 
 
@@ -109,4 +112,4 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
                  f"val {len(val)} (seizure {int((val.y == 1).sum())}), "
                  f"test {len(test)} (seizure {int((test.y == 1).sum())})")
     return Datasets(train=train, val=val, test=test, val_source=val_source, notes=notes,
-                    osd_alarm_test=_osd_alarm(df, test))
+                    osd_alarm_test=osd_alarm(df, test))

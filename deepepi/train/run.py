@@ -133,7 +133,8 @@ def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
 
 def _clear_outputs(run_dir: Path) -> None:
     """A fresh run replaces a finished one: no stale artefact from the previous run may remain."""
-    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.INIT_WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG, art.LOG]
+    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.INIT_WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG,
+             art.LOG, art.THRESHOLD]
     for name in names:
         (run_dir / name).unlink(missing_ok=True)
     art.remove_resume_state(run_dir)
@@ -194,6 +195,17 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     return _finish(job, fit, time.perf_counter() - t0)
 
 
+def _record_threshold(job: Job) -> dict[str, Any]:
+    """The saved model's validation probabilities -> RUN/threshold.json (``train.threshold``)."""
+    from deepepi.runtimes import open_model
+    from deepepi.train import threshold
+
+    native = open_model(job.run_dir)
+    p = native.predict_g(job.data.val.X)[:, 1]  # type: ignore[attr-defined] - run dirs open as NativeRuntime
+    hop_s = int(job.cfg.processing["step"]) / float(job.cfg.model["sampleFreq"])
+    return threshold.record(job.run_dir, p, job.data.val, hop_s, job.data.val_source)
+
+
 def _initial_weights(path: str | Path | None, spec: Any, cfg: Config, log: art.RunLog) -> dict[str, np.ndarray] | None:
     """Load --init-weights and check it fits this run's architecture (ModelError naming the file)."""
     if path is None:
@@ -224,6 +236,9 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
+    chosen_t = _record_threshold(job)
+    job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; validation: "
+                 f"{chosen_t['validation_source']}) -> {art.THRESHOLD}")
     art.plot_history(job.run_dir / art.PLOT, job.history,
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
     art.remove_resume_state(job.run_dir)

@@ -1,0 +1,76 @@
+"""`deepepi evaluate`: models side by side on the same windows; results.json, events.csv, plots, report.html."""
+
+from __future__ import annotations
+
+import click
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+@click.command("evaluate")
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(),
+              help="Flattened CSV or OSDB JSON (repeatable). JSON carries seizureTimes, used for latency.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Config for windowing and eventFilters. Default: the first model's metadata (window, step).")
+@click.option("--threshold", type=float, default=None, help="Fixed decision threshold in [0, 1] (p > t).")
+@click.option("--target-sensitivity", type=float, default=None,
+              help="Pick the highest threshold reaching this event sensitivity on --data (a validation set).")
+@click.option("--max-far-per-day", type=float, default=None,
+              help="Pick the lowest threshold with at most this many false alarms per 24 h on --data.")
+@click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default="raw", show_default=True,
+              help="Logic for the sweep, the operating point and the plots; both are always reported.")
+@click.option("--acc-sd-threshold", type=float, default=5.0, show_default=True,
+              help="App movement gate (%): p = 0 when 100*std/mean of the newest datapoint is below it.")
+@click.option("--bootstrap", "resamples", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples (by event) for the 95% CIs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--threads", type=int, default=None, help="Intra-op threads of each runtime.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default="artifacts/evaluate", show_default=True)
+def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None, threshold: float | None,
+             target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str,
+             acc_sd_threshold: float, resamples: int, seed: int, threads: int | None, out: str) -> None:
+    """Evaluate MODELS (ONNX files, run directories, .pt or .keras files) on labelled data: window
+    metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
+    false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
+    from deepepi.errors import ConfigError
+    from deepepi.evaluate.report import write_all
+
+    data_like = [m for m in models if m.lower().endswith((".csv", ".json"))]
+    if data_like:
+        raise ConfigError(f"{data_like[0]}: looks like data, not a model; give --data once per data file "
+                          "(--data a.json --data b.json)")
+    from deepepi.evaluate.runner import Options
+    from deepepi.evaluate.runner import evaluate as run
+
+    options = Options(threshold=threshold, target_sensitivity=target_sensitivity, max_far_per_day=max_far_per_day,
+                      alarm_logic=alarm_logic, acc_sd_threshold=acc_sd_threshold, seed=seed, resamples=resamples,
+                      threads=threads)
+    result = run(models, data, config=config, options=options)
+    files = write_all(result, out)
+    d = result.results["data"]
+    click.echo(f"data: {d['windows']} windows, {d['events']} events ({d['seizure_events']} seizure), "
+               f"{d['users']} users")
+    for m in result.results["models"]:
+        op = m["operating_point"]
+        click.echo(f"{m['name']}: threshold {op['threshold']:.2f} ({op['rule']}) | window AUC "
+                   f"{_fmt(m['roc_auc'])} TPR {_fmt(m['window']['tpr'])} FPR {_fmt(m['window']['fpr'])}")
+        for key, label in (("raw", "raw windows"), ("app", "app alarms ")):
+            e, s = m["logic"][key]["event"], m["logic"][key]["szcore"]
+            click.echo(f"  {label}: events {e['detected']}/{e['seizure_events']} (sensitivity "
+                       f"{_fmt(e['sensitivity'])}), FP/24 h {_fmt(e['fp_per_24h'], '.2f')}, false-alarm ratio "
+                       f"{_fmt(e['false_alarm_ratio'])}, median latency {_fmt(e['latency_s']['median'], '.1f')} s | "
+                       f"SzCORE sensitivity {_fmt(s['sensitivity'])} F1 {_fmt(s['f1'])} FP/24 h "
+                       f"{_fmt(s['fp_per_24h'], '.2f')}")
+        if op.get("note"):
+            click.echo(f"  note: {op['note']}" + ("" if op.get("target_met") is not False
+                                                 else "; the target was not reachable, closest threshold used"))
+    osd = result.results["osd_baseline"]["event"]
+    click.echo(f"OSD baseline (osdAlarmState >= 2): events {osd['detected']}/{osd['seizure_events']}, "
+               f"FP/24 h {_fmt(osd['fp_per_24h'], '.2f')}, false-alarm ratio {_fmt(osd['false_alarm_ratio'])}")
+    click.echo(f"wrote {files['report']}, {files['results']}, {files['events']} and {len(files['plots'])} plots")
+
+
+COMMANDS = [evaluate]

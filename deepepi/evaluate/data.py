@@ -1,0 +1,168 @@
+"""What evaluation runs on: raw milli-g windows with their labels, and one row per event.
+
+Inputs are flattened CSVs and/or OSDB JSON release files (flattened through ``data.osdb.flatten``
+into a temporary CSV, applying the config's eventFilters). Windows are cut exactly as for training
+(``make_windows``, milli-g kept: the runtimes take raw input).
+
+Time base: a datapoint's ``dataTime`` is the time of its last sample, so an event's recording
+starts 5 s before its first datapoint and a window's time is its last datapoint's ``dataTime``.
+
+Seizure onset (for latency) reaches evaluation through the OSDB JSON: ``seizureTimes`` [start, end]
+in seconds from the event's ``dataTime``. The flattened CSV has no such column, so events read from
+a CSV (or JSON events without a usable ``seizureTimes``) measure latency from the recording start;
+``onset_source`` says which was used for each event.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from deepepi.data.csvio import SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS, load_csv
+from deepepi.data.osdb import epoch_seconds, flatten, iter_events
+from deepepi.data.windows import GAP_SECONDS, make_windows
+from deepepi.errors import DataError
+from deepepi.train.dataset import osd_alarm
+
+COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
+DATAPOINT_SECONDS = 5.0
+ONSET_SEIZURE_TIMES = "seizureTimes"
+ONSET_RECORDING_START = "recording start"
+
+
+@dataclass
+class EvalData:
+    """Windows (raw milli-g) in event/time order, and the events table (one row per event).
+
+    ``window_event`` maps each window to its row in ``events``; ``segment`` numbers contiguous
+    stretches of windows (a new event, or a recording gap that restarts the buffer), where the
+    app's alarm state machine starts afresh.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    end_time: np.ndarray
+    osd: np.ndarray
+    segment: np.ndarray
+    window_event: np.ndarray
+    events: pd.DataFrame
+    hop_s: float
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+
+def _seizure_interval(event: Mapping[str, Any], where: str, path: Path) -> tuple[float, float] | None:
+    """(onset, end) epoch seconds from seizureTimes, or None when absent or unusable."""
+    times = event.get("seizureTimes")
+    if not isinstance(times, list) or len(times) < 2:
+        return None
+    try:
+        start, end = float(times[0]), float(times[1])
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(start) and math.isfinite(end) and end > start):
+        return None
+    base = epoch_seconds(event.get("dataTime"), where, path)
+    return base + start, base + end
+
+
+def _json_onsets(paths: Iterable[Path]) -> dict[int, tuple[float, float]]:
+    onsets: dict[int, tuple[float, float]] = {}
+    for path in paths:
+        for index, event in enumerate(iter_events(path)):
+            interval = _seizure_interval(event, f"event {index}", path)
+            if interval is not None and isinstance(event.get("id"), (int, str)):
+                try:
+                    onsets[int(event["id"])] = interval
+                except ValueError:
+                    continue
+    return onsets
+
+
+def _read_frames(paths: list[Path], filters: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[int, tuple[float, float]]]:
+    json_paths = [p for p in paths if p.suffix.lower() == ".json"]
+    csv_paths = [p for p in paths if p.suffix.lower() != ".json"]
+    frames = [load_csv(p, columns=COLUMNS) for p in csv_paths]
+    onsets: dict[int, tuple[float, float]] = {}
+    if json_paths:
+        with tempfile.TemporaryDirectory(prefix="deepepi-evaluate-") as tmp:
+            csv = Path(tmp) / "events.csv"
+            stats = flatten(json_paths, csv, filters)
+            if stats.events_written == 0:
+                raise DataError(f"no usable events ({stats.summary()})", source=str(json_paths[0]))
+            frames.append(load_csv(csv, columns=COLUMNS))
+        onsets = _json_onsets(json_paths)
+    ids = [set(np.unique(f["eventId"]).tolist()) for f in frames]
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            shared = ids[i] & ids[j]
+            if shared:
+                raise DataError(f"event id {min(shared)} appears in more than one --data input")
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], onsets
+
+
+def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float]]) -> pd.DataFrame:
+    grouped = df[["eventId", "userId", "type", "typeStr", "dataTime"]].groupby("eventId", sort=True)
+    osd = (df["osdAlarmState"].fillna(0) >= 2).groupby(df["eventId"], sort=True)
+    events = pd.DataFrame({
+        "eventId": grouped["eventId"].first().astype(np.int64),
+        "userId": grouped["userId"].first().astype(np.int64),
+        "label": grouped["type"].first().astype(np.int64),
+        "typeStr": grouped["typeStr"].first().fillna("").astype(str),
+        "start": grouped["dataTime"].min() - DATAPOINT_SECONDS,
+        "end": grouped["dataTime"].max(),
+        "osd_detected": osd.any(),
+    }).reset_index(drop=True)
+    events["subtype"] = [t.split("/", 1)[1] if "/" in t else "" for t in events["typeStr"]]
+    interval = [onsets.get(int(e)) for e in events["eventId"]]
+    events["onset"] = [iv[0] if iv else s for iv, s in zip(interval, events["start"])]
+    events["seizure_end"] = [iv[1] if iv else e for iv, e in zip(interval, events["end"])]
+    events["onset_source"] = [ONSET_SEIZURE_TIMES if iv else ONSET_RECORDING_START for iv in interval]
+    return events
+
+
+def _segments(event_id: np.ndarray, end_time: np.ndarray) -> np.ndarray:
+    new = np.ones(len(event_id), dtype=bool)
+    new[1:] = (event_id[1:] != event_id[:-1]) | (np.diff(end_time) > GAP_SECONDS)
+    return np.cumsum(new) - 1
+
+
+def from_windows(windows: Any, hop_s: float) -> EvalData:
+    """EvalData over already-cut windows (``data.windows.Windows``, e.g. a training validation split):
+    no raw samples, OSD states or seizureTimes; enough for the raw-window event figures."""
+    ids, first = np.unique(windows.event_id, return_index=True)
+    events = pd.DataFrame({"eventId": ids, "userId": windows.user_id[first], "label": windows.y[first]})
+    events["start"] = events["onset"] = events["seizure_end"] = np.nan
+    events["onset_source"] = ONSET_RECORDING_START
+    return EvalData(X=np.empty((len(windows), 0), np.float32), y=windows.y, end_time=windows.end_time,
+                    osd=np.zeros(len(windows), np.int64), segment=_segments(windows.event_id, windows.end_time),
+                    window_event=np.searchsorted(ids, windows.event_id), events=events, hop_s=hop_s, sources=[])
+
+
+def load(paths: Iterable[str | Path], *, window: int, step: int, sample_freq: int,
+         filters: Mapping[str, Any] | None = None) -> EvalData:
+    """Read every input, cut raw windows (``window``/``step`` samples) and build the events table."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataError("no --data given (a flattened CSV or OSDB JSON file)")
+    df, onsets = _read_frames(paths, filters or {})
+    windows = make_windows(df, window=window, step=step, preprocessing=None)
+    if len(windows) == 0:
+        raise DataError(f"no complete {window}-sample windows in the data (every event is shorter "
+                        f"than {window // SAMPLES_PER_DATAPOINT} datapoints)", source=str(paths[0]))
+    events = _events_table(df, onsets)
+    position = pd.Series(np.arange(len(events)), index=events["eventId"].to_numpy())
+    return EvalData(
+        X=windows.X, y=windows.y, end_time=windows.end_time,
+        osd=osd_alarm(df, windows, missing_negative=True),
+        segment=_segments(windows.event_id, windows.end_time),
+        window_event=position.reindex(windows.event_id).to_numpy(dtype=np.int64),
+        events=events, hop_s=step / float(sample_freq), sources=[str(p) for p in paths])
