@@ -16,9 +16,9 @@ from deepepi.config import REPO_CONFIGS, load_config
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf, pytest.mark.slow]
 
-STEPS = 60  # crosses no epoch boundary but covers Adam's bias-correction warm-up and BN's momentum
+STEPS = 50  # Adam's bias-correction warm-up and many BN momentum horizons
 SEEDS = (0, 1, 2)
-HELD_OUT = 500
+HELD_OUT = 300
 WEIGHT_TOL = 1e-6  # max abs difference over every weight and BN moving statistic
 PROB_TOL = 1e-6  # max abs softmax difference on held-out windows
 MIN_AGREEMENT = 0.99

@@ -212,14 +212,16 @@ def seeded_weights(spec: Any, seed: int) -> dict[str, np.ndarray]:
 def lockstep_model(spec: Any, weights: dict[str, np.ndarray], m: dict[str, Any], dtype: str) -> keras.Model:
     """A compiled model holding ``weights``, computing in ``dtype`` ("float32" or "float64"), for train_steps."""
     tf.config.experimental.enable_op_determinism()
-    previous = keras.config.dtype_policy()
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
     keras.config.set_dtype_policy(dtype)
+    keras.config.set_floatx(dtype)  # the loss takes floatx when built: float32 would cap the precision
     try:
         model = build_keras_model(spec)
+        import_weights(model, spec, weights)
+        compile_model(model, m)
     finally:
-        keras.config.set_dtype_policy(previous)
-    import_weights(model, spec, weights)
-    compile_model(model, m)
+        keras.config.set_dtype_policy(policy)
+        keras.config.set_floatx(floatx)
     return model
 
 
