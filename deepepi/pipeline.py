@@ -2,9 +2,11 @@
 
 Lockstep: train TensorFlow from configs/nnConfig_deep.json, then PyTorch from the same config,
 the TensorFlow run's initial weights (its init_weights.npz) and the same seeded batch stream,
-both with dropout off (dropout masks cannot match across frameworks). Export both to ONNX, verify
-the pair in lockstep mode on the held-out test events (argmax agreement against the threshold
-measured by bench/lockstep_drift.py), transfer the TensorFlow model's weights to PyTorch, export
+both with dropout off (dropout masks cannot match across frameworks). Export both to ONNX and
+verify the pair in trained mode on the held-out test events: in float32, lockstep runs drift apart
+over hundreds of steps (bench/lockstep_drift.py; docs/PERFORMANCE.md), so the verdict is the
+statistical one (TPR/FPR differences within the seed-to-seed spread, neither model single-class),
+with the argmax agreement reported. Then transfer the TensorFlow model's weights to PyTorch, export
 that twin and verify it against the TensorFlow export (same-weights mode). Writes OUT/report.json.
 Epochs default to 4 so the whole job takes a few minutes on a 2-core CPU; the verdicts, not the
 accuracy, are the point of the default run.
@@ -81,7 +83,7 @@ def write_test_split(runs: dict[str, Path], csv: Path, out: Path) -> Path:
 
 
 def export_and_verify(runs: dict[str, Path], csv: Path, test_csv: Path, echo: Echo) -> dict[str, Any]:
-    """Export both runs, verify them (lockstep, on the test split), transfer TF -> PyTorch, export,
+    """Export both runs, verify them (trained mode, on the test split), transfer TF -> PyTorch, export,
     verify (same weights, on all windows)."""
     from deepepi.export import export_run
     from deepepi.verify.runner import verify
@@ -96,9 +98,9 @@ def export_and_verify(runs: dict[str, Path], csv: Path, test_csv: Path, echo: Ec
          f"(self-check max abs {twin.max_abs_diff:.2e})")
     config = runs["tensorflow"] / "config.json"
     trained = verify(exports["tensorflow"].path, exports["pytorch"].path, data=test_csv, config=config,
-                     mode="lockstep")
+                     mode="trained")
     same = verify(exports["tensorflow"].path, twin.path, data=csv, config=config, mode="same-weights")
-    for title, report in (("lockstep mode on the test split: tensorflow vs pytorch", trained),
+    for title, report in (("trained mode on the test split: tensorflow vs pytorch (lockstep-trained)", trained),
                           ("same-weights mode: tensorflow vs its pytorch twin", same)):
         echo(f"== verify, {title} ({report.inputs['n']} windows)")
         echo(report.table())
@@ -106,7 +108,7 @@ def export_and_verify(runs: dict[str, Path], csv: Path, test_csv: Path, echo: Ec
         "exports": {name: {"path": str(r.path), "self_check_max_abs": r.max_abs_diff,
                            "metadata": r.metadata}
                     for name, r in (*exports.items(), ("pytorch_twin_of_tensorflow", twin))},
-        "verify_lockstep": trained.to_dict(),
+        "verify_trained": trained.to_dict(),
         "verify_same_weights": same.to_dict(),
         "passed": trained.passed and same.passed,
     }
@@ -131,12 +133,14 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     for framework, run in summary["runs"].items():
         lines.append(f"  {framework:<10} run {run['dir']}: best epoch {run['best_epoch']}, test window TPR "
                      f"{_fmt(run['test']['tpr'])} FPR {_fmt(run['test']['fpr'])}")
-    trained = {c["name"]: c for c in summary["verify_lockstep"]["checks"]}
+    trained = {c["name"]: c for c in summary["verify_trained"]["checks"]}
     same = {c["name"]: c for c in summary["verify_same_weights"]["checks"]}
     agree = trained["argmax agreement"]["figures"]
-    lines.append(f"  lockstep mode     {'PASS' if summary['verify_lockstep']['passed'] else 'FAIL'}: "
-                 f"argmax agreement {agree['agreement']:.4f} (need >= {agree['min_agreement']}; windows per "
-                 f"predicted class: A {agree['predicted_a']}, B {agree['predicted_b']})")
+    stat = trained.get("TPR / FPR difference vs seed spread", {"detail": "n/a"})
+    lines.append(f"  trained mode      {'PASS' if summary['verify_trained']['passed'] else 'FAIL'}: "
+                 f"argmax agreement {agree['agreement']:.4f} (info; windows per predicted class: "
+                 f"A {agree['predicted_a']}, B {agree['predicted_b']})")
+    lines.append(f"    {stat['detail']}")
     lines.append(f"  same-weights mode {'PASS' if summary['verify_same_weights']['passed'] else 'FAIL'}: "
                  f"max abs diff {same['A vs B difference']['figures']['max_abs']:.2e}")
     return lines
