@@ -13,15 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from deepepi.config import number_rule, require_number
 from deepepi.errors import UnusableInputError
 from deepepi.verify import checks, stats
 from deepepi.verify.inputs import (csv_inputs, load_onnx, open_session, random_inputs,
                                    resolve_providers, run_session)
+from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
 
 MODES = ("same-weights", "lockstep", "trained")
 LOCKSTEP_MIN_AGREEMENT = 0.99  # see docs/PERFORMANCE.md "Lockstep drift"
-DEFAULT_RANDOM = 1000
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
@@ -34,6 +35,10 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
         raise UnusableInputError(f"--mode: got {mode!r}, expected one of {', '.join(MODES)}")
     if mode == "trained" and data is None:
         raise UnusableInputError("--mode trained compares TPR/FPR by event: it needs labelled --data CSV")
+    for name, value, rule in (("--atol", atol, number_rule(0)), ("--rtol", rtol, number_rule(0)),
+                              ("--min-agreement", min_agreement, number_rule(0, 1)),
+                              ("--random", random_n, number_rule(1, MAX_RANDOM, integer=True))):
+        require_number(name, value, rule, UnusableInputError)
     labels = (str(model_a), str(model_b))
     proto_a, proto_b = load_onnx(model_a), load_onnx(model_b)
     window, num_classes = checks.comparable(proto_a, proto_b, labels)
