@@ -111,6 +111,13 @@ def _runs(event: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return order, starts, lengths
 
 
+def contiguous_runs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``df`` in event/time order with overlaps dropped, and the first position and length
+    of each contiguous run (a new event, or a gap that restarts the buffer): the datapoint stream
+    that both the windows here and a streaming replay (``deepepi predict --stream``) follow."""
+    return _runs(df["eventId"].to_numpy(dtype=np.int64), df["dataTime"].to_numpy(dtype=np.float64))
+
+
 def _check_constant(values: np.ndarray, event: np.ndarray, name: str) -> None:
     changed = (event[1:] == event[:-1]) & (values[1:] != values[:-1])
     if changed.any():
@@ -183,5 +190,6 @@ def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> 
                         preprocessing=None if raw else preprocessing_from_config(cfg))
 
 
-__all__ = ["Windows", "make_windows", "window_labels", "windows_from_config", "count_windows", "NPZ_KEYS",
+__all__ = ["Windows", "make_windows", "window_labels", "windows_from_config", "count_windows",
+           "contiguous_runs", "NPZ_KEYS",
            "OVERLAP_SECONDS", "GAP_SECONDS"]
