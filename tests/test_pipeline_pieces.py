@@ -38,25 +38,30 @@ def test_export_transfer_and_verify_on_ready_runs(tmp_path, csv):
             for fw in ("tensorflow", "pytorch")}
     lines: list[str] = []
     result = pipeline.export_and_verify(runs, csv, csv, lines.append)
-    assert result["passed"] is True
+    trained, same = result["verify_trained"], result["verify_same_weights"]
+    # random weights predict one class on this data: the only failures, so the job fails, naming them
+    failed = {c["name"] for c in trained["checks"] if c["status"] == "FAIL"}
+    assert failed == {"predicts both classes A", "predicts both classes B"}, failed
+    assert result["passed"] is False
     assert (runs["tensorflow"] / "model.onnx").is_file() and (runs["pytorch"] / "model.onnx").is_file()
     twin = result["exports"]["pytorch_twin_of_tensorflow"]
     assert twin["path"] == str(runs["tensorflow"] / "model.torch.onnx")
     assert twin["metadata"]["framework"] == "pytorch" and twin["self_check_max_abs"] <= 1e-5
-    trained, same = result["verify_trained"], result["verify_same_weights"]
     assert trained["mode"] == "trained" and trained["inputs"]["kind"] == "csv"
     assert same["mode"] == "same-weights" and same["passed"] is True
     diff = next(c for c in same["checks"] if c["name"] == "A vs B difference")
     assert diff["figures"]["max_abs"] <= 1e-5
-    # the two runs hold identical weights, so the trained-mode comparison must agree everywhere
+    # the two runs hold identical weights, so the trained comparison must agree everywhere
     agree = next(c for c in trained["checks"] if c["name"] == "argmax agreement")
     assert agree["figures"]["agreement"] == 1.0
     assert any("same-weights mode" in line for line in lines)
 
-    summary = {"passed": result["passed"], "seconds": 1.0, **result,
-               "runs": {fw: {"dir": str(d), "test": {"tpr": 0.5, "fpr": None}} for fw, d in runs.items()}}
+    summary = {"seconds": 1.0, **result, "passed": True,
+               "runs": {fw: {"dir": str(d), "test": {"tpr": 0.5, "fpr": None}, "best_epoch": 2}
+                        for fw, d in runs.items()}}
     text = "\n".join(pipeline.summary_lines(summary))
-    assert text.startswith("pipeline: PASS")
+    assert text.startswith("pipeline: PASS") and "trained mode      FAIL" in text
+    assert "window_tpr" in text  # the statistical verdict's figures
     assert "argmax agreement 1.0000" in text and "TPR 0.500 FPR n/a" in text
     json.dumps(summary)  # the report is plain JSON
 

@@ -139,11 +139,11 @@ def test_different_parameter_count_fails(pair, tmp_path, capsys):
     assert code == 1 and "FAIL (trainable parameters)" in out
 
 
-def test_trained_mode_uses_min_agreement(pair, tmp_path, capsys):
+def test_lockstep_mode_uses_min_agreement(pair, tmp_path, capsys):
     w2, b2 = tiny_weights(WINDOW, seed=5)
     write_tiny(tmp_path / "other.onnx", w2, b2)
     report = tmp_path / "r.json"
-    code, out, _ = run_cli(capsys, pair / "a.onnx", tmp_path / "other.onnx", "--mode", "trained",
+    code, out, _ = run_cli(capsys, pair / "a.onnx", tmp_path / "other.onnx", "--mode", "lockstep",
                            "--min-agreement", 0, "--random", 300, "--seed", 4, "--report", report)
     assert code == 0, out
     data = json.loads(report.read_text())
@@ -155,7 +155,7 @@ def test_trained_mode_uses_min_agreement(pair, tmp_path, capsys):
     same = np.argmax(reference(wa, ba)(raw), 1) == np.argmax(reference(w2, b2)(raw), 1)
     assert checks_by_name["argmax agreement"]["figures"]["agreement"] == pytest.approx(same.mean())
     assert same.mean() < 1.0
-    code, out, _ = run_cli(capsys, pair / "a.onnx", tmp_path / "other.onnx", "--mode", "trained",
+    code, out, _ = run_cli(capsys, pair / "a.onnx", tmp_path / "other.onnx", "--mode", "lockstep",
                            "--random", 300, "--seed", 4, "--min-agreement", 1.0)
     assert code == 1 and "FAIL (argmax agreement)" in out
 
@@ -164,6 +164,7 @@ def test_trained_mode_uses_min_agreement(pair, tmp_path, capsys):
     (["--providers", "NoSuchExecutionProvider"], "not available"),
     (["--random", "5", "--data", "x.csv"], "mutually exclusive"),
     (["--random", "0"], "--random"),
+    (["--mode", "trained", "--random", "50"], "needs labelled --data"),
 ])
 def test_bad_options_are_one_line_exit_2(pair, capsys, args, message):
     code, _, err = run_cli(capsys, pair / "a.onnx", pair / "b.onnx", *args)
@@ -222,9 +223,10 @@ def test_csv_data_gives_labelled_figures(tmp_path, capsys):
         write_tiny(tmp_path / f"{name}.onnx", *tiny_weights(750, seed=seed))
     report = tmp_path / "r.json"
     code, out, _ = run_cli(capsys, tmp_path / "a.onnx", tmp_path / "b.onnx", "--data", csv,
-                           "--mode", "trained", "--min-agreement", 0, "--report", report)
-    assert code == 0, out
+                           "--mode", "lockstep", "--min-agreement", 0, "--report", report)
     data = json.loads(report.read_text())
+    # the random tiny model A always fires on this data: the one failure, named
+    assert code == 1 and [c["name"] for c in data["checks"] if c["status"] == "FAIL"] == ["predicts both classes A"]
     assert data["inputs"]["kind"] == "csv" and data["inputs"]["labelled"] is True
     by_name = {c["name"]: c for c in data["checks"]}
     per_class = by_name["argmax agreement"]["figures"]["per_class"]

@@ -89,13 +89,15 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--atol", type=Number(0), default=1e-5, show_default=True, help="Absolute tolerance, finite, >= 0.")
 @click.option("--rtol", type=Number(0), default=1e-4, show_default=True, help="Relative tolerance, finite, >= 0.")
-@click.option("--mode", type=click.Choice(["same-weights", "trained", "quantized"]),
+@click.option("--mode", type=click.Choice(["same-weights", "lockstep", "trained", "quantized"]),
               default="same-weights", show_default=True,
-              help="same-weights: outputs must agree within atol/rtol; trained: argmax agreement must "
-              "reach --min-agreement; quantized (B a quantised A, needs --data): agreement >= "
-              "--min-agreement and event sensitivity / window TPR drop <= --max-drop.")
+              help="same-weights: outputs must agree within atol/rtol; lockstep (trained from the same initial "
+              "weights and batches): argmax agreement must reach --min-agreement; trained (independently, needs "
+              "--data): TPR/FPR differences, window and event level, must not exceed the seed-to-seed spread "
+              "beyond their 95% bootstrap-by-event interval; quantized (B a quantised A, needs --data): "
+              "agreement >= --min-agreement and event sensitivity / window TPR drop <= --max-drop.")
 @click.option("--min-agreement", type=Number(0, 1), default=0.99, show_default=True,
-              help="Fraction of windows whose argmax must agree (trained and quantized modes), 0 to 1.")
+              help="Fraction of windows whose argmax must agree (lockstep and quantized modes), 0 to 1.")
 @click.option("--max-drop", type=Number(0, 1), default=0.01, show_default=True,
               help="quantized mode: largest allowed drop of event sensitivity and window TPR "
               "(0.01 = 1 point), 0 to 1.")

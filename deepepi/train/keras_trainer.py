@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepepi import io
-from deepepi.models.keras_deepepi import export_weights, import_weights, save_keras_model
+from deepepi.models.keras_deepepi import build_keras_model, export_weights, import_weights, save_keras_model
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
 from deepepi.train.batches import BatchStream
@@ -203,6 +203,28 @@ def input_pipeline(x: np.ndarray, y: np.ndarray, stream: Stream, start: int, sto
     signature = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),
                  tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
     return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+
+
+def seeded_weights(spec: Any, seed: int) -> dict[str, np.ndarray]:
+    """Keras's seeded initialisation as neutral weights (what a TensorFlow run with ``seed`` starts from)."""
+    keras.utils.set_random_seed(seed)
+    return export_weights(build_keras_model(spec), spec)
+
+
+def lockstep_model(spec: Any, weights: dict[str, np.ndarray], m: dict[str, Any], dtype: str) -> keras.Model:
+    """A compiled model holding ``weights``, computing in ``dtype`` ("float32" or "float64"), for train_steps."""
+    tf.config.experimental.enable_op_determinism()
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_dtype_policy(dtype)
+    keras.config.set_floatx(dtype)  # the loss takes floatx when built: float32 would cap the precision
+    try:
+        model = build_keras_model(spec)
+        import_weights(model, spec, weights)
+        compile_model(model, m)
+    finally:
+        keras.config.set_dtype_policy(policy)
+        keras.config.set_floatx(floatx)
+    return model
 
 
 def train_steps(model: keras.Model, m: dict[str, Any], x: np.ndarray, y: np.ndarray, stream: BatchStream,

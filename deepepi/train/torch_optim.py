@@ -44,9 +44,10 @@ class KerasAdam(torch.optim.Optimizer):
                     state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                # Keras computes the step size in the variable's dtype (float32), so do we.
-                t, lr = np.float32(state["step"]), np.float32(group["lr"])
-                alpha = float(lr * np.sqrt(np.float32(1) - np.float32(b2) ** t) / (np.float32(1) - np.float32(b1) ** t))
+                # Keras computes the step size in the variable's dtype, so do we.
+                f = np.float64 if p.dtype == torch.float64 else np.float32
+                t, lr = f(state["step"]), f(group["lr"])
+                alpha = float(lr * np.sqrt(f(1) - f(b2) ** t) / (f(1) - f(b1) ** t))
                 if wd:
                     p.sub_(p * float(wd) * float(lr))
                 g, m, v = p.grad, state["m"], state["v"]

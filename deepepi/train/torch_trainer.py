@@ -68,7 +68,8 @@ class Stepper:
                 group["lr"] = self.schedule(self.step)
         with self.autocast():
             logits = self.forward(xb)
-        loss = F.cross_entropy(logits.float(), yb)  # mean over the batch, as Keras's default reduction
+        # mean over the batch, as Keras's default reduction; autocast logits are scored in fp32
+        loss = F.cross_entropy(logits.float() if self.amp is not None else logits, yb)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.scale(loss).backward()
@@ -83,8 +84,8 @@ class Stepper:
 
 def train_steps(model: torch.nn.Module, m: dict[str, Any], x: np.ndarray, y: np.ndarray, stream: BatchStream,
                 start: int, stop: int, stepper: Stepper | None = None) -> Stepper:
-    """Lockstep use: train ``model`` (CPU, fp32) on the stream's steps start .. stop - 1; returns the
-    stepper (optimiser state) to continue with."""
+    """Lockstep use: train ``model`` (CPU, in the dtype of ``x``) on the stream's steps start .. stop - 1;
+    returns the stepper (optimiser state) to continue with."""
     if stepper is None:
         schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
         stepper = Stepper(model, KerasAdam(model.parameters(), AdamSettings.from_model_config(m)), schedule=schedule)
@@ -92,6 +93,15 @@ def train_steps(model: torch.nn.Module, m: dict[str, Any], x: np.ndarray, y: np.
     for batch in stream.steps(start, stop):
         stepper(torch.from_numpy(x[batch]), torch.from_numpy(y[batch]))
     return stepper
+
+
+def lockstep_model(spec: Any, weights: dict[str, np.ndarray], dtype: str) -> torch.nn.Module:
+    """A CPU model holding ``weights`` in ``dtype`` ("float32" or "float64"), for train_steps."""
+    from deepepi.models.torch_deepepi import DeepEpiCnn
+
+    model = DeepEpiCnn(spec)
+    import_weights(model, spec, weights)
+    return model.to(getattr(torch, dtype))
 
 
 def _seed_all(seed: int) -> None:

@@ -17,6 +17,7 @@ from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, 
                                  contract_problems, graph_io)
 from deepepi.errors import UnusableInputError
 from deepepi.train.metrics import Counts, ratio
+from deepepi.verify import stats
 from deepepi.verify.inputs import Subject, first_line
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
@@ -256,6 +257,47 @@ def rates_side_by_side(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None) 
     detail = (f"A: TPR {fmt(ra['tpr'])} FPR {fmt(ra['fpr'])}; "
               f"B: TPR {fmt(rb['tpr'])} FPR {fmt(rb['fpr'])}")
     return Check("TPR / FPR", INFO, detail, {"a": ra, "b": rb})
+
+
+def fires_both_classes(probs: np.ndarray, labels: np.ndarray | None, label: str) -> Check:
+    """On labelled data holding both classes, a model that predicts one class only is useless (and two
+    such models agree perfectly): FAIL with what it predicts."""
+    name = f"predicts both classes {label}"
+    if labels is None or len(np.unique(labels)) < 2:
+        return Check(name, INFO, "n/a (the input does not hold both classes)", {})
+    pred = np.argmax(probs, axis=1)
+    counts = np.bincount(pred, minlength=probs.shape[1]).tolist()
+    ok = int(np.count_nonzero(counts)) >= 2
+    detail = (f"windows per predicted class {counts}" if ok else
+              f"predicts class {int(pred[0])} for all {len(pred)} windows, though the labels hold both "
+              f"classes ({'never fires' if int(pred[0]) == 0 else 'always fires'})")
+    return Check(name, _status(ok), detail, {"predicted": counts})
+
+
+def paired_statistics(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, event_id: np.ndarray | None, *,
+                      margins: dict[str, float], seed: int = 0) -> Check:
+    """Trained mode: window- and event-level TPR/FPR differences with 95 % bootstrap-by-event intervals
+    against the seed-to-seed margins, plus McNemar on the paired window predictions (information)."""
+    name = "TPR / FPR difference vs seed spread"
+    if labels is None or event_id is None:
+        return Check(name, FAIL, "needs labelled data with events (--data CSV)", {})
+    pred_a, pred_b = np.argmax(a, axis=1), np.argmax(b, axis=1)
+    table = stats.EventTable.build(pred_a, pred_b, labels, event_id)
+    intervals = stats.bootstrap(table, seed=seed)
+    test = stats.mcnemar(pred_a == labels, pred_b == labels)
+    beyond = [r for r in stats.RATES if stats.beyond_margin(intervals[r], margins[r])]
+
+    def fmt(rate: str) -> str:
+        i = intervals[rate]
+        if i["diff"] is None:
+            return f"{rate} n/a"
+        return f"{rate} {i['diff']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}] (margin {margins[rate]:.2f})"
+    detail = "; ".join(fmt(r) for r in stats.RATES) + f"; McNemar p {test['p_value']:.2g} (info)"
+    if beyond:
+        detail = f"beyond the seed spread: {', '.join(beyond)}; " + detail
+    figures = {"intervals": intervals, "margins": margins, "beyond_margin": beyond, "mcnemar": test,
+               "events": len(table.pos), "confidence": stats.CONFIDENCE, "draws": stats.BOOTSTRAP_DRAWS}
+    return Check(name, _status(not beyond), detail, figures)
 
 
 def positives(probs: np.ndarray, threshold: float | None) -> np.ndarray:

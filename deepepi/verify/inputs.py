@@ -99,7 +99,7 @@ def run_session(session, raw: np.ndarray, *, label: str,  # noqa: ANN001 - ort.I
 
 @dataclass(frozen=True)
 class Inputs:
-    """Raw milli-g windows, their labels when known, and a description for the report."""
+    """Raw milli-g windows, their labels and event ids when known, and a description for the report."""
 
     raw: np.ndarray
     labels: np.ndarray | None
@@ -131,7 +131,8 @@ def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Input
     if len(windows) == 0:
         raise UnusableInputError("no complete windows in the data", source=str(csv))
     return Inputs(np.ascontiguousarray(windows.X, dtype=np.float32), np.asarray(windows.y),
-                  {"kind": "csv", "path": str(csv), "config": cfg.source, "n": len(windows)},
+                  {"kind": "csv", "path": str(csv), "config": cfg.source, "n": len(windows),
+                   "events": int(len(np.unique(windows.event_id)))},
                   np.asarray(windows.event_id))
 
 

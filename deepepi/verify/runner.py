@@ -3,10 +3,13 @@
 A and B may each be an ONNX file (onnxruntime), a .tflite (LiteRT) or a .pte (ExecuTorch); each
 runtime maps the shared raw milli-g windows onto its file's convention and returns probabilities.
 Modes: ``same-weights`` (the two files hold the same weights, so outputs must agree within
-atol/rtol), ``trained`` (independently trained models: argmax agreement must reach
-``min_agreement``; difference figures are information) and ``quantized`` (B is a quantised A:
-argmax agreement >= ``min_agreement`` and, on labelled data, event sensitivity and window TPR may
-drop by at most ``max_drop``).
+atol/rtol); ``lockstep`` (trained from the same initial weights on the same batch stream: argmax
+agreement must reach ``min_agreement``); ``trained`` (independently trained, e.g. different seeds
+or machines; needs labelled data: the TPR/FPR differences, window and event level, must not
+exceed the seed-to-seed spread beyond doubt; see verify.stats); and ``quantized`` (B is a
+quantised A: argmax agreement >= ``min_agreement`` and, on labelled data, event sensitivity and
+window TPR may drop by at most ``max_drop``). In lockstep and trained modes a model that predicts
+one class only on data holding both FAILS.
 """
 
 from __future__ import annotations
@@ -17,23 +20,26 @@ from typing import Sequence
 from deepepi.config import number_rule, require_number
 from deepepi.errors import UnusableInputError
 from deepepi.runtimes.base import decision_threshold
-from deepepi.verify import checks
+from deepepi.verify import checks, stats
 from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs, resolve_providers
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
 
-MODES = ("same-weights", "trained", "quantized")
+MODES = ("same-weights", "lockstep", "trained", "quantized")
+LOCKSTEP_MIN_AGREEMENT = 0.99  # see docs/PERFORMANCE.md "Lockstep drift"
 QUANTIZED_MAX_DROP = 0.01
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
            random_n: int = DEFAULT_RANDOM, seed: int = 0, config: str | Path | None = None,
            mode: str = "same-weights", atol: float = 1e-5, rtol: float = 1e-4,
-           min_agreement: float = 0.99, providers: Sequence[str] | None = None,
-           max_drop: float = QUANTIZED_MAX_DROP) -> Report:
+           min_agreement: float = LOCKSTEP_MIN_AGREEMENT, margins: dict[str, float] | None = None,
+           providers: Sequence[str] | None = None, max_drop: float = QUANTIZED_MAX_DROP) -> Report:
     """Compare A and B; raise UnusableInputError when they cannot be compared at all."""
     if mode not in MODES:
         raise UnusableInputError(f"--mode: got {mode!r}, expected one of {', '.join(MODES)}")
+    if mode == "trained" and data is None:
+        raise UnusableInputError("--mode trained compares TPR/FPR by event: it needs labelled --data CSV")
     for name, value, rule in (("--atol", atol, number_rule(0)), ("--rtol", rtol, number_rule(0)),
                               ("--min-agreement", min_agreement, number_rule(0, 1)),
                               ("--max-drop", max_drop, number_rule(0, 1)),
@@ -56,12 +62,14 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
             raise UnusableInputError(f"output shape {probs.shape} differs from the declared "
                                      f"{expected}", source=label)
 
-    gated = mode in ("trained", "quantized")
+    trained, quantized = mode == "trained", mode == "quantized"
+    gated = mode in ("lockstep", "quantized")
+    margins = dict(stats.SEED_MARGINS, **(margins or {}))
     onnx_used = [set(s.used) for s in (a, b) if s.proto is not None]
     report = Report(
         model_a=labels[0], model_b=labels[1], mode=mode,
         settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if gated else None,
-                  "max_drop": max_drop if quantized else None,
+                  "max_drop": max_drop if quantized else None, "margins": margins if trained else None,
                   "window": window, "num_classes": num_classes},
         inputs=dict(inputs.source, labelled=inputs.labels is not None),
         providers={"requested": chosen, "a": a.used, "b": b.used,
@@ -76,8 +84,14 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
         checks.agreement(probs_a, probs_b, inputs.labels,
                          min_agreement=min_agreement if gated else None),
     ]
-    if gated:
+    if mode in ("lockstep", "trained"):
+        report.checks += [checks.fires_both_classes(probs_a, inputs.labels, "A"),
+                          checks.fires_both_classes(probs_b, inputs.labels, "B")]
+    if mode != "same-weights":
         report.checks.append(checks.rates_side_by_side(probs_a, probs_b, inputs.labels))
+    if trained:
+        report.checks.append(checks.paired_statistics(probs_a, probs_b, inputs.labels, inputs.event_id,
+                                                      margins=margins, seed=seed))
     if quantized:
         # A's recorded decision threshold (both files share it; None: argmax).
         threshold = decision_threshold(a.runtime.metadata, labels[0])

@@ -1,0 +1,102 @@
+"""Paired statistics for two independently trained models scored on the same labelled windows.
+
+Windows of one event are strongly correlated, so the unit of resampling is the event: the
+bootstrap draws events with replacement and recomputes, for each draw, the difference A - B of
+window-level TPR and FPR and of event-level TPR and FPR (an event counts as detected when any of
+its windows is positive). McNemar's exact test on the paired window predictions is reported too;
+it treats windows as independent, so it overstates significance and is information, not a verdict.
+
+The verdict compares each difference with a margin: how far two training seeds of the same
+framework land apart on the same data (``SEED_MARGINS``, measured by bench/lockstep_drift.py
+--seed-pairs and recorded in docs/PERFORMANCE.md). A difference FAILS only when its whole 95 %
+interval lies beyond the margin: the frameworks then differ by more than seeds do, and the test
+data is large enough to say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+RATES = ("window_tpr", "window_fpr", "event_tpr", "event_fpr")
+CONFIDENCE = 0.95
+BOOTSTRAP_DRAWS = 2000
+# Largest |A - B| between two seeds of one framework (default config, built-in data), rounded up;
+# see docs/PERFORMANCE.md "Trained-mode margins".
+SEED_MARGINS = {"window_tpr": 0.10, "window_fpr": 0.05, "event_tpr": 0.15, "event_fpr": 0.15}
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """Per-event window counts, from which every rate of any bootstrap draw follows by sums."""
+
+    pos: np.ndarray  # seizure windows per event
+    neg: np.ndarray  # non-seizure windows per event
+    hits: np.ndarray  # [2, events]: positive predictions among the seizure windows, models A and B
+    false: np.ndarray  # [2, events]: positive predictions among the non-seizure windows
+    seizure: np.ndarray  # event holds seizure windows
+    detected: np.ndarray  # [2, events]: any positive window
+
+    @classmethod
+    def build(cls, pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray,
+              event_id: np.ndarray) -> "EventTable":
+        _, inverse = np.unique(event_id, return_inverse=True)
+        n = int(inverse.max()) + 1
+
+        def per_event(mask: np.ndarray) -> np.ndarray:
+            return np.bincount(inverse, weights=mask.astype(np.float64), minlength=n)
+
+        y = labels == 1
+        preds = [np.asarray(p) == 1 for p in (pred_a, pred_b)]
+        return cls(pos=per_event(y), neg=per_event(~y),
+                   hits=np.stack([per_event(p & y) for p in preds]),
+                   false=np.stack([per_event(p & ~y) for p in preds]),
+                   seizure=per_event(y) > 0,
+                   detected=np.stack([per_event(p) > 0 for p in preds]))
+
+    def rates(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Rates of A and B ([2, draws]) for event weights [draws, events] (counts of each event)."""
+        w = np.atleast_2d(weights)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            seiz, non = w @ self.seizure, w @ ~self.seizure
+            return {"window_tpr": (self.hits @ w.T) / (w @ self.pos),
+                    "window_fpr": (self.false @ w.T) / (w @ self.neg),
+                    "event_tpr": ((self.detected & self.seizure) @ w.T) / seiz,
+                    "event_fpr": ((self.detected & ~self.seizure) @ w.T) / non}
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | int]:
+    """Exact McNemar test: windows only A gets right (b) vs only B gets right (c)."""
+    b = int(np.sum(correct_a & ~correct_b))
+    c = int(np.sum(~correct_a & correct_b))
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    return {"only_a_correct": b, "only_b_correct": c, "p_value": p}
+
+
+def bootstrap(table: EventTable, *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0,
+              confidence: float = CONFIDENCE) -> dict[str, dict[str, float | None]]:
+    """Observed A, B and A - B per rate, with the percentile interval of A - B over event resamples."""
+    n = len(table.pos)
+    observed = table.rates(np.ones(n))
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=draws)
+    sampled = table.rates(weights)
+    tail = 100 * (1 - confidence) / 2
+    out: dict[str, dict[str, float | None]] = {}
+    for rate in RATES:
+        a, b = float(observed[rate][0, 0]), float(observed[rate][1, 0])
+        diffs = sampled[rate][0] - sampled[rate][1]
+        diffs = diffs[np.isfinite(diffs)]
+        defined = np.isfinite(a) and np.isfinite(b) and diffs.size > 0
+        out[rate] = {"a": a if np.isfinite(a) else None, "b": b if np.isfinite(b) else None,
+                     "diff": a - b if defined else None,
+                     "low": float(np.percentile(diffs, tail)) if defined else None,
+                     "high": float(np.percentile(diffs, 100 - tail)) if defined else None}
+    return out
+
+
+def beyond_margin(interval: dict[str, float | None], margin: float) -> bool:
+    """True when the whole interval of A - B lies outside [-margin, margin]."""
+    low, high = interval["low"], interval["high"]
+    return low is not None and high is not None and (low > margin or high < -margin)
