@@ -229,6 +229,12 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
             data = default_dataset()
         data = Path(data)
         _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
+    from deepepi.models.spec import ArchSpec
+
+    spec = ArchSpec.from_config(cfg)
+    start_weights = None if saved is not None else _initial_weights(init_weights, spec)
+    datasets = prepare(cfg, data, split)
+    # Inputs are valid; the framework is checked before the first file of the run is touched.
     trainer = _trainer(cfg.framework)
     if saved is None:
         _clear_outputs(run_dir)
@@ -236,11 +242,11 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
-    from deepepi.models.spec import ArchSpec
-
-    spec = ArchSpec.from_config(cfg)
-    start_weights = None if saved is not None else _initial_weights(init_weights, spec, cfg, log)
-    datasets = prepare(cfg, data, split)
+    if start_weights is not None:
+        log.info(f"initial weights: {init_weights}")
+        if float(cfg.model["convDropout"]) > 0 or float(cfg.model["denseDropout"]) > 0:
+            log.info("note: dropout is on; its masks differ between frameworks, so runs started from the same "
+                     "weights drift apart (set convDropout and denseDropout to 0 for lockstep training)")
     for note in datasets.notes:
         log.info(note)
     io.write_json(run_dir / art.CONFIG, cfg.to_dict())
@@ -277,7 +283,7 @@ def _record_threshold(job: Job) -> dict[str, Any]:
     return threshold.record(job.run_dir, p, job.data.val, hop_s, job.data.val_source)
 
 
-def _initial_weights(path: str | Path | None, spec: Any, cfg: Config, log: art.RunLog) -> dict[str, np.ndarray] | None:
+def _initial_weights(path: str | Path | None, spec: Any) -> dict[str, np.ndarray] | None:
     """Load --init-weights and check it fits this run's architecture (ModelError naming the file)."""
     if path is None:
         return None
@@ -285,10 +291,6 @@ def _initial_weights(path: str | Path | None, spec: Any, cfg: Config, log: art.R
 
     weights, _ = load_weights(path)
     check_weights(weights, spec, source=str(path))  # the run's architecture, not the file's own spec
-    log.info(f"initial weights: {path}")
-    if float(cfg.model["convDropout"]) > 0 or float(cfg.model["denseDropout"]) > 0:
-        log.info("note: dropout is on; its masks differ between frameworks, so runs started from the same "
-                 "weights drift apart (set convDropout and denseDropout to 0 for lockstep training)")
     return weights
 
 

@@ -139,7 +139,7 @@ def contract_match(a: Subject, b: Subject, *, window: int, num_classes: int) -> 
 def _parsed(value: str) -> Any:
     try:
         return json.loads(value)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or (a damaged file) bytes that are not UTF-8
         return value
 
 
