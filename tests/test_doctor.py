@@ -22,8 +22,8 @@ MODULES = {"torch": "torch", "tensorflow": "tensorflow"}
 
 
 def _required() -> set[str]:
-    names = {"torch": "torch", "tf": "tensorflow"}
-    return {names[f.strip()] for f in os.environ.get("DEEPEPI_REQUIRE", "").split(",") if f.strip()}
+    names = {"torch": "torch", "tf": "tensorflow"}  # the runtimes (litert, executorch) are not frameworks here
+    return {names[f.strip()] for f in os.environ.get("DEEPEPI_REQUIRE", "").split(",") if f.strip() in names}
 
 
 @pytest.fixture(scope="module")
