@@ -12,15 +12,10 @@ from typing import Any
 import numpy as np
 
 from deepepi.evaluate.events import EventFigures, hours
+from deepepi.verify.stats import resample_weights
 
 RESAMPLES = 1000
 LEVEL = 0.95
-
-
-def _weights(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
-    if n == 0:
-        return np.zeros((resamples, 0))
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
 
 
 def intervals(labels: np.ndarray, figs: EventFigures, hop_s: float, *, seed: int,
@@ -28,8 +23,8 @@ def intervals(labels: np.ndarray, figs: EventFigures, hop_s: float, *, seed: int
     rng = np.random.default_rng(seed)
     seizure = labels == 1
     det = figs.detected[seizure].astype(np.float64)
-    w_s = _weights(rng, len(det), resamples)
-    w_n = _weights(rng, int((~seizure).sum()), resamples)
+    w_s = resample_weights(rng, len(det), resamples)
+    w_n = resample_weights(rng, int((~seizure).sum()), resamples)
     lo, hi = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
 
     def ci(values: np.ndarray) -> list[float] | None:

@@ -75,12 +75,19 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | i
     return {"only_a_correct": b, "only_b_correct": c, "p_value": p}
 
 
+def resample_weights(rng: np.random.Generator, n: int, draws: int) -> np.ndarray:
+    """[draws, n] bootstrap counts: how often each of ``n`` events appears in each resample."""
+    if n == 0:
+        return np.zeros((draws, 0))
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=draws).astype(np.float64)
+
+
 def bootstrap(table: EventTable, *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0,
               confidence: float = CONFIDENCE) -> dict[str, dict[str, float | None]]:
     """Observed A, B and A - B per rate, with the percentile interval of A - B over event resamples."""
     n = len(table.pos)
     observed = table.rates(np.ones(n))
-    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=draws)
+    weights = resample_weights(np.random.default_rng(seed), n, draws)
     sampled = table.rates(weights)
     tail = 100 * (1 - confidence) / 2
     out: dict[str, dict[str, float | None]] = {}
