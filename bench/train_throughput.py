@@ -60,12 +60,14 @@ def _job(framework: str, batch: int, n: int, run_dir: Path):  # noqa: ANN202 - d
     from deepepi.models import registry
     from deepepi.models.spec import ArchSpec
     from deepepi.train.artifacts import RunLog
+    import pandas as pd
+
     from deepepi.train.dataset import Datasets
     from deepepi.train.run import Job
 
     cfg = load_config(None).with_overrides(batchSize=batch, framework=framework, modelType=framework)
     w = _windows(n, cfg.window)
-    data = Datasets(train=w, val=w, test=w, val_source="train events", notes=[])
+    data = Datasets(train=w, val=w, test=w, notes=[], augmentation=pd.DataFrame())
     build = registry.resolve(cfg.model["modelClass"], framework).build
     return Job(cfg=cfg, spec=ArchSpec.from_config(cfg), build=build, data=data, run_dir=run_dir,
                log=RunLog(run_dir / "train.log", quiet=True), resume=False, quiet=True)
