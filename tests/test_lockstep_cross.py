@@ -1,12 +1,15 @@
-"""Lockstep: Keras and PyTorch, from the same weights on the same batch, take the same step.
+"""Lockstep: Keras and PyTorch, from the same weights on the same batch stream, train the same way.
 
-The default architecture (dropout off) takes one optimisation step on the built-in dataset's
-training windows in both frameworks, for three seeds, in float64, so rounding cannot hide an
-algorithmic difference: a convention left unaligned (Adam's epsilon, BatchNorm's running variance,
-loss reduction, batch order) moves weights by ~1e-3 (Adam's first step is lr * sign(g)) or BN
-statistics by ~1e-2, far above WEIGHT_TOL, which is two float32 units at 1.0 (the exported
-weights are float32). Over more steps the two runs separate even in float64 (98.1 % argmax
-agreement after 50 steps, seed 0) and much faster in float32; docs/PERFORMANCE.md has the figures.
+The default architecture (dropout off) trains STEPS optimisation steps on the built-in dataset's
+training windows in both frameworks, for three seeds, in float64, so rounding (~1e-16) cannot hide
+an algorithmic difference. A convention left unaligned separates the runs far beyond the
+tolerances: Adam's epsilon placement or BatchNorm's unbiased running variance move weights by
+~1e-3 within a step; Keras's float32-rounded betas (0.999 -> 0.99900001 in its step size) moved
+every weight by 6.7e-9 at step 1 and left 98.1 % argmax agreement after 50 steps before
+KerasAdam mirrored them. Measured now (seed 0): 100 % agreement, max weight difference 3.0e-8
+(the float32 rounding of the exported weights) and max softmax difference 9.4e-9 after 50 steps.
+In float32 the same runs separate through rounding alone (Adam's step is ~lr * sign(g), and
+gradients that are sums of many terms flip sign); docs/PERFORMANCE.md has that drift table.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from deepepi.config import REPO_CONFIGS, load_config
 pytestmark = [pytest.mark.torch, pytest.mark.tf, pytest.mark.slow]
 
 SEEDS = (0, 1, 2)
+STEPS = 50
 HELD_OUT = 300
-WEIGHT_TOL = 2.5e-7  # max abs difference over every weight and BN moving statistic (measured 1.2e-7)
-PROB_TOL = 1e-7  # max abs softmax difference on held-out windows (measured 1.0e-8)
+WEIGHT_TOL = 1e-6  # max abs difference over every weight and BN moving statistic (measured 3.0e-8)
+PROB_TOL = 1e-6  # max abs softmax difference on held-out windows, eval mode (measured 9.4e-9)
+MIN_AGREEMENT = 0.99  # argmax agreement on held-out windows (measured 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +42,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_one_lockstep_step_float64_is_the_same_step(setup, seed: int) -> None:  # noqa: ANN001
+def test_lockstep_float64_trains_the_same_model(setup, seed: int) -> None:  # noqa: ANN001
     from deepepi.train.lockstep import drift
 
     spec, m, data = setup
     assert spec.conv_dropout == 0 and spec.dense_dropout == 0
-    (step,) = drift(spec, m, data.train.X, data.train.y, data.test.X[:HELD_OUT], seed=seed,
-                    checkpoints=[1], dtype="float64")
-    assert step.max_weight_diff <= WEIGHT_TOL, step
-    assert step.max_prob_diff <= PROB_TOL, step
-    assert step.agreement == 1.0, step
-    # the step did move the weights, far more than the frameworks differ
-    assert step.max_weight_change > 1e-2, step
+    (run,) = drift(spec, m, data.train.X, data.train.y, data.test.X[:HELD_OUT], seed=seed,
+                   checkpoints=[STEPS], dtype="float64")
+    assert run.max_weight_diff <= WEIGHT_TOL, run
+    assert run.max_prob_diff <= PROB_TOL, run
+    assert run.agreement >= MIN_AGREEMENT, run
+    # training did move the weights, far more than the frameworks differ
+    assert run.max_weight_change > 1e-1, run

@@ -44,12 +44,16 @@ class KerasAdam(torch.optim.Optimizer):
                     state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                # Keras computes the step size in the variable's dtype, so do we.
+                # Keras computes the step size in the variable's dtype, so do we. Its betas (in the
+                # powers) and weight decay reach that dtype through a float32 tensor (ops.cast of a
+                # Python float), so 0.999 is 0.99900001 there even for float64 variables: a 6e-6
+                # relative step-size gap that float64 lockstep runs showed from the first step.
                 f = np.float64 if p.dtype == torch.float64 else np.float32
                 t, lr = f(state["step"]), f(group["lr"])
-                alpha = float(lr * np.sqrt(f(1) - f(b2) ** t) / (f(1) - f(b1) ** t))
+                beta1, beta2 = f(np.float32(b1)), f(np.float32(b2))
+                alpha = float(lr * np.sqrt(f(1) - beta2 ** t) / (f(1) - beta1 ** t))
                 if wd:
-                    p.sub_(p * float(wd) * float(lr))
+                    p.sub_(p * float(f(np.float32(wd))) * float(lr))
                 g, m, v = p.grad, state["m"], state["v"]
                 m.add_((g - m) * (1 - b1))
                 v.add_((g * g - v) * (1 - b2))
