@@ -2,11 +2,15 @@
 
 The run directory holds the same file names for both frameworks (see ``artifacts``). While a run is
 unfinished, ``resume/`` holds what ``--resume`` needs; a fresh run refuses to start over it.
+
+Under torchrun (PyTorch only, ``torch_ddp``) every rank runs ``train``; rank 0 alone checks and writes
+the run directory and prints, the others train silently and read only the resume state.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +20,7 @@ import numpy as np
 
 from deepepi import io
 from deepepi.config import Config, from_dict
-from deepepi.errors import DeepEpiError, ModelError
+from deepepi.errors import ConfigError, DeepEpiError, ModelError
 from deepepi.train import artifacts as art
 from deepepi.train.dataset import Datasets, prepare
 from deepepi.train.metrics import final_report, fmt
@@ -25,6 +29,16 @@ from deepepi.train.selection import Selector
 
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
 DEFAULT_ROOT = Path("artifacts")
+
+
+def world_size() -> int:
+    """Processes in this training run: torchrun's WORLD_SIZE, 1 when started without it."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run directory and prints: rank 0 (or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class RunDirError(DeepEpiError):
@@ -61,6 +75,7 @@ class Job:
     history: list[dict[str, Any]] = field(default_factory=list)
     selector: Selector = field(default_factory=Selector)
     init_weights: dict[str, np.ndarray] | None = None  # neutral weights to start from (--init-weights)
+    writer: bool = True  # False on torchrun ranks other than 0: they write and print nothing
 
     @property
     def epochs(self) -> int:
@@ -81,7 +96,8 @@ class Job:
         (train.log only, kept out of history.json); True when it is the new best."""
         best = self.selector.update(record)
         self.history.append(record)
-        art.write_history(self.run_dir, self.history)
+        if self.writer:
+            art.write_history(self.run_dir, self.history)
         self.log.summary(summary_line(record, self.epochs, seconds, best))
         self.log.note(f"epoch {record['epoch']} wall time {seconds:.2f} s")
         return best
@@ -151,14 +167,19 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     instead of the framework's seeded initialisation; ignored when resuming.
     """
     cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
+    if world_size() > 1 and cfg.framework != "pytorch":
+        raise ConfigError("torchrun distributes PyTorch training only; TensorFlow uses tf.distribute "
+                          "(several GPUs in one process, or TF_CONFIG)", source="modelConfig.framework")
     build = _model_builder(cfg, allow_import)
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
-    saved = _start_state(run_dir, resume)
+    writer = is_writer()
+    # Rank 0 checks the run directory (and stops every rank when it refuses); the others only read it.
+    saved = _start_state(run_dir, resume) if writer or resume else None
     if saved is not None:
         cfg = resolve_config(from_dict(saved["config"], source=str(run_dir / art.CONFIG), warn=False),
                              framework=None, epochs=epochs, seed=None)
         data = data if data is not None else saved["data"]
-    else:
+    elif writer:
         _clear_outputs(run_dir)
     fw = cfg.framework
     if data is None:
@@ -166,7 +187,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
 
         data = default_dataset()
     data = Path(data)
-    log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
+    log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None) if writer else art.SilentLog()
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
     from deepepi.models.spec import ArchSpec
@@ -176,13 +197,14 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     datasets = prepare(cfg, data)
     for note in datasets.notes:
         log.info(note)
-    io.write_json(run_dir / art.CONFIG, cfg.to_dict())
-    io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
-                  {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
+    if writer:
+        io.write_json(run_dir / art.CONFIG, cfg.to_dict())
+        io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
+                      {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
     selector = Selector.from_model_config(cfg.model)
     log.info(f"selection: {selector.describe()}")
     job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
-              quiet=quiet, selector=selector, init_weights=start_weights)
+              quiet=quiet, selector=selector, init_weights=start_weights, writer=writer)
     trainer = importlib.import_module(TRAINERS[fw])
     t0 = time.perf_counter()
     try:
@@ -192,6 +214,9 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         log.note(f"interrupted after epoch {done}")
         raise TrainingInterrupted(f"interrupted after epoch {done}; continue with: deepepi train "
                                   f"--out {run_dir} --resume") from None
+    if not writer:
+        return RunResult(run_dir=run_dir, framework=fw, best_epoch=job.selector.best_epoch, history=job.history,
+                         metrics={})
     return _finish(job, fit, time.perf_counter() - t0)
 
 
