@@ -132,16 +132,22 @@ def _saved_epoch(out: Path) -> int:
         return 0
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_resume_after_sigkill_under_two_processes(config: Path, csv_path: Path, tmp_path: Path) -> None:
     epochs, out = 3, tmp_path / "killed"
     proc = subprocess.Popen([*TORCHRUN, *_train_cmd(config, csv_path, out, epochs)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 300
     while _saved_epoch(out) < 1:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no resume checkpoint within 300 s"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks
+    for worker in _children(proc.pid):  # torchrun starts each rank in a session of its own
+        os.kill(worker, signal.SIGKILL)
+    proc.kill()
     proc.communicate(timeout=60)
     done = _saved_epoch(out)
     assert 1 <= done < epochs, "the run finished before it could be killed"
