@@ -33,7 +33,7 @@ def main(out: str, local_bn: bool) -> None:
     if local_bn and group.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, broadcast_buffers=False)
+        net = DistributedDataParallel(model, forward_sync_buffers=False)
     else:
         net = group.wrap(model)
     lo, hi = group.shard(BATCH)

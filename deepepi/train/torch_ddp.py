@@ -23,6 +23,7 @@ need a run directory on a shared file system.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,11 @@ from torch import nn
 
 from deepepi.models.torch_deepepi import KerasBatchNorm1d
 from deepepi.train.run import world_size
+
+# The autograd-aware all-reduce is deprecated in favour of functional collectives, which have no
+# differentiable all-reduce yet; its gradient (an all-reduce of the gradients) is what BatchNorm needs.
+warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_reduce is deprecated",
+                        category=FutureWarning)
 
 
 class SyncKerasBatchNorm1d(KerasBatchNorm1d):
@@ -100,7 +106,8 @@ class Group:
     def wrap(self, model: nn.Module) -> nn.Module:
         """DDP over the model with global-batch BatchNorm; the model itself when not distributed.
 
-        broadcast_buffers is off: synchronised BatchNorm keeps the running statistics equal on every rank.
+        No buffer broadcast before each forward: synchronised BatchNorm keeps the running statistics
+        equal on every rank (they are broadcast once, at construction).
         """
         if not self.active:
             return model
@@ -108,7 +115,7 @@ class Group:
 
         convert_batch_norm(model)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
     def close(self) -> None:
         if self.active and dist.is_initialized():
