@@ -1,6 +1,7 @@
 """Benchmark: DeepEpi inference through onnxruntime against native Keras and PyTorch, and verify time.
 
-One DeepEpi model (reference spec, window 750, seeded random weights) is built in both frameworks
+One DeepEpi model (architecture ``--preset``, default the shipped reference pattern; window 750,
+seeded random weights) is built in both frameworks
 with identical weights and exported through the real converters. Measured in one process:
 - single-window latency p50/p99 (ms) with ``--threads`` intra-op threads (default 1) for each of
   onnxruntime (both exports), Keras ``model.predict``, Keras direct ``model(x, training=False)``
@@ -10,7 +11,8 @@ with identical weights and exported through the real converters. Measured in one
   default threads), the same-weights comparison of the two exports.
 Prints a markdown table (and writes JSON with --json).
 
-    python bench/inference.py [--repeats 200] [--batch 256] [--threads 1] [--verify-windows 10000]
+    python bench/inference.py [--preset reference-tensorflow|reference-pytorch|seed] [--repeats 200]
+        [--batch 256] [--threads 1] [--verify-windows 10000]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def timings(fn: Callable[[], object], repeats: int, warmup: int = 10) -> tuple[n
     return out, (time.process_time() - cpu_start) / out.sum()
 
 
-def build_models(threads: int, root: Path) -> dict[str, Callable[[np.ndarray], object]]:
+def build_models(threads: int, root: Path, preset: str) -> dict[str, Callable[[np.ndarray], object]]:
     """The runners under test, each taking raw milli-g windows; exports written under ``root``."""
     import keras
     import onnxruntime as ort
@@ -54,13 +56,13 @@ def build_models(threads: int, root: Path) -> dict[str, Callable[[np.ndarray], o
     from converters.contract import Source
     from deepepi.models import keras_deepepi as kdm
     from deepepi.models import torch_deepepi as tdm
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.spec import PRESETS, ArchSpec
     from deepepi.preprocessing import Preprocessing
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     torch.set_num_threads(threads)
-    spec, pre = ArchSpec(), Preprocessing()
+    spec, pre = ArchSpec(**PRESETS[preset].fields()), Preprocessing()
     rng = np.random.default_rng(0)
     keras_model = kdm.build_keras_model(spec)
     weights = {k: (rng.uniform(0.5, 1.5, s) if k.endswith(("gamma", "moving_variance"))
@@ -115,6 +117,8 @@ def main() -> None:
     parser.add_argument("--batch-repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every runtime")
     parser.add_argument("--verify-windows", type=int, default=10_000)
+    parser.add_argument("--preset", default="reference-tensorflow",
+                        choices=["reference-tensorflow", "reference-pytorch", "seed"])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -127,7 +131,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name, runner in build_models(args.threads, root).items():
+        for name, runner in build_models(args.threads, root, args.preset).items():
             lat, _ = timings(lambda: runner(single), args.repeats)
             thr, cores = timings(lambda: runner(batch), args.batch_repeats, warmup=2)
             rows.append({"runtime": name, "p50_ms": float(np.percentile(lat, 50) * 1e3),
@@ -135,7 +139,7 @@ def main() -> None:
                          "windows_per_s": float(args.batch / np.median(thr)), "cores_busy": cores})
         verify_s = verify_seconds(root, args.verify_windows)
 
-    print(f"DeepEpi inference, window {WINDOW}, {args.threads} intra-op thread(s); "
+    print(f"DeepEpi inference, preset {args.preset}, window {WINDOW}, {args.threads} intra-op thread(s); "
           f"{platform.machine()} {os.cpu_count()} CPUs; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
     print(f"| runtime | 1-window p50 (ms) | 1-window p99 (ms) | batch {args.batch} (windows/s) "
@@ -147,7 +151,7 @@ def main() -> None:
     print(f"\n`deepepi verify` (same-weights, CPU provider) on {args.verify_windows} windows: "
           f"{verify_s:.1f} s")
     if args.json:
-        write_json(args.json, {"rows": rows, "verify_seconds": verify_s,
+        write_json(args.json, {"preset": args.preset, "rows": rows, "verify_seconds": verify_s,
                                "verify_windows": args.verify_windows, "threads": args.threads,
                                "batch": args.batch})
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from deepepi.errors import ConfigError
-from deepepi.io import open_input
+from deepepi import jsonlimits
+from deepepi.errors import ConfigError, DeepEpiError
+from deepepi.io import read_text
+from deepepi.jsonlimits import CONFIG_MAX_DEPTH
 
 SECTIONS = ("modelConfig", "dataProcessing", "eventFilters", "osdbConfig", "dataFileNames")
 FRAMEWORKS = ("tensorflow", "pytorch")
@@ -38,9 +41,11 @@ class Key:
     check: Callable[[Any], bool]
 
 
-def _num(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-         hi_open: bool = False, integer: bool = False) -> tuple[str, Callable[[Any], bool]]:
-    kind = "an integer" if integer else "a number"
+def number_rule(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False, integer: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    """(what is expected, check) for a finite number in a range: the one rule for config values,
+    CLI options (deepepi.cli.params) and library arguments such as verify's tolerances."""
+    kind = "an integer" if integer else "a finite number"
     parts = []
     if lo is not None:
         parts.append(f"{'>' if lo_open else '>='} {lo}")
@@ -51,6 +56,8 @@ def _num(lo: float | None = None, hi: float | None = None, *, lo_open: bool = Fa
     def check(v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return False
+        if isinstance(v, float) and not math.isfinite(v):  # JSON NaN / Infinity
+            return False
         if integer and not (isinstance(v, int) or float(v).is_integer()):
             return False
         if lo is not None and (v <= lo if lo_open else v < lo):
@@ -58,6 +65,17 @@ def _num(lo: float | None = None, hi: float | None = None, *, lo_open: bool = Fa
         return not (hi is not None and (v >= hi if hi_open else v > hi))
 
     return expected, check
+
+
+_num = number_rule  # the short name SCHEMA uses
+
+
+def require_number(name: str, value: Any, rule: tuple[str, Callable[[Any], bool]],
+                   error: type[DeepEpiError] = ConfigError) -> None:
+    """``error`` naming ``name`` when ``value`` breaks ``rule`` (from number_rule)."""
+    expected, check = rule
+    if not check(value):
+        raise error(f"{name}: got {value!r}, expected {expected}")
 
 
 def _key(default: Any, spec: tuple[str, Callable[[Any], bool]]) -> Key:
@@ -129,14 +147,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "saveBestMinSensitivity": _key(0.0, _FRACTION),
         "saveBestMaxFpr": _key(1.0, _FRACTION),
         "modelSelectionMetric": _choice("val_loss", "val_loss", "min_fpr"),
-        # deepepi's own keys (architecture spec and precision); absent from reference configs.
+        # deepepi's own keys (architecture spec and precision); absent from reference configs. Null
+        # strides / bnEpsilon / bnMomentum mean the reference model's value for the framework
+        # (ArchSpec.from_config), so a reference config builds what the reference code builds.
         "filters": _opt(_int_list(None)),
         "strides": _opt(_int_list(None)),
         "kernelSize": _key(5, _POS_INT),
         "denseWidths": _opt(_int_list(None)),
-        "numClasses": _key(2, _num(2, integer=True)),
-        "bnEpsilon": _key(1e-3, _POS),
-        "bnMomentum": _key(0.99, _OPEN_FRACTION),
+        # The ONNX contract's output is [batch, 2] (class 1 = seizure); other counts cannot be exported.
+        "numClasses": _key(2, _num(2, 2, integer=True)),
+        "bnEpsilon": _opt(_key(None, _POS)),
+        "bnMomentum": _opt(_key(None, _OPEN_FRACTION)),
         "precision": _choice("fp32", "fp32", "bf16", "fp16"),
         "compile": _bool(False),
         "deterministic": _bool(False),  # CUDA: deterministic kernels (slower); CPU is always deterministic
@@ -168,7 +189,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "dataFileNames": {},
 }
-TOP_LEVEL: dict[str, Key] = {"randomSeed": _key(42, _NONNEG_INT)}
+MAX_SEED = 2**32 - 1  # numpy, torch and TensorFlow all accept seeds up to here
+TOP_LEVEL: dict[str, Key] = {"randomSeed": _key(42, _num(0, MAX_SEED, integer=True))}
 
 
 def _is_comment(name: str) -> bool:
@@ -306,14 +328,6 @@ def load_config(path: str | Path | None = None) -> Config:
             return from_dict({}, source="<defaults>")
         path = DEFAULT_CONFIG
     path = Path(path)
-    try:
-        with open_input(path, "config", ConfigError) as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", source=str(path)) from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-                          source=str(path)) from None
+    text = read_text(path, "config", ConfigError)
+    raw = jsonlimits.loads(text, CONFIG_MAX_DEPTH, ConfigError, source=str(path), what="config")
     return from_dict(raw, source=str(path))

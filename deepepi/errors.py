@@ -37,3 +37,7 @@ class ExportError(DeepEpiError):
 
 class UnusableInputError(DeepEpiError):
     """Verification cannot even start: missing file, not ONNX, or contracts too different to compare."""
+
+
+class OutputPathError(DeepEpiError):
+    """An output path that would destroy an input (it resolves to the same file)."""

@@ -15,11 +15,12 @@ from typing import Any
 from converters.contract import ExportResult, Source
 from deepepi.config import _FRAMEWORK_ALIASES, Config, load_config
 from deepepi.errors import ConfigError, ModelError
-from deepepi.io import sha256_file
+from deepepi.io import refuse_overwrite, sha256_file
 from deepepi.preprocessing import from_config as preprocessing_from_config
 from deepepi.train.artifacts import CONFIG as CONFIG_FILE
 from deepepi.train.artifacts import MODEL_FILES
 from deepepi.train.artifacts import WEIGHTS as WEIGHTS_FILE
+from deepepi.train.artifacts import THRESHOLD as THRESHOLD_FILE
 from deepepi.train.artifacts import read_threshold
 
 SHORT_NAMES = {"tensorflow": "tf", "pytorch": "torch"}
@@ -146,6 +147,9 @@ def export_run(path: str | Path, *, out: str | Path | None = None, framework: st
     """Export a run's native model, or (``framework`` = the other one) its twin from weights.npz."""
     run = resolve_run(path)
     target = framework_name(framework) if framework else run.framework
+    if out is not None:
+        refuse_overwrite(out, [run.model_file, run.weights_file, run.directory / CONFIG_FILE,
+                               run.directory / THRESHOLD_FILE], option="--output")
     models, converter = _framework_modules(target)
     if target == run.framework:
         model, spec = _load_native(run, models)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from deepepi.config import REPO_CONFIGS, load_config
 from deepepi.errors import DeepEpiError
-from deepepi.io import atomic_path, write_json
+from deepepi.io import atomic_path, refuse_overwrite, write_json
 
 DEFAULT_EPOCHS = 4
 CONFIGS = {"tensorflow": REPO_CONFIGS / "nnConfig_deep.json",
@@ -134,11 +134,13 @@ def _fmt(value: float | None) -> str:
 def run(out: str | Path = "artifacts/pipeline", *, epochs: int = DEFAULT_EPOCHS,
         data: str | Path | None = None, echo: Echo = print) -> dict[str, Any]:
     """The whole job; returns the summary written to OUT/report.json (``passed`` is the verdict)."""
+    out = Path(out)
+    for written in (TEST_CSV, REPORT):  # the data must survive the run that reads it
+        refuse_overwrite(out / written, [data], option="pipeline output")
     require_frameworks()
     from deepepi.data.synth import default_dataset
 
     start = time.perf_counter()
-    out = Path(out)
     csv = Path(data) if data is not None else default_dataset()
     runs = train_runs(out, csv, epochs, echo)
     test_csv = write_test_split(runs, csv, out)

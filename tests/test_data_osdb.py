@@ -142,7 +142,7 @@ def test_event_filters(tmp_path: Path, filters: dict[str, Any], kept: list[int])
     ({"id": "7"}, r"event 1: field 'id' must be an integer"),
     ({"datapoints": {"a": 1}}, r"event 1 \(id 2\): field 'datapoints' must be a list"),
     ({"datapoints": [point(0, hr="high")]}, r"event 1 \(id 2\), datapoint 0: hr must be a number"),
-    ({"datapoints": [point(0, raw=[1000] * 124 + ["x"])]}, r"datapoint 0: rawData holds a non-number 'x'"),
+    ({"datapoints": [point(0, raw=[1000] * 124 + ["x"])]}, r"datapoint 0: rawData\[124\] is 'x', expected a finite number"),
     ({"datapoints": [point(0, time="yesterday")]}, r"datapoint 0: dataTime 'yesterday' is not a date-time"),
 ])
 def test_malformed_events_name_file_event_and_field(tmp_path: Path, bad: dict[str, Any], message: str) -> None:

@@ -178,3 +178,32 @@ def test_random_specs_same_counts_and_outputs(K, T, spec, seed):
     assert all(np.array_equal(v, back[k]) for k, v in T.export_weights(torch_model, spec).items())
     diff = np.abs(T.predict_proba(torch_model, x) - K.predict_proba(keras_model, x)).max()
     assert diff <= TOL
+
+
+@pytest.mark.parametrize("preset", ["reference-tensorflow", "reference-pytorch", "seed"])
+def test_presets_same_conv_lengths_counts_and_outputs(K, T, preset):
+    """Per preset: both frameworks' conv layers give the spec's lengths (the stride pattern, which the
+    parameter count cannot see), and a PyTorch model's Keras twin computes the same (epsilon included)."""
+    import torch
+
+    from deepepi.models.spec import PRESETS
+
+    p = PRESETS[preset]
+    spec = ArchSpec(strides=p.strides, bn_epsilon=p.bn_epsilon, bn_momentum=p.bn_momentum)
+    expected = [746, 742, 738, 734, 365, 361, 357, 353, 349, 173, 169, 165, 161, 79 if preset == "seed" else 157]
+    assert spec.conv_lengths() == expected
+    torch_model = T.DeepEpiCnn(spec)
+    keras_model = K.build_keras_model(spec)
+    assert [keras_model.get_layer(f"conv{i}").output.shape[1] for i in range(1, 15)] == expected
+    lengths = {}
+    hooks = [getattr(torch_model, f"conv{i}").register_forward_hook(
+        lambda _m, _i, out, i=i: lengths.__setitem__(i, out.shape[-1])) for i in range(1, 15)]
+    with torch.no_grad():
+        torch_model.eval()(torch.zeros(2, spec.window))
+    for hook in hooks:
+        hook.remove()
+    assert [lengths[i] for i in range(1, 15)] == expected
+    assert keras_model.get_layer("conv1_bn").epsilon == torch_model.conv1_bn.eps == p.bn_epsilon
+    _calibrate_and_randomise(torch_model, spec, _realistic(256, spec.window, seed=100), seed=3)
+    K.import_weights(keras_model, spec, T.export_weights(torch_model, spec))
+    _assert_agree(K, T, (torch_model, keras_model), _realistic(200, spec.window, seed=8))

@@ -184,3 +184,25 @@ def test_cli_summary_shows_counts(tmp_path, capsys):
     assert done.value.code == 0
     assert "Keras output shape" in out and "(None, 46, 4)" in out and f"{TINY.expected_counts().trainable:,}" in out
     assert out.strip().splitlines()[-1].startswith("MATCH: ")
+
+
+def test_accepts_windows_with_a_channel_axis(K):
+    """[n, W, 1] (the reference's input) gives the same logits as [n, W], called or predicted."""
+    import keras
+
+    model = K.build_keras_model(TINY)
+    x = np.random.default_rng(0).normal(1.0, 0.2, (5, 48)).astype(np.float32)
+    flat = keras.ops.convert_to_numpy(model(x, training=False))
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x[..., None], training=False)), flat)
+    # (Keras traces predict once per model: a model predicts on one of the two layouts, not both.)
+    np.testing.assert_allclose(model.predict(x[..., None], verbose=0), flat, atol=1e-6)
+    np.testing.assert_array_equal(K.predict_proba(model, x[..., None]), K.predict_proba(model, x))
+
+
+def test_softmax_model_is_the_reference_form(K):
+    model = K.build_keras_model(TINY)
+    soft = K.softmax_model(model, TINY)
+    x = np.random.default_rng(1).normal(1.0, 0.2, (6, 48)).astype(np.float32)
+    assert soft.input_shape == (None, 48, 1) and soft.layers[-1].name == "softmax"
+    np.testing.assert_allclose(soft.predict(x[..., None], verbose=0), K.predict_proba(model, x), atol=1e-7)
+    assert soft.get_layer("conv1") is model.get_layer("conv1")  # the same weights, not a copy

@@ -6,16 +6,18 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats.mstats import hdquantiles
 
-from deepepi.config import from_dict, load_config
+from deepepi.config import REPO_CONFIGS, from_dict, load_config
 from deepepi.errors import DataError, DeepEpiError, ModelError, SpecError
 from deepepi.models.quantile import harrell_davis
 from deepepi.models.registry import ModelEntry, register, resolve, known_models
-from deepepi.models.spec import DEFAULT_FILTERS, DEFAULT_STRIDES, SPEC_KEY, ArchSpec, ParamCounts
+from deepepi.models.spec import (DEFAULT_FILTERS, DEFAULT_STRIDES, PRESETS, SEED_STRIDES, SPEC_KEY, ArchSpec,
+                                 ParamCounts, reference_strides)
 from deepepi.models.weights import load_weights, save_weights
 
 PT_CLASS = "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch"
@@ -27,21 +29,76 @@ def cfg(**model):
 
 
 # ----- spec ---------------------------------------------------------------------------------------
-def test_defaults_match_the_issue():
+def test_defaults_are_the_reference_keras_model():
     s = ArchSpec()
     assert (s.window, s.in_channels, s.kernel_size, s.padding, s.num_classes) == (750, 1, 5, "valid", 2)
     assert s.filters == (16,) + (32,) * 11 + (64, 64)
-    assert s.strides == (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
+    assert s.strides == (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1)
     assert s.dense_widths == (64, 64, 32, 16) and s.dense_dropout == 0.025 and s.conv_dropout == 0.0
     assert (s.bn_epsilon, s.bn_momentum) == (1e-3, 0.99)
     assert s.torch_bn_momentum == pytest.approx(0.01, abs=1e-15)
-    assert s.conv_lengths()[-1] == 79
+    assert s.preset().name == "reference-tensorflow"
 
 
-def test_default_config_gives_default_spec():
-    # The shipped configs pick BatchNorm momentum 0.9 (PyTorch's 0.1): stable statistics on small data.
-    assert ArchSpec.from_config(load_config()) == ArchSpec(bn_momentum=0.9)
+# Every conv layer's output length ('valid', kernel 5) per preset: equal parameter counts, different networks.
+REFERENCE_LENGTHS = [746, 742, 738, 734, 365, 361, 357, 353, 349, 173, 169, 165, 161, 157]
+SEED_LENGTHS = REFERENCE_LENGTHS[:-1] + [79]
+
+
+@pytest.mark.parametrize("name, lengths", [("reference-tensorflow", REFERENCE_LENGTHS),
+                                           ("reference-pytorch", REFERENCE_LENGTHS), ("seed", SEED_LENGTHS)])
+def test_presets_conv_lengths_and_counts(name, lengths):
+    p = PRESETS[name]
+    s = ArchSpec(strides=p.strides, bn_epsilon=p.bn_epsilon, bn_momentum=p.bn_momentum)
+    assert s.conv_lengths() == lengths and s.preset() is p
+    assert s.expected_counts() == ParamCounts(97_362, 1_344, 98_706)
+
+
+def test_reference_stride_rule():
+    assert reference_strides(14) == DEFAULT_STRIDES and SEED_STRIDES != DEFAULT_STRIDES
+    assert [i + 1 for i, v in enumerate(reference_strides(16)) if v == 2] == [5, 10, 15]
+
+
+@pytest.mark.parametrize("framework, eps, momentum", [("tensorflow", 1e-3, 0.99), ("pytorch", 1e-5, 0.9)])
+def test_config_without_architecture_keys_builds_the_reference_model_of_its_framework(framework, eps, momentum):
+    s = ArchSpec.from_config(cfg(framework=framework))
+    assert (s.strides, s.bn_epsilon, s.bn_momentum) == (DEFAULT_STRIDES, eps, momentum)
+    assert s.preset().name == f"reference-{framework}"
+    # Switching the framework (deepepi train --framework) switches the reference defaults with it.
+    other = "pytorch" if framework == "tensorflow" else "tensorflow"
+    assert ArchSpec.from_config(cfg(framework=framework).with_overrides(framework=other)).preset().name == \
+        f"reference-{other}"
+
+
+def test_explicit_architecture_keys_win_and_the_seed_pattern_is_one_line_away():
+    s = ArchSpec.from_config(cfg(framework="pytorch", strides=list(SEED_STRIDES)))
+    assert s.strides == SEED_STRIDES and s.conv_lengths()[-1] == 79 and s.bn_epsilon == 1e-5
+    s = ArchSpec.from_config(cfg(framework="pytorch", bnEpsilon=1e-3, bnMomentum=0.99))
+    assert (s.bn_epsilon, s.bn_momentum) == (1e-3, 0.99)
+
+
+def test_shipped_configs_state_the_reference_architecture():
+    for name, eps in (("nnConfig_deep.json", 1e-3), ("nnConfig_deep_pytorch.json", 1e-5)):
+        c = load_config(REPO_CONFIGS / name)
+        assert all(c.model[k] is not None for k in ("filters", "strides", "bnEpsilon", "bnMomentum"))
+        s = ArchSpec.from_config(c)
+        # momentum 0.9 in both: stable BatchNorm statistics after a few epochs on small data.
+        assert (s.strides, s.bn_epsilon, s.bn_momentum) == (DEFAULT_STRIDES, eps, 0.9)
+        assert s.conv_lengths() == REFERENCE_LENGTHS
+        line = [ln for ln in (REPO_CONFIGS / name).read_text().splitlines() if '"strides"' in ln]
+        assert len(line) == 1 and "]" in line[0]  # one line to swap for the seed's pattern
     assert ArchSpec.from_config(cfg()) == ArchSpec()
+
+
+def test_summary_names_the_preset_and_conv_lengths():
+    from deepepi.models.summary import architecture_lines
+
+    lines = architecture_lines(ArchSpec.from_config(cfg(framework="pytorch")))
+    assert lines[0].startswith("architecture preset: reference-pytorch")
+    assert lines[2] == "conv output lengths: [" + ", ".join(map(str, REFERENCE_LENGTHS)) + "]"
+    seedish = architecture_lines(ArchSpec(strides=SEED_STRIDES, bn_momentum=0.9))
+    assert seedish[0] == "architecture preset: none; nearest seed, differing in bn_momentum 0.9 (preset: 0.99)"
+    assert seedish[2].endswith("161, 79]")
 
 
 def test_analytic_counts_of_default_spec():
@@ -63,21 +120,23 @@ def test_param_counts_total_is_checked():
 
 def test_from_config_reads_model_keys():
     s = ArchSpec.from_config(cfg(sampleFreq=25, bufferSeconds=4, filters=[8, 8, 4], strides=[1, 2, 1], nLayers=3,
-                                 kernelSize=3, denseWidths=[6], numClasses=3, convDropout=0.2,
+                                 kernelSize=3, denseWidths=[6], numClasses=2, convDropout=0.2,
                                  denseDropout=0.1, bnEpsilon=1e-5, bnMomentum=0.9))
     assert (s.window, s.filters, s.strides, s.kernel_size, s.dense_widths) == (100, (8, 8, 4), (1, 2, 1), 3, (6,))
-    assert (s.num_classes, s.conv_dropout, s.dense_dropout, s.bn_epsilon, s.bn_momentum) == (3, 0.2, 0.1, 1e-5, 0.9)
+    assert (s.num_classes, s.conv_dropout, s.dense_dropout, s.bn_epsilon, s.bn_momentum) == (2, 0.2, 0.1, 1e-5, 0.9)
 
 
 def test_n_layers_takes_first_defaults_when_lists_are_null():
     s = ArchSpec.from_config(cfg(nLayers=5))
     assert s.filters == DEFAULT_FILTERS[:5] and s.strides == DEFAULT_STRIDES[:5]
+    s = ArchSpec.from_config(cfg(nLayers=16, filters=[8] * 16, bufferSeconds=60))
+    assert s.strides == reference_strides(16)  # the reference rule goes on past the 14 default layers
 
 
 @pytest.mark.parametrize("model, words", [
     ({"nLayers": 3, "filters": [8, 8]}, ["modelConfig.filters", "2 items", "nLayers", "3"]),
     ({"nLayers": 2, "strides": [1, 1, 2]}, ["modelConfig.strides", "3 items", "nLayers"]),
-    ({"nLayers": 15}, ["modelConfig.nLayers=15", "filters", "strides"]),
+    ({"nLayers": 15}, ["modelConfig.nLayers=15", "filters"]),
     ({"bufferSeconds": 4}, ["window 100 is too short", "conv layer 13", "at least 125"]),
 ])
 def test_invalid_configs_name_the_keys(model, words):
@@ -282,7 +341,8 @@ def test_register_rejects_duplicates_and_unknown_frameworks():
 
 def test_framework_free_import_and_errors_are_deepepi_errors():
     code = ("import sys, deepepi.models, deepepi.models.registry, deepepi.models.weights, "
-            "deepepi.models.summary, deepepi.models.quantile, deepepi.cli.model_cmd\n"
+            "deepepi.models.summary, deepepi.models.quantile, deepepi.cli.model_cmd, deepepi.models.reference, "
+            "deepepi.import_run, deepepi.cli.import_cmd\n"
             "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -321,3 +381,16 @@ def test_weights_file_that_is_empty_or_not_npz(tmp_path, content):
     bad.write_bytes(content)
     with pytest.raises(ModelError, match="weights.npz"):
         load_weights(bad)
+
+
+REFERENCE_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "osd-configs"
+
+
+@pytest.mark.skipif(not REFERENCE_CONFIGS.exists(), reason="reference config files not present beside the checkout")
+@pytest.mark.parametrize("name, preset", [("nnConfig_deep.json", "reference-tensorflow"),
+                                          ("nnConfig_deep_pytorch.json", "reference-pytorch")])
+def test_real_reference_configs_build_the_reference_models(name, preset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = ArchSpec.from_config(load_config(REFERENCE_CONFIGS / name))
+    assert spec.preset().name == preset and spec.conv_lengths()[-1] == 157

@@ -198,3 +198,18 @@ def test_cli_summary_shows_counts(tmp_path, capsys):
     assert done.value.code == 0
     assert "PyTorch output shape" in out and "conv2_bn" in out and f"{exp.trainable:,}" in out
     assert out.strip().splitlines()[-1].startswith("MATCH: ")
+
+
+def test_accepts_the_reference_input_shapes(T):
+    """[n, W], [n, 1, W] and [n, W, 1] (what the reference trainer feeds) give the same logits."""
+    import torch
+
+    model = T.DeepEpiCnn(TINY).eval()
+    _randomise(model)
+    x = torch.from_numpy(_windows(4, 48))
+    with torch.no_grad():
+        flat = model(x)
+        assert torch.equal(model(x[:, None, :]), flat) and torch.equal(model(x[..., None]), flat)
+        with pytest.raises(ValueError, match=r"got shape \(4, 47\)"):
+            model(x[:, :47])
+    np.testing.assert_array_equal(T.predict_proba(model, x.numpy()[..., None]), T.predict_proba(model, x.numpy()))

@@ -101,7 +101,7 @@ def test_two_processes_match_one_and_only_rank_0_writes(config: Path, csv_path: 
     for key in ("loss", "val_loss"):
         assert h2[key] == pytest.approx(h1[key], rel=1e-4)
     a, b = (np.load(tmp_path / d / "weights.npz") for d in ("two", "one"))
-    steps, lr = 5, 0.003
+    steps, lr = 5, float(json.loads(config.read_text())["modelConfig"]["lrStart"])
     for key in a.files:
         if a[key].dtype.kind != "f":
             continue

@@ -20,15 +20,23 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that `deepepi.cli` can be imported without pulling every command's deps.
-    from deepepi.cli import config_cmd, data_cmd, evaluate_cmd, model_cmd, onnx_cmd, train_cmd
+    from deepepi.cli import config_cmd, data_cmd, evaluate_cmd, import_cmd, model_cmd, onnx_cmd, train_cmd
 
-    for module in (config_cmd, data_cmd, model_cmd, train_cmd, onnx_cmd, evaluate_cmd):
+    for module in (config_cmd, data_cmd, model_cmd, train_cmd, onnx_cmd, evaluate_cmd, import_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     print(f"deepepi: warning: {message}", file=sys.stderr)
+
+
+def _one_line(err: click.ClickException) -> str:
+    """click's message on one line, prefixed by the subcommand (``data windows: Missing option '-o'``)."""
+    ctx = getattr(err, "ctx", None)
+    where = ctx.command_path.removeprefix("deepepi").strip() if ctx is not None else ""
+    text = " ".join(err.format_message().split())
+    return f"{where}: {text}" if where else text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("deepepi: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as err:
+    except click.exceptions.NoArgsIsHelpError as err:  # bare `deepepi data`: the help is the answer
         err.show()
+        sys.exit(err.exit_code)
+    except click.ClickException as err:  # usage errors too: one line, same form, exit 2
+        click.echo(f"deepepi: error: {_one_line(err)}", err=True)
         sys.exit(err.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)

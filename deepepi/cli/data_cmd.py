@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
+from deepepi.cli.params import SEED, Number
 from deepepi.config import load_config
+from deepepi.io import refuse_overwrite
 
 _CONFIG = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
                        help="Config JSON (reference nnTraining2 layout); default configs/nnConfig_deep.json.")
@@ -35,6 +37,7 @@ def flatten_cmd(events: tuple[str, ...], output: str, config: str | None) -> Non
     from deepepi.data.osdb import flatten
 
     cfg = load_config(config)
+    refuse_overwrite(output, [config])
     if events:
         paths = [Path(p) for p in events]
     else:
@@ -55,6 +58,7 @@ def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> No
     from deepepi.data.csvio import load_csv
     from deepepi.data.windows import windows_from_config
 
+    refuse_overwrite(output, [csv_path, config])
     cfg = load_config(config)
     windows = windows_from_config(load_csv(csv_path), cfg, raw=raw)
     windows.save_npz(output)
@@ -66,9 +70,11 @@ def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> No
 @data_group.command("synth")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for the three OSDB JSON files and allData.csv.")
-@click.option("--users", type=click.IntRange(min=1), default=None, help="Number of users [default: 8].")
-@click.option("--events", type=click.IntRange(min=3), default=None, help="Number of events [default: 240].")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed [default: 1].")
+@click.option("--users", type=Number(1, 1000, integer=True), default=None,
+              help="Number of users, 1 to 1000 [default: 8].")
+@click.option("--events", type=Number(3, 100_000, integer=True), default=None,
+              help="Number of events, 3 to 100000 [default: 240].")
+@click.option("--seed", type=SEED, default=None, help="Random seed, 0 to 2**32-1 [default: 1].")
 def synth_cmd(out_dir: str, users: int | None, events: int | None, seed: int | None) -> None:
     """Generate a synthetic OSDB dataset (same formats as the real release files).
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from deepepi.cli.params import POSITIVE_INT, SEED, Number
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
@@ -18,16 +22,16 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--threshold", type=float, default=None, help="Fixed decision threshold in [0, 1] (p > t).")
 @click.option("--target-sensitivity", type=float, default=None,
               help="Pick the highest threshold reaching this event sensitivity on --data (a validation set).")
-@click.option("--max-far-per-day", type=float, default=None,
+@click.option("--max-far-per-day", type=Number(0), default=None,
               help="Pick the lowest threshold with at most this many false alarms per 24 h on --data.")
 @click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default="raw", show_default=True,
               help="Logic for the sweep, the operating point and the plots; both are always reported.")
-@click.option("--acc-sd-threshold", type=float, default=5.0, show_default=True,
+@click.option("--acc-sd-threshold", type=Number(0), default=5.0, show_default=True,
               help="App movement gate (%): p = 0 when 100*std/mean of the newest datapoint is below it.")
-@click.option("--bootstrap", "resamples", type=int, default=1000, show_default=True,
-              help="Bootstrap resamples (by event) for the 95% CIs.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--threads", type=int, default=None, help="Intra-op threads of each runtime.")
+@click.option("--bootstrap", "resamples", type=Number(1, 100_000, integer=True), default=1000, show_default=True,
+              help="Bootstrap resamples (by event) for the 95% CIs, 1 to 100000.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of each runtime.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="artifacts/evaluate", show_default=True)
 def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None, threshold: float | None,
              target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str,
@@ -36,7 +40,11 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
     false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
     from deepepi.errors import ConfigError
-    from deepepi.evaluate.report import write_all
+    from deepepi.evaluate.report import OUTPUT_FILES, write_all
+    from deepepi.io import refuse_overwrite
+
+    for name in OUTPUT_FILES.values():  # the report must not overwrite a model, data or config it read
+        refuse_overwrite(Path(out) / name, [*models, *data, config], option="--out")
 
     data_like = [m for m in models if m.lower().endswith((".csv", ".json"))]
     if data_like:

@@ -13,7 +13,7 @@ def model_group() -> None:
 
 
 @model_group.command("summary")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+@click.option("-c", "--config", "config", type=click.Path(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
 def summary(config: str | None) -> None:
     """Print the Keras and PyTorch layer tables side by side, the counts, and whether they match."""

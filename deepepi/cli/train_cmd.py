@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from deepepi.cli.params import POSITIVE_INT, SEED
 from deepepi.config import FRAMEWORKS, load_config
 
 
@@ -18,28 +19,37 @@ from deepepi.config import FRAMEWORKS, load_config
               help="Override the framework detected from the config.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. Default: artifacts/<modelFname>.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override modelConfig.epochs.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override randomSeed.")
+@click.option("--epochs", type=POSITIVE_INT, default=None, help="Override modelConfig.epochs.")
+@click.option("--seed", type=SEED, default=None, help="Override randomSeed (0 to 2**32-1).")
 @click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
               help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
                    "the framework's seeded initialisation.")
-@click.option("--resume", is_flag=True, help="Continue the unfinished run in the run directory.")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished run in --out with its own config, framework and data "
+              "(recorded in OUT/resume/run.json; --config then only names the default --out; the "
+              "data's sha256 must match).")
+@click.option("--force-data", is_flag=True,
+              help="With --resume: continue on a --data CSV whose sha256 differs from the recorded one.")
 @click.option("--quiet", is_flag=True, help="Print only the per-epoch summary lines and the final line.")
 @click.option("--allow-import", is_flag=True,
               help="Let modelConfig.modelClass name any dotted path (imports and runs that code).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
-          epochs: int | None, seed: int | None, init_weights: str | None, resume: bool, quiet: bool,
+          epochs: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
+          quiet: bool,
           allow_import: bool) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, train as run_train
 
     # Ctrl-C must reach the trainer even when started from a shell that ignores SIGINT in background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if force_data and not resume:
+        raise click.UsageError("--force-data only applies with --resume")
     cfg = load_config(config)
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
-                  resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights)
+                  resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights,
+                  force_data=force_data)
     except TrainingInterrupted as err:
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)

@@ -13,11 +13,17 @@ NaN policy (what an empty or non-numeric cell means):
   values are kept as -1.
 - Empty cells and the usual NA spellings (nan, NaN, NA, N/A, null, NULL) are missing values;
   other text in any numeric column is an error naming the column, the file line and the value.
+- Booleans (True/False) are not numbers: refused in every numeric column that is read, and so is
+  inf (NaN is only "missing" where missing is allowed).
+Structure: every row has exactly the header's number of cells (a row with one cell too many or too
+few would shift every later sample by one column), a UTF-8 byte-order mark (Excel) is accepted.
 Line numbers count the header as line 1.
 """
 
 from __future__ import annotations
 
+import csv
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -28,6 +34,7 @@ from deepepi.errors import DataError
 from deepepi.io import open_input
 
 SAMPLES_PER_DATAPOINT = 125
+CSV_SAMPLE_FREQ = 25  # Hz: one row is a 5-s datapoint of 125 samples
 M_COLUMNS: tuple[str, ...] = tuple(f"M{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
 X_COLUMNS: tuple[str, ...] = tuple(f"X{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
 Y_COLUMNS: tuple[str, ...] = tuple(f"Y{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
@@ -41,6 +48,8 @@ WINDOW_COLUMNS: tuple[str, ...] = ("eventId", "userId", "type", "dataTime") + M_
 _INT_COLUMNS = ("eventId", "userId", "type")
 _OPTIONAL_FLOAT = ("osdAlarmState", "osdSpecPower", "osdRoiPower", "hr", "o2sat")
 _DIAGNOSE_CHUNK_ROWS = 20_000
+_TEXT_COLUMNS = ("typeStr", "dataTime")
+ENCODING = "utf-8-sig"  # plain UTF-8, with or without the byte-order mark Excel writes
 NA_TEXT = ("", "nan", "NaN", "NA", "N/A", "null", "NULL")  # cells read as missing (NaN)
 
 
@@ -56,7 +65,7 @@ def _dtype(column: str) -> object:
 
 def _read_header(path: Path) -> list[str]:
     try:
-        with open_input(path, "CSV", DataError, newline="") as fh:
+        with open_input(path, "CSV", DataError, encoding=ENCODING, newline="") as fh:
             first = fh.readline()
     except UnicodeDecodeError:
         raise DataError("not a UTF-8 text CSV file", source=str(path)) from None
@@ -81,11 +90,78 @@ def _check_columns(path: Path, header: list[str], wanted: list[str]) -> None:
         raise DataError(f"missing column {missing[0]}{more}", source=str(path))
 
 
+def _scan_quoted(path: Path, header: list[str]) -> None:
+    """Slow path for files with quoted cells: the csv module splits the rows."""
+    with open(path, encoding=ENCODING, newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            next(reader, None)
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise _count_error(path, reader.line_num, header, len(row))
+        except csv.Error as exc:  # an unbalanced quote runs on to the end of the file
+            raise DataError(f"line {reader.line_num}: malformed CSV ({exc}; an unbalanced '\"'?)",
+                            source=str(path)) from None
+
+
+def _count_error(path: Path, line: int, header: list[str], cells: int) -> DataError:
+    return DataError(f"line {line}: {cells} cells, but the header has {len(header)} "
+                     "(a missing or extra comma shifts every later column)", source=str(path))
+
+
+def _scan_cells(path: Path, header: list[str]) -> None:
+    """Every row has the header's cell count: ``usecols`` would hide a short or long row, whose
+    later cells then shift by one column. Counts commas per raw line; the csv module takes over
+    when a cell is quoted (a quoted cell may hold commas or line breaks)."""
+    expected = len(header) - 1
+    with open(path, "rb") as fh:
+        fh.readline()
+        for line, text in enumerate(fh, start=2):
+            if b'"' in text:
+                return _scan_quoted(path, header)
+            commas = text.count(b",")
+            if commas != expected and text.strip(b"\r\n"):
+                raise _count_error(path, line, header, commas + 1)
+
+
+def _check_booleans(path: Path, df: pd.DataFrame) -> None:
+    """pandas reads a column whose every cell is True/False as 1/0 (a mix with numbers is an error
+    it reports itself). Such a column holds only 0, 1 and NaN, and its first non-missing cell is
+    then a boolean: only those cells are looked at in the file."""
+    first_rows: dict[str, int] = {}
+    for column in df.columns:
+        if column in _TEXT_COLUMNS:
+            continue
+        values = df[column].to_numpy(dtype=np.float64)
+        present = ~np.isnan(values)
+        if present.any() and np.isin(values[present], (0.0, 1.0)).all():
+            first_rows[column] = int(np.argmax(present))
+    if not first_rows:
+        return
+    header = _read_header(path)
+    wanted = {header.index(c): c for c in first_rows}
+    last = max(first_rows.values())
+    with open(path, encoding=ENCODING, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        index = 0
+        for row in reader:
+            if not row:
+                continue
+            for position, column in wanted.items():
+                if first_rows[column] == index and row[position].strip().lower() in ("true", "false"):
+                    raise DataError(f"column {column}, line {reader.line_num}: {row[position]!r} is a "
+                                    "boolean, expected a number", source=str(path))
+            if index == last:
+                return
+            index += 1
+
+
 def _diagnose(path: Path, wanted: list[str]) -> None:
     """Find the first cell that broke the typed read and raise a DataError naming it."""
     numeric = [c for c in wanted if c not in ("typeStr", "dataTime")]
     reader = pd.read_csv(path, usecols=numeric, dtype=str, keep_default_na=False,
-                         chunksize=_DIAGNOSE_CHUNK_ROWS)
+                         chunksize=_DIAGNOSE_CHUNK_ROWS, encoding=ENCODING)
     for chunk in reader:
         first: tuple[int, str, str, str] | None = None
         for column in numeric:
@@ -112,7 +188,13 @@ def _parse_times(path: Path, text: pd.Series) -> np.ndarray:
     """dataTime -> float64 epoch seconds, vectorised; ISO 8601 text or plain epoch seconds."""
     numbers = pd.to_numeric(text, errors="coerce")
     if not numbers.isna().any():
-        return numbers.to_numpy(dtype=np.float64)
+        values = numbers.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"column dataTime, line {row + 2}: {text.iloc[row]!r} is not a time",
+                            source=str(path))
+        return values
     stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     bad = stamps.isna().to_numpy()
     if bad.any():
@@ -125,12 +207,18 @@ def _parse_times(path: Path, text: pd.Series) -> np.ndarray:
 
 
 def _check_values(path: Path, df: pd.DataFrame) -> None:
-    for column in (c for c in M_COLUMNS if c in df.columns):
-        bad = ~np.isfinite(df[column].to_numpy())
+    for column in df.columns:
+        if column in _TEXT_COLUMNS or column in _INT_COLUMNS:
+            continue
+        values = df[column].to_numpy()
+        bad = ~np.isfinite(values) if column in M_COLUMNS else np.isinf(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"column {column}, line {row + 2}: missing or non-finite magnitude sample "
-                            "(M000..M124 must be complete)", source=str(path))
+            if column in M_COLUMNS:
+                raise DataError(f"column {column}, line {row + 2}: missing or non-finite magnitude sample "
+                                "(M000..M124 must be complete)", source=str(path))
+            raise DataError(f"column {column}, line {row + 2}: infinite value (or beyond float32 range)",
+                            source=str(path))
     if "type" in df.columns:
         bad = ~df["type"].isin((0, 1)).to_numpy()
         if bad.any():
@@ -150,10 +238,13 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
     wanted = list(WINDOW_COLUMNS if columns is None else columns)
     header = _read_header(path)
     _check_columns(path, header, wanted)
+    _scan_cells(path, header)
     dtypes = {c: _dtype(c) for c in wanted}
     try:
-        df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False,
-                         na_values={c: list(NA_TEXT) for c in wanted if c not in ("typeStr", "dataTime")})
+        with warnings.catch_warnings():  # float32 overflow: the inf it gives is refused below, by name
+            warnings.simplefilter("ignore", RuntimeWarning)
+            df = pd.read_csv(path, usecols=wanted, dtype=dtypes, keep_default_na=False, encoding=ENCODING,
+                             na_values={c: list(NA_TEXT) for c in wanted if c not in _TEXT_COLUMNS})
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed CSV: {exc}", source=str(path)) from None
     except UnicodeDecodeError:
@@ -166,8 +257,9 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
     if "dataTime" in df.columns:
         df["dataTime"] = _parse_times(path, df["dataTime"])
     _check_values(path, df)
+    _check_booleans(path, df)
     return df if list(df.columns) == wanted else df[wanted]
 
 
 __all__ = ["M_COLUMNS", "X_COLUMNS", "Y_COLUMNS", "Z_COLUMNS", "META_COLUMNS", "CSV_COLUMNS",
-           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "NA_TEXT", "load_csv"]
+           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "CSV_SAMPLE_FREQ", "NA_TEXT", "load_csv"]

@@ -16,6 +16,14 @@ Rules applied to each event (documented here because they decide what the model 
   otherwise the X/Y/Z cells are left empty. Missing hr / o2Sat are left empty; -1 is kept.
 - dataTime (datapoint) is written as ISO 8601 UTC, ``YYYY-MM-DDTHH:MM:SSZ``; osdAlarmState is the
   datapoint's alarmState (the event's osdAlarmState where a datapoint lacks it).
+- sampleFreq: the CSV holds 25 Hz (125 samples per 5-s datapoint). An event whose sampleFreq is
+  another rate is refused with a DataError naming it (its rawData would otherwise be cut or
+  padded as if it were 25 Hz); a missing or null sampleFreq is taken as 25 Hz, as in OSDB releases.
+- samples: every rawData / rawData3D value must be a JSON number that is finite as float32 (no
+  true/false, null, text, NaN, Infinity or 1e39); the error names the event id, the datapoint
+  index and the sample index. hr, o2Sat, alarmState, specPower, roiPower are numbers or null.
+- nesting: an event nested deeper than the format (event > datapoints > datapoint > rawData) by
+  more than two levels is refused before it is decoded (deepepi.jsonlimits).
 - eventFilters: include/exclude lists of user ids, types, subtypes and data sources (exact match,
   compared as text); includeText/excludeText match ``desc`` case-insensitively as substrings;
   requireHrData / requireO2SatData / require3dData keep an event only when every written
@@ -32,9 +40,10 @@ from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 import numpy as np
 
-from deepepi.data.csvio import CSV_COLUMNS, SAMPLES_PER_DATAPOINT
+from deepepi.data.csvio import CSV_COLUMNS, CSV_SAMPLE_FREQ, SAMPLES_PER_DATAPOINT
 from deepepi.errors import DataError
-from deepepi.io import atomic_path, open_input
+from deepepi.io import atomic_path, open_input, refuse_overwrite
+from deepepi.jsonlimits import EVENT_MAX_DEPTH, check_depth
 
 LABELS = {"seizure": 1, "false alarm": 0, "nda": 0}
 _READ_CHARS = 1 << 20
@@ -43,6 +52,7 @@ _WHITESPACE = " \t\r\n"
 _DATE_FORMATS = ("%d-%m-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
 _N3D = 3 * SAMPLES_PER_DATAPOINT
 _EMPTY_3D = "," * (_N3D - 1)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -115,6 +125,9 @@ class _Reader:
         while True:
             try:
                 obj, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise DataError(f"event {index}: JSON nested deeper than the OSDB format allows "
+                                f"({EVENT_MAX_DEPTH} levels)", source=str(self.path)) from None
             except json.JSONDecodeError as exc:
                 if self.eof:
                     raise DataError(f"event {index}: malformed JSON at {self.where(exc.pos)}: {exc.msg}",
@@ -128,6 +141,8 @@ class _Reader:
             if end == len(self.buf) and not self.eof and self.buf[self.pos] not in "{[\"":
                 self._fill(want)  # a number may continue in the next read
                 continue
+            check_depth(self.buf[self.pos:end], EVENT_MAX_DEPTH, DataError, source=str(self.path),
+                        what=f"event {index}")
             self.pos = end
             return obj
 
@@ -203,12 +218,17 @@ def _csv_text(text: str) -> str:
     return text
 
 
+def _finite(value: Any) -> bool:
+    """A JSON number the CSV reader will take back: not bool, finite and within float32 range."""
+    return type(value) in (int, float) and abs(value) <= _FLOAT32_MAX
+
+
 def _number(value: Any, name: str, where: str, path: Path) -> str:
     """A scalar cell: '' when absent/null, else the JSON number as written."""
     if value is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataError(f"{where}: {name} must be a number, got {value!r}", source=str(path))
+    if not _finite(value):
+        raise DataError(f"{where}: {name} must be a number (finite, within float32 range), got {value!r}", source=str(path))
     return str(value)
 
 
@@ -218,11 +238,23 @@ def _samples(values: Any, name: str, where: str, path: Path) -> np.ndarray | Non
     if not isinstance(values, list):
         raise DataError(f"{where}: {name} must be a list of numbers, got {type(values).__name__}",
                         source=str(path))
-    try:
-        return np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        bad = next(v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)))
-        raise DataError(f"{where}: {name} holds a non-number {bad!r}", source=str(path)) from None
+    bad = next((i for i, v in enumerate(values) if not _finite(v)), None)
+    if bad is not None:
+        raise DataError(f"{where}: {name}[{bad}] is {values[bad]!r}, expected a finite number",
+                        source=str(path))
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def _check_rate(event: Mapping[str, Any], where: str, path: Path) -> None:
+    rate = event.get("sampleFreq")
+    if rate is None:
+        return
+    if not _finite(rate) or rate <= 0:
+        raise DataError(f"{where}: sampleFreq must be a positive number, got {rate!r}", source=str(path))
+    if rate != CSV_SAMPLE_FREQ:
+        raise DataError(f"{where}: sampleFreq {rate} Hz; the flattened CSV holds {CSV_SAMPLE_FREQ} Hz "
+                        f"({SAMPLES_PER_DATAPOINT} samples per 5-s datapoint): resample the recording to "
+                        f"{CSV_SAMPLE_FREQ} Hz first", source=str(path))
 
 
 @dataclass(frozen=True)
@@ -298,6 +330,7 @@ def _event_rows(event: dict[str, Any], index: int, path: Path, filters: _Filters
     if reason is not None:
         stats.exclude(reason)
         return []
+    _check_rate(event, where, path)
     datapoints = event.get("datapoints")
     if datapoints is None:
         stats.exclude("no datapoints")
@@ -352,6 +385,7 @@ def flatten(paths: Iterable[str | Path], out_csv: str | Path,
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no OSDB JSON files given")
+    refuse_overwrite(out_csv, paths)
     with atomic_path(out_csv) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(",".join(CSV_COLUMNS) + "\n")

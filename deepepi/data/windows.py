@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from deepepi.config import Config
-from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
-from deepepi.errors import DataError
+from deepepi.data.csvio import CSV_SAMPLE_FREQ, M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
+from deepepi.errors import ConfigError, DataError
 from deepepi.io import save_npz
 from deepepi.preprocessing import Preprocessing
 from deepepi.preprocessing import from_config as preprocessing_from_config
@@ -170,7 +170,15 @@ def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
 
 
 def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> Windows:
-    """Windows with the config's window, step and normalisation; ``raw`` keeps milli-g (ONNX input)."""
+    """Windows with the config's window, step and normalisation; ``raw`` keeps milli-g (ONNX input).
+
+    The CSV is 25 Hz, so a config with another modelConfig.sampleFreq would cut windows of the
+    wrong duration: that is a ConfigError, never a silent reinterpretation.
+    """
+    rate = cfg.model["sampleFreq"]
+    if rate != CSV_SAMPLE_FREQ:
+        raise ConfigError(f"modelConfig.sampleFreq: {rate} Hz, but the flattened CSV holds {CSV_SAMPLE_FREQ} Hz "
+                          f"data ({SAMPLES_PER_DATAPOINT} samples per 5-s row)", source=cfg.source)
     return make_windows(df, window=cfg.window, step=int(cfg.processing["step"]),
                         preprocessing=None if raw else preprocessing_from_config(cfg))
 

@@ -98,6 +98,9 @@ def _strips(out: Path, ev: Evaluation, m: ModelResult, logic: str) -> list[tuple
     return written
 
 
+OUTPUT_FILES = {"results": "results.json", "events": "events.csv", "report": "report.html"}
+
+
 def write_all(ev: Evaluation, out: str | Path) -> dict[str, Any]:
     """Write every output into ``out``; returns {kind: path(s)} (also recorded in results.json)."""
     out = Path(out)
@@ -114,12 +117,12 @@ def write_all(ev: Evaluation, out: str | Path) -> dict[str, Any]:
                     plots.latency(out / "latency.png", {m.name: m.figures[logic].latency for m in ev.models})))
     for m in ev.models:
         figures += _strips(out, ev, m, logic)
-    files = {"results": str(out / "results.json"), "events": str(out / "events.csv"),
-             "report": str(out / "report.html"), "plots": [str(p) for _, p in figures]}
+    files = {kind: str(out / name) for kind, name in OUTPUT_FILES.items()}
+    files["plots"] = [str(p) for _, p in figures]
     ev.results["outputs"] = files
-    io.write_json(out / "results.json", clean(ev.results))
-    events_csv(out / "events.csv", ev)
-    io.write_text(out / "report.html", render_html(clean(ev.results), figures))
+    io.write_json(out / OUTPUT_FILES["results"], clean(ev.results))
+    events_csv(out / OUTPUT_FILES["events"], ev)
+    io.write_text(out / OUTPUT_FILES["report"], render_html(clean(ev.results), figures))
     return files
 
 

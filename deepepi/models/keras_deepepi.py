@@ -7,6 +7,7 @@ the spec, so `keras.saving.load_model(path, safe_mode=True)` needs no custom obj
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from deepepi.errors import ModelError
 from deepepi.io import atomic_path
 from deepepi.models.quantile import harrell_davis
+from deepepi.models.reference import KerasLayer
 from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer, ParamCounts, model_input
 from deepepi.models.weights import check_weights
 
@@ -107,7 +109,7 @@ def save_keras_model(path: str | Path, model: keras.Model) -> None:
 
 
 def load_keras_model(path: str | Path) -> keras.Model:
-    """Load a `.keras` file with safe_mode=True (no lambdas, no custom code)."""
+    """Load a `.keras` (or legacy `.h5`) file with safe_mode=True (no lambdas, no custom code)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError("Keras model file not found", source=str(path))
@@ -116,6 +118,39 @@ def load_keras_model(path: str | Path) -> keras.Model:
     except Exception as exc:  # Keras raises ValueError/OSError/zip errors alike for unusable files
         raise ModelError(f"not a loadable .keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
                          source=str(path)) from None
+
+
+def softmax_model(model: keras.Model, spec: ArchSpec) -> keras.Model:
+    """The reference's form of ``model`` for scripts written against the reference Keras model
+    (``model.predict(x)[:, 1]``): input [B, window, 1] in g, softmax probabilities out, same layers
+    and weights. Our own contract stays logits; the ONNX graphs apply softmax themselves."""
+    inputs = keras.Input(shape=(spec.window, spec.in_channels), dtype="float32", name="acc_g")
+    x = keras.layers.Reshape((spec.window,), name="drop_channel")(inputs)
+    for layer in model.layers[1:]:  # the first is the InputLayer
+        x = layer(x)
+    probabilities = keras.layers.Softmax(name="softmax")(x)
+    return keras.Model(inputs, probabilities, name=f"{MODEL_NAME}_softmax")
+
+
+SETTINGS = ("strides", "kernel_size", "padding", "activation", "epsilon")
+
+
+def read_reference(path: str | Path) -> tuple[list[KerasLayer], tuple[int | None, ...],
+                                              Callable[[np.ndarray], np.ndarray]]:
+    """A reference-trained .keras/.h5 file (loaded with safe_mode): its layers in build order as plain
+    values, its input shape, and a function x_g [n, window] -> the file's own outputs (for a self-check)."""
+    model = load_keras_model(path)
+    layers = [KerasLayer(layer.name, type(layer).__name__,
+                         [np.asarray(w, dtype=np.float32) for w in layer.get_weights()],
+                         {k: v for k, v in layer.get_config().items() if k in SETTINGS})
+              for layer in model.layers]
+    shape = tuple(model.input_shape)
+
+    def outputs(x_g: np.ndarray) -> np.ndarray:
+        x = x_g[..., None] if len(shape) == 3 else x_g
+        return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
+
+    return layers, shape, outputs
 
 
 class DeepEpiCnnModel:

@@ -113,7 +113,32 @@ def resolve(name: str, framework: str, allow_import: bool = False) -> ResolvedMo
     if not allow_import:
         raise ModelError(f"unknown model {name!r}; known models: {_known_list()}. Importing an arbitrary "
                          f"class path runs its code: opt in with allow_import=True (deepepi train --allow-import)")
-    return ResolvedModel(name, framework, _import_dotted(name))
+    return ResolvedModel(name, framework, _checked(name, framework, _import_dotted(name)))
+
+
+# The base class a built model must derive from, by (module prefix, class name): checked on the MRO's
+# names so this module stays framework-free.
+_MODEL_BASES = {"tensorflow": ("keras", "Model"), "pytorch": ("torch.nn", "Module")}
+
+
+def _checked(name: str, framework: str, target: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an imported builder: its failure, or a result that is not a model of ``framework``, is
+    a one-line ModelError instead of a traceback deep inside the trainer."""
+    prefix, base = _MODEL_BASES[framework]
+
+    def build(spec: Any) -> Any:
+        try:
+            model = target(spec)
+        except Exception as exc:  # user code: any failure is reported, not re-raised
+            raise ModelError(f"model {name!r} failed when called with the ArchSpec: "
+                             f"{type(exc).__name__}: {exc}") from None
+        if not any(c.__module__.startswith(prefix) and c.__name__ == base for c in type(model).__mro__):
+            raise ModelError(f"model {name!r} returned a {type(model).__name__}, not a {framework} "
+                             f"model ({prefix} {base})")
+        return model
+
+    build.__qualname__ = build.__name__ = getattr(target, "__name__", name)
+    return build
 
 
 def _import_dotted(name: str) -> Callable[..., Any]:

@@ -20,10 +20,48 @@ if TYPE_CHECKING:
     from deepepi.config import Config
 
 DEFAULT_FILTERS: tuple[int, ...] = (16,) + (32,) * 11 + (64, 64)
-DEFAULT_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
 DEFAULT_DENSE_WIDTHS: tuple[int, ...] = (64, 64, 32, 16)
 PADDINGS = ("valid",)
 SPEC_KEY = "__spec__"
+
+
+def reference_strides(n_layers: int) -> tuple[int, ...]:
+    """The reference code's rule: stride 2 where (i + 1) % 5 == 0, i.e. at conv layers 5, 10, 15, ..."""
+    return tuple(2 if (i + 1) % 5 == 0 else 1 for i in range(n_layers))
+
+
+# The reference code's pattern (what every reference-trained model needs) and the seed summary's,
+# which adds stride 2 at layer 14: same parameter count, a different function (last conv 157 vs 79).
+DEFAULT_STRIDES: tuple[int, ...] = reference_strides(14)
+SEED_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture: the stride pattern and BatchNorm settings that change what a model computes
+    (epsilon) or how it trains (momentum, Keras convention); filters and head are the DeepEpi defaults."""
+
+    name: str
+    strides: tuple[int, ...]
+    bn_epsilon: float
+    bn_momentum: float
+    description: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"strides": self.strides, "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum}
+
+
+# The framework defaults of the reference code: Keras 1e-3 / 0.99, PyTorch 1e-5 / 0.1 (= 0.9 in Keras terms).
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("reference-tensorflow", DEFAULT_STRIDES, 1e-3, 0.99,
+           "the reference Keras model: stride 2 at conv layers 5 and 10, BatchNorm epsilon 1e-3, momentum 0.99"),
+    Preset("reference-pytorch", DEFAULT_STRIDES, 1e-5, 0.9,
+           "the reference PyTorch model: stride 2 at conv layers 5 and 10, BatchNorm epsilon 1e-5, "
+           "momentum 0.1 in PyTorch terms"),
+    Preset("seed", SEED_STRIDES, 1e-3, 0.99,
+           "the seed summary's pattern: stride 2 at conv layers 5, 10 and 14 (not what the reference builds)"),
+)}
+REFERENCE_PRESETS = {"tensorflow": PRESETS["reference-tensorflow"], "pytorch": PRESETS["reference-pytorch"]}
 
 # Parameter names per weighted layer kind, in Keras `get_weights()` order.
 CONV_PARAMS = ("kernel", "bias")
@@ -70,6 +108,8 @@ class Layer:
 class ArchSpec:
     """DeepEpi CNN: Conv1D->BN->ReLU blocks, global average pooling, Dense->BN->ReLU head, logits.
 
+    The defaults are the reference Keras model (preset ``reference-tensorflow``).
+
     ``bn_momentum`` follows the Keras convention (weight of the running value); PyTorch gets
     ``torch_bn_momentum = 1 - bn_momentum``.
     """
@@ -105,26 +145,26 @@ class ArchSpec:
         """Read cfg.window and modelConfig nLayers, filters, strides, kernelSize, denseWidths, numClasses,
         convDropout, denseDropout, bnEpsilon, bnMomentum (the config has filled in their defaults).
 
-        Null filters/strides take the first ``nLayers`` defaults; given lists must have nLayers items.
-        Null denseWidths means DEFAULT_DENSE_WIDTHS.
+        Null strides, bnEpsilon and bnMomentum (a reference config has none of them) take the reference
+        preset of the config's framework, so a reference config builds what the reference code builds.
+        Null filters take the first ``nLayers`` defaults; given lists must have nLayers items. Null
+        denseWidths means DEFAULT_DENSE_WIDTHS.
         """
         m = cfg.model
+        preset = REFERENCE_PRESETS[cfg.framework]
         n_layers = int(m["nLayers"])
-        lists = {}
-        for key, default in (("filters", DEFAULT_FILTERS), ("strides", DEFAULT_STRIDES)):
-            given = m[key]
-            if given is None:
-                if n_layers > len(default):
-                    raise SpecError(f"modelConfig.nLayers={n_layers} exceeds the {len(default)} default "
-                                    f"layers; give modelConfig.filters and modelConfig.strides with "
-                                    f"{n_layers} items each", source=cfg.source)
-                lists[key] = default[:n_layers]
-            else:
-                if len(given) != n_layers:
-                    raise SpecError(f"modelConfig.{key} has {len(given)} items but modelConfig.nLayers "
-                                    f"is {n_layers}; they must be equal", source=cfg.source)
-                lists[key] = tuple(given)
+        given = m["filters"]
+        if given is None and n_layers > len(DEFAULT_FILTERS):
+            raise SpecError(f"modelConfig.nLayers={n_layers} exceeds the {len(DEFAULT_FILTERS)} default "
+                            f"filters; give modelConfig.filters with {n_layers} items", source=cfg.source)
+        lists = {"filters": DEFAULT_FILTERS[:n_layers] if given is None else tuple(given),
+                 "strides": reference_strides(n_layers) if m["strides"] is None else tuple(m["strides"])}
+        for key, value in lists.items():
+            if len(value) != n_layers:
+                raise SpecError(f"modelConfig.{key} has {len(value)} items but modelConfig.nLayers "
+                                f"is {n_layers}; they must be equal", source=cfg.source)
         widths = m["denseWidths"]
+        eps, momentum = m["bnEpsilon"], m["bnMomentum"]
         try:
             return cls(
                 window=int(cfg.window), filters=lists["filters"], strides=lists["strides"],
@@ -132,10 +172,20 @@ class ArchSpec:
                 dense_widths=DEFAULT_DENSE_WIDTHS if widths is None else tuple(widths),
                 num_classes=int(m["numClasses"]), conv_dropout=float(m["convDropout"]),
                 dense_dropout=float(m["denseDropout"]),
-                bn_epsilon=float(m["bnEpsilon"]), bn_momentum=float(m["bnMomentum"]),
+                bn_epsilon=preset.bn_epsilon if eps is None else float(eps),
+                bn_momentum=preset.bn_momentum if momentum is None else float(momentum),
             )
         except SpecError as err:
             raise SpecError(str(err), source=cfg.source) from None
+
+    def preset(self) -> Preset | None:
+        """The named preset this spec is (same strides, epsilon and momentum), or None."""
+        return next((p for p in PRESETS.values() if not self.differs_from(p)), None)
+
+    def differs_from(self, preset: Preset) -> dict[str, tuple[Any, Any]]:
+        """{field: (ours, preset's)} for each preset field this spec does not share."""
+        ours = {"strides": self.strides, "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum}
+        return {k: (ours[k], v) for k, v in preset.fields().items() if ours[k] != v}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -301,10 +351,14 @@ class ArchSpec:
 
 
 def model_input(x_g: Any, window: int) -> np.ndarray:
-    """Windows in g as contiguous float32 [n, window], the input both builders take; else a DataError."""
+    """Windows in g as contiguous float32 [n, window]; [n, window, 1] and [n, 1, window] (what the
+    reference trainers feed) are flattened to it; any other shape is a DataError."""
     x = np.asarray(x_g)
+    if x.ndim == 3 and x.shape[1:] in ((window, 1), (1, window)):
+        x = x.reshape(len(x), window)
     if x.ndim != 2 or x.shape[1] != window:
-        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g")
+        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g "
+                        f"(or [n, {window}, 1], [n, 1, {window}])")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

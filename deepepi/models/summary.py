@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from deepepi.models.spec import ArchSpec, ParamCounts
+from deepepi.models.spec import PRESETS, ArchSpec, ParamCounts
 
 FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "pytorch": "torch"}
 TITLES = {"tensorflow": "Keras", "pytorch": "PyTorch"}
@@ -81,6 +81,26 @@ def tables_match(spec: ArchSpec, tables: dict[str, FrameworkTable | None]) -> bo
     return True
 
 
+def _value(v: object) -> str:
+    return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def architecture_lines(spec: ArchSpec) -> list[str]:
+    """The preset the spec is (or the nearest one and how it differs) and every conv layer's output
+    length, so two specs with equal parameter counts but different strides are told apart at a glance."""
+    preset = spec.preset()
+    if preset is not None:
+        named = f"architecture preset: {preset.name} ({preset.description})"
+    else:
+        near = min(PRESETS.values(), key=lambda p: len(spec.differs_from(p)))
+        diffs = ", ".join(f"{k} {_value(ours)} (preset: {_value(theirs)})"
+                          for k, (ours, theirs) in spec.differs_from(near).items())
+        named = f"architecture preset: none; nearest {near.name}, differing in {diffs}"
+    return [named, f"strides {_value(spec.strides)}, BatchNorm epsilon {spec.bn_epsilon:g}, momentum "
+                   f"{spec.bn_momentum:g} (Keras convention)",
+            f"conv output lengths: {_value(tuple(spec.conv_lengths()))}"]
+
+
 def _shape(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
@@ -94,7 +114,7 @@ def render(spec: ArchSpec, tables: dict[str, FrameworkTable | None]) -> str:
     header = f"{'layer':<{name_w}}" + "".join(f" | {TITLES[fw] + ' output shape':<{shape_w}}{'params':>{param_w}}"
                                                 for fw in present)
     lines = [f"DeepEpi CNN: window {spec.window}, {spec.n_layers} conv layers, dense {list(spec.dense_widths)}, "
-             f"{spec.num_classes} classes", header, "-" * len(header)]
+             f"{spec.num_classes} classes", *architecture_lines(spec), header, "-" * len(header)]
     for name in spec.layer_names():
         cells = []
         for fw in present:

@@ -19,7 +19,7 @@ from deepepi.errors import ModelError
 from deepepi.io import atomic_path
 from deepepi.models.quantile import harrell_davis
 from deepepi.models.spec import ArchSpec, Layer, ParamCounts, model_input
-from deepepi.models.weights import check_weights
+from deepepi.models.weights import check_weights, swap_torch_layout
 
 CHECKPOINT_KEYS = ("state_dict", "spec", "config", "deepepi_version")
 
@@ -29,6 +29,25 @@ class _GlobalAveragePool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=-1)
+
+
+class _ToChannels(nn.Module):
+    """[B, window], [B, 1, window] or [B, window, 1] -> [B, 1, window], the inputs the reference model takes."""
+
+    def __init__(self, window: int) -> None:
+        super().__init__()
+        self.window = window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.window
+        if x.dim() == 2 and x.shape[1] == w:
+            return x.unsqueeze(1)
+        if x.dim() == 3 and x.shape[1] == 1 and x.shape[2] == w:
+            return x
+        if x.dim() == 3 and x.shape[1] == w and x.shape[2] == 1:
+            return x.transpose(1, 2)
+        raise ValueError(f"DeepEpiCnn input: got shape {tuple(x.shape)}, expected [B, {w}], [B, 1, {w}] "
+                         f"or [B, {w}, 1]")
 
 
 class KerasBatchNorm1d(nn.BatchNorm1d):
@@ -69,12 +88,13 @@ def _make_layer(layer: Layer, spec: ArchSpec) -> nn.Module | None:
     if layer.kind == "dense":
         return nn.Linear(layer.in_units, layer.units)
     if layer.kind == "reshape":
-        return nn.Unflatten(1, (1, spec.window))
+        return _ToChannels(spec.window)
     return None  # "input": nothing to compute
 
 
 class DeepEpiCnn(nn.Module):
-    """forward(x float32 [B, window] in g) -> logits [B, num_classes]; softmax is the caller's job."""
+    """forward(x float32 [B, window] in g; also [B, 1, window] or [B, window, 1]) -> logits [B, num_classes];
+    softmax is the caller's job."""
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
@@ -108,23 +128,13 @@ def _tensors(model: DeepEpiCnn, layer: Layer) -> dict[str, torch.Tensor]:
     return {"gamma": m.weight, "beta": m.bias, "moving_mean": m.running_mean, "moving_variance": m.running_var}
 
 
-def _swap_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
-    """Torch <-> Keras kernel layout: conv (out, in, k) <-> (k, in, out); dense (out, in) <-> (in, out).
-
-    Both are pure transposes (their own inverse), so transfers are bit-exact.
-    """
-    if param == "kernel":
-        arr = arr.transpose(2, 1, 0) if kind == "conv" else arr.T
-    return np.ascontiguousarray(arr)
-
-
 def export_weights(model: DeepEpiCnn, spec: ArchSpec) -> dict[str, np.ndarray]:
     """Neutral weights (Keras layout, float32) keyed ``<layer>/<param>``."""
     out: dict[str, np.ndarray] = {}
     for layer in spec.weighted_layers():
         for param, tensor in _tensors(model, layer).items():
             arr = tensor.detach().cpu().numpy().astype(np.float32, copy=False)
-            out[f"{layer.name}/{param}"] = _swap_layout(layer.kind, param, arr)
+            out[f"{layer.name}/{param}"] = swap_torch_layout(layer.kind, param, arr)
     return out
 
 
@@ -135,7 +145,7 @@ def import_weights(model: DeepEpiCnn, spec: ArchSpec, weights: dict[str, np.ndar
         for layer in spec.weighted_layers():
             for param, tensor in _tensors(model, layer).items():
                 key = f"{layer.name}/{param}"
-                arr = _swap_layout(layer.kind, param, np.asarray(weights[key], dtype=np.float32))
+                arr = swap_torch_layout(layer.kind, param, np.asarray(weights[key], dtype=np.float32))
                 if tuple(arr.shape) != tuple(tensor.shape):
                     raise ModelError(f"weight {key!r}: shape {tuple(arr.shape)} does not fit the model's "
                                      f"{tuple(tensor.shape)}")
@@ -174,16 +184,21 @@ def save_checkpoint(path: str | Path, model: DeepEpiCnn, spec: ArchSpec, config_
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, Any]]:
-    """Load with torch.load(weights_only=True), rebuild the model from the stored spec, eval mode."""
-    path = Path(path)
+def _load_weights_only(path: Path) -> Any:
+    """torch.load with weights_only=True (tensors and plain containers only, no code); else ModelError."""
     if not path.is_file():
         raise ModelError("checkpoint file not found", source=str(path))
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip/runtime errors alike for unusable files
         raise ModelError(f"not a loadable weights-only PyTorch checkpoint ({type(exc).__name__})",
                          source=str(path)) from None
+
+
+def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, Any]]:
+    """Load with torch.load(weights_only=True), rebuild the model from the stored spec, eval mode."""
+    path = Path(path)
+    payload = _load_weights_only(path)
     if not isinstance(payload, dict):
         raise ModelError(f"checkpoint holds a {type(payload).__name__}, expected a dict", source=str(path))
     missing = [k for k in CHECKPOINT_KEYS if k not in payload]
@@ -199,6 +214,25 @@ def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, A
                          source=str(path)) from None
     model.eval()
     return model, spec, payload
+
+
+def read_reference_state(path: str | Path) -> dict[str, np.ndarray]:
+    """The ``model_state_dict`` of a reference training checkpoint (or a bare state_dict) as numpy arrays,
+    loaded with weights_only=True; the reference's own classes are never imported."""
+    path = Path(path)
+    payload = _load_weights_only(path)
+    if isinstance(payload, dict) and "model_state_dict" in payload:
+        state = payload["model_state_dict"]
+    elif isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        state = payload
+    else:
+        keys = sorted(map(str, payload))[:6] if isinstance(payload, dict) else type(payload).__name__
+        raise ModelError(f"holds no 'model_state_dict' (found {keys}); expected a reference training "
+                         f"checkpoint", source=str(path))
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)] if isinstance(state, dict) else ["?"]
+    if bad:
+        raise ModelError(f"model_state_dict entry {bad[0]!r} is not a tensor", source=str(path))
+    return {str(k): v.detach().cpu().numpy() for k, v in state.items()}
 
 
 class DeepEpiCnnModelPyTorch:

@@ -33,6 +33,16 @@ def check_weights(weights: dict[str, np.ndarray], spec: ArchSpec, *, source: str
         raise ModelError(f"weights hold keys the spec does not know: {extra[:5]}", source=source)
 
 
+def swap_torch_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
+    """Torch <-> neutral (Keras) kernel layout: conv (out, in, k) <-> (k, in, out); dense (out, in) <-> (in, out).
+
+    Both are pure transposes (their own inverse), so transfers are bit-exact.
+    """
+    if param == "kernel":
+        arr = arr.transpose(2, 1, 0) if kind == "conv" else arr.T
+    return np.ascontiguousarray(arr)
+
+
 def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: ArchSpec) -> None:
     """Check the weights against the spec, then write them and the spec JSON atomically."""
     check_weights(weights, spec, source=str(path))

@@ -7,6 +7,7 @@ the log says which. Balancing (imbalanced-learn, at event level) touches the tra
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,11 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
     proc, seed, source = cfg.processing, cfg.seed, str(csv_path)
     df = load_csv(csv_path, columns=(*WINDOW_COLUMNS, "osdAlarmState"))
     events = events_table(df)
+    labels = set(events["label"].tolist())
+    if labels != {0, 1}:
+        missing = "seizure (type 1)" if 1 not in labels else "non-seizure (type 0)"
+        raise DataError(f"no {missing} events: a detector cannot be trained or its sensitivity and "
+                        "false-alarm ratio measured without both classes", source=source)
     if len(events) < 3:
         raise DataError(f"{len(events)} event(s); a train/validation/test split needs at least 3",
                         source=source)
@@ -108,6 +114,10 @@ def prepare(cfg: Config, csv_path: str | Path) -> Datasets:
     test = _windows_of(windows, np.sort(np.asarray(test_ids, dtype=np.int64)))
     for name, w in (("training", train), ("validation", val), ("test", test)):
         _check(name, w, source)
+        if not (w.y == 1).any():
+            warnings.warn(f"{source}: the {name} split has no seizure windows; its sensitivity is "
+                          "undefined (n/a). Use more seizure events or another split", UserWarning,
+                          stacklevel=2)
     notes.append(f"windows: train {len(train)} (seizure {int((train.y == 1).sum())}), "
                  f"val {len(val)} (seizure {int((val.y == 1).sum())}), "
                  f"test {len(test)} (seizure {int((test.y == 1).sum())})")

@@ -3,6 +3,11 @@
 The run directory holds the same file names for both frameworks (see ``artifacts``). While a run is
 unfinished, ``resume/`` holds what ``--resume`` needs; a fresh run refuses to start over it.
 
+Resuming needs the run directory alone: ``resume/run.json`` records the resolved config, the
+framework, the data path and the data's sha256. A resumed run uses those; a --framework or --seed
+that disagrees is refused, and data whose sha256 differs from the recorded one (another CSV, or the
+same path rewritten) is refused unless ``force_data`` is set.
+
 Under torchrun (PyTorch only, ``torch_ddp``) every rank runs ``train``; rank 0 alone checks and writes
 the run directory and prints, the others train silently and read only the resume state.
 """
@@ -134,6 +139,44 @@ def _model_builder(cfg: Config, allow_import: bool) -> Callable[[Any], Any]:
         raise ModelError(f"modelConfig.modelClass: {err}", source=cfg.source) from None
 
 
+def _resume_config(saved: dict[str, Any], run_dir: Path, *, framework: str | None, seed: int | None,
+                   epochs: int | None) -> Config:
+    """The saved run's config; a --framework or --seed that contradicts it is refused."""
+    cfg = from_dict(saved["config"], source=str(run_dir / art.RESUME_DIR / art.RUN_STATE), warn=False)
+    if framework is not None and framework != cfg.framework:
+        raise RunDirError(f"--framework {framework}: this run trains with {cfg.framework}; resume it "
+                          "without --framework", source=str(run_dir))
+    if seed is not None and seed != cfg.seed:
+        raise RunDirError(f"--seed {seed}: this run uses seed {cfg.seed}; resume it without --seed",
+                          source=str(run_dir))
+    return resolve_config(cfg, framework=None, epochs=epochs, seed=None)
+
+
+def _resume_data(saved: dict[str, Any], run_dir: Path, data: str | Path | None, force_data: bool) -> Path:
+    """The data to resume on: the recorded CSV unless ``data`` is given; its sha256 must match."""
+    path = Path(data if data is not None else saved["data"])
+    if not path.is_file():
+        raise RunDirError(f"the run's data {path} is missing; pass it with --data", source=str(run_dir))
+    recorded = saved.get("data_sha256")
+    if recorded is not None and not force_data and io.sha256_file(path) != recorded:
+        raise RunDirError(f"--data {path} is not the CSV this run started on (sha256 differs from "
+                          f"{saved['data']}); pass --force-data to continue on it anyway", source=str(run_dir))
+    return path
+
+
+def _run_files() -> list[str]:
+    """Every artefact name a run writes (and a fresh run clears)."""
+    return [*art.MODEL_FILES.values(), art.WEIGHTS, art.INIT_WEIGHTS, art.HISTORY, art.METRICS, art.PLOT,
+            art.CONFIG, art.LOG, art.THRESHOLD]
+
+
+def _refuse_inputs_in_run_dir(run_dir: Path, *inputs: str | Path | None) -> None:
+    """A run rewrites (or clears) its artefacts: none of them may be the data or config it reads."""
+    for name in _run_files():
+        io.refuse_overwrite(run_dir / name, [p for p in inputs if p is not None and Path(p).is_file()],
+                            option="run file")
+
+
 def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
     state_path = run_dir / art.RESUME_DIR / art.RUN_STATE
     if resume:
@@ -149,9 +192,7 @@ def _start_state(run_dir: Path, resume: bool) -> dict[str, Any] | None:
 
 def _clear_outputs(run_dir: Path) -> None:
     """A fresh run replaces a finished one: no stale artefact from the previous run may remain."""
-    names = [*art.MODEL_FILES.values(), art.WEIGHTS, art.INIT_WEIGHTS, art.HISTORY, art.METRICS, art.PLOT, art.CONFIG,
-             art.LOG, art.THRESHOLD]
-    for name in names:
+    for name in _run_files():
         (run_dir / name).unlink(missing_ok=True)
     art.remove_resume_state(run_dir)
 
@@ -159,34 +200,38 @@ def _clear_outputs(run_dir: Path) -> None:
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
           resume: bool = False, quiet: bool = False, allow_import: bool = False,
-          init_weights: str | Path | None = None) -> RunResult:
+          init_weights: str | Path | None = None, force_data: bool = False) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
-    ``allow_import`` lets ``modelConfig.modelClass`` name an arbitrary dotted path (runs its code).
+    With ``resume``, ``cfg`` only names the default run directory: config, framework and data come
+    from the run directory. ``allow_import`` lets ``modelConfig.modelClass`` name an arbitrary
+    dotted path (runs its code); ``force_data`` resumes on a CSV other than the recorded one.
     ``init_weights``: a neutral weights file (e.g. another run's init_weights.npz) to start from
     instead of the framework's seeded initialisation; ignored when resuming.
     """
-    cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
-    if world_size() > 1 and cfg.framework != "pytorch":
-        raise ConfigError("torchrun distributes PyTorch training only; TensorFlow uses tf.distribute "
-                          "(several GPUs in one process, or TF_CONFIG)", source="modelConfig.framework")
-    build = _model_builder(cfg, allow_import)
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
     writer = is_writer()
     # Rank 0 checks the run directory (and stops every rank when it refuses); the others only read it.
     saved = _start_state(run_dir, resume) if writer or resume else None
     if saved is not None:
-        cfg = resolve_config(from_dict(saved["config"], source=str(run_dir / art.CONFIG), warn=False),
-                             framework=None, epochs=epochs, seed=None)
-        data = data if data is not None else saved["data"]
-    elif writer:
-        _clear_outputs(run_dir)
-    fw = cfg.framework
-    if data is None:
-        from deepepi.data.synth import default_dataset
+        cfg = _resume_config(saved, run_dir, framework=framework, seed=seed, epochs=epochs)
+        build = _model_builder(cfg, allow_import)
+        data = _resume_data(saved, run_dir, data, force_data)
+    else:
+        cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
+        build = _model_builder(cfg, allow_import)
+        if data is None:
+            from deepepi.data.synth import default_dataset
 
-        data = default_dataset()
-    data = Path(data)
+            data = default_dataset()
+        data = Path(data)
+        if writer:
+            _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
+            _clear_outputs(run_dir)
+    fw = cfg.framework
+    if world_size() > 1 and fw != "pytorch":
+        raise ConfigError("torchrun distributes PyTorch training only; TensorFlow uses tf.distribute "
+                          "(several GPUs in one process, or TF_CONFIG)", source="modelConfig.framework")
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None) if writer else art.SilentLog()
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
@@ -200,17 +245,21 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     if writer:
         io.write_json(run_dir / art.CONFIG, cfg.to_dict())
         io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
-                      {"config": cfg.to_dict(), "data": str(data.resolve()), "framework": fw})
-    selector = Selector.from_model_config(cfg.model)
-    log.info(f"selection: {selector.describe()}")
-    job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log, resume=saved is not None,
-              quiet=quiet, selector=selector, init_weights=start_weights, writer=writer)
-    trainer = importlib.import_module(TRAINERS[fw])
-    t0 = time.perf_counter()
+                      {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
+                       "framework": fw})
+    # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
+    history: list[dict[str, Any]] = []
     try:
+        selector = Selector.from_model_config(cfg.model)
+        log.info(f"selection: {selector.describe()}")
+        job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log,
+                  resume=saved is not None, quiet=quiet, history=history, selector=selector,
+                  init_weights=start_weights, writer=writer)
+        trainer = importlib.import_module(TRAINERS[fw])
+        t0 = time.perf_counter()
         fit = trainer.fit(job)
     except KeyboardInterrupt:
-        done = job.history[-1]["epoch"] if job.history else 0
+        done = history[-1]["epoch"] if history else 0
         log.note(f"interrupted after epoch {done}")
         raise TrainingInterrupted(f"interrupted after epoch {done}; continue with: deepepi train "
                                   f"--out {run_dir} --resume") from None

@@ -30,7 +30,8 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     """Parse an ONNX file; a missing, truncated or non-ONNX file is UnusableInputError."""
     path = Path(path)
     if not path.is_file():
-        raise UnusableInputError("ONNX file not found", source=str(path))
+        raise UnusableInputError("not a regular file" if path.exists() else "ONNX file not found",
+                                 source=str(path))
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf's DecodeError and onnx's own loader errors have no common base

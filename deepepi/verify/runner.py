@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from deepepi.config import number_rule, require_number
 from deepepi.errors import UnusableInputError
 from deepepi.verify import checks
 from deepepi.verify.inputs import (csv_inputs, load_onnx, open_session, random_inputs,
                                    resolve_providers, run_session)
+from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
 
 MODES = ("same-weights", "trained")
-DEFAULT_RANDOM = 1000
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
@@ -27,6 +28,10 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
     """Compare A and B; raise UnusableInputError when they cannot be compared at all."""
     if mode not in MODES:
         raise UnusableInputError(f"--mode: got {mode!r}, expected one of {', '.join(MODES)}")
+    for name, value, rule in (("--atol", atol, number_rule(0)), ("--rtol", rtol, number_rule(0)),
+                              ("--min-agreement", min_agreement, number_rule(0, 1)),
+                              ("--random", random_n, number_rule(1, MAX_RANDOM, integer=True))):
+        require_number(name, value, rule, UnusableInputError)
     labels = (str(model_a), str(model_b))
     proto_a, proto_b = load_onnx(model_a), load_onnx(model_b)
     window, num_classes = checks.comparable(proto_a, proto_b, labels)
