@@ -112,6 +112,7 @@ _NONNEG_INT = _num(0, integer=True)
 _POS = _num(0, lo_open=True)
 _FRACTION = _num(0, 1)
 _OPEN_FRACTION = _num(0, 1, lo_open=True, hi_open=True)
+DEFAULT_VALIDATION_PROP = 0.2
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "modelConfig": {
@@ -144,9 +145,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cooldownSteps": _key(2500, _NONNEG_INT),
         "convDropout": _key(0.0, _num(0, 1, hi_open=True)),
         "denseDropout": _key(0.025, _num(0, 1, hi_open=True)),
-        "saveBestMinSensitivity": _key(0.0, _FRACTION),
-        "saveBestMaxFpr": _key(1.0, _FRACTION),
-        "modelSelectionMetric": _choice("val_loss", "val_loss", "min_fpr"),
+        # Checkpoint selection (deepepi.train.selection); defaults are the reference's.
+        "modelSelectionMetric": _choice("dual_improvement", "dual_improvement", "f1", "f_beta", "youden",
+                                        "min_fpr", "val_loss"),
+        "saveBestMinSensitivity": _key(0.25, _FRACTION),
+        "saveBestMaxFpr": _opt(_key(None, _FRACTION)),
+        "fBeta": _key(2.0, _POS),
+        "saveBestOnFarReduction": _key(0.10, _num(0)),
+        "saveBestOnSensitivityTolerance": _key(0.05, _num(0)),
+        "saveBestOnBothImprovement": _bool(True),
+        # Batches and step mode (useLrSchedule true: train totalTrainingSteps steps, validate every
+        # evalEverySteps; deepepi.train.balanced for useBalancedBatches).
+        "useBalancedBatches": _bool(False),
+        "totalTrainingSteps": _key(50000, _POS_INT),
+        "evalEverySteps": _key(5000, _POS_INT),
         # deepepi's own keys (architecture spec and precision); absent from reference configs. Null
         # strides / bnEpsilon / bnMomentum mean the reference model's value for the framework
         # (ArchSpec.from_config), so a reference config builds what the reference code builds.
@@ -166,8 +178,27 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "window": _opt(_key(None, _POS_INT)),
         "step": _key(125, _POS_INT),
         "normalise": _bool(False),
-        "oversample": _choice("none", "none", "random"),
+        "oversample": _choice("none", "none", "random", "smote"),
         "undersample": _choice("none", "none", "random"),
+        # Training-split augmentation (deepepi.data.augment), order phase -> user -> noise -> balance.
+        "phaseAugmentation": _bool(False),
+        "phaseAugmentationStep": _key(1, _num(1, 124, integer=True)),
+        "userAugmentation": _bool(False),
+        "noiseAugmentation": _bool(False),
+        "noiseAugmentationFactor": _key(0, _NONNEG_INT),
+        "noiseAugmentationValue": _key(0.0, _num(0)),
+        # Deployment movement gate (per 5 s datapoint, 100*std/mean % of the magnitude); recorded with
+        # the model for the alarm logic, never applied to the model input (see docs/ARCHITECTURE.md).
+        "accSdThreshold": _key(5.0, _num(0)),
+        # DeepEpi reads raw magnitude windows: the reference's feature path (and its high-pass filter)
+        # does not apply; a filter would have to run in the app too, so only null is accepted.
+        "simpleMagnitudeOnly": Key(True, "true (DeepEpi reads raw magnitude windows)", lambda v: v is True),
+        "highPassFreq": Key(None, "null (DeepEpi input is not filtered, as in the reference's raw path "
+                            "and the phone app)", lambda v: v is None),
+        "highPassOrder": _key(2, _POS_INT),
+        "validateDatapoints": _bool(False),  # reference gap zero-filling (deepepi.data.gaps)
+        "features": Key(["acc_magnitude"], "a list of feature names containing 'acc_magnitude'",
+                        lambda v: isinstance(v, list) and "acc_magnitude" in v),
         "testProp": _key(0.3, _OPEN_FRACTION),
         "validationProp": _key(0.2, _FRACTION),
         "nFolds": _key(1, _POS_INT),
@@ -310,8 +341,14 @@ def from_dict(raw: Any, *, source: str = "<dict>", warn: bool = True) -> Config:
     if proc["fold"] >= proc["nFolds"]:
         raise ConfigError(f"dataProcessing.fold: got {proc['fold']}, expected an integer < nFolds "
                           f"({proc['nFolds']})", source=source)
-    if proc["validationProp"] >= 1.0:
-        notes.append("dataProcessing.validationProp=1.0: the test split is used for validation")
+    if not 0.0 < proc["validationProp"] < 1.0:
+        notes.append(f"dataProcessing.validationProp={proc['validationProp']}: validating on "
+                     f"{DEFAULT_VALIDATION_PROP} of the training events instead (the test split is never "
+                     "used for validation)")
+        proc["validationProp"] = DEFAULT_VALIDATION_PROP
+    if proc["oversample"] == "smote":
+        notes.append("dataProcessing.oversample='smote' duplicates whole events like 'random' (as the "
+                     "reference does: SMOTE cannot interpolate events)")
     if warn and ignored:
         warnings.warn(f"{source}: ignoring {len(ignored)} unsupported config key(s): "
                       + ", ".join(ignored), UnsupportedKeysWarning, stacklevel=2)

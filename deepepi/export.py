@@ -17,6 +17,7 @@ from deepepi.config import _FRAMEWORK_ALIASES, Config, load_config
 from deepepi.errors import ConfigError, ModelError
 from deepepi.io import refuse_overwrite, sha256_file
 from deepepi.preprocessing import from_config as preprocessing_from_config
+from deepepi.quiet import captured_output
 from deepepi.train.artifacts import CONFIG as CONFIG_FILE
 from deepepi.train.artifacts import MODEL_FILES
 from deepepi.train.artifacts import WEIGHTS as WEIGHTS_FILE
@@ -100,13 +101,14 @@ def source_for(file: Path, cfg: Config) -> Source:
 def _framework_modules(framework: str) -> tuple[Any, Any]:
     """(model module, converter module) of a framework, or a one-line error naming what to install."""
     try:
-        if framework == "tensorflow":
-            from converters import keras_onnx
-            from deepepi.models import keras_deepepi
-            return keras_deepepi, keras_onnx
-        from converters import torch_onnx
-        from deepepi.models import torch_deepepi
-        return torch_deepepi, torch_onnx
+        with captured_output():  # TensorFlow's start-up lines
+            if framework == "tensorflow":
+                from converters import keras_onnx
+                from deepepi.models import keras_deepepi
+                return keras_deepepi, keras_onnx
+            from converters import torch_onnx
+            from deepepi.models import torch_deepepi
+            return torch_deepepi, torch_onnx
     except ImportError as exc:
         raise ModelError(f"exporting a {framework} model needs {_INSTALL_HINT[framework]}: "
                          f"{exc}") from None

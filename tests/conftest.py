@@ -1,6 +1,7 @@
-"""Framework gating: tests marked `torch` / `tf` run where the framework is installed.
+"""Framework gating: tests marked `torch` / `tf` / `litert` / `executorch` run where that package is
+installed.
 
-tox sets DEEPEPI_REQUIRE (e.g. "torch,tf"); a test needing a required framework that is missing is
+tox sets DEEPEPI_REQUIRE (e.g. "torch,tf,litert,executorch"); a test needing a required framework that is missing is
 then a failure, not a skip, so an environment can never pass by silently skipping its own tests.
 """
 
@@ -11,7 +12,7 @@ import os
 
 import pytest
 
-_MODULES = {"torch": "torch", "tf": "tensorflow"}
+_MODULES = {"torch": "torch", "tf": "tensorflow", "litert": "ai_edge_litert", "executorch": "executorch"}
 
 
 def _required() -> set[str]:

@@ -11,7 +11,8 @@ import pytest
 from deepepi.config import REPO_CONFIGS, UnsupportedKeysWarning, from_dict, load_config
 from deepepi.errors import ConfigError
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "osd-configs"
+REFERENCE = next((p / "shared" / "reference" / "osd-configs" for p in Path(__file__).resolve().parents
+                  if (p / "shared" / "reference" / "osd-configs").is_dir()), Path("/nonexistent"))
 
 
 def _reference_like_tf() -> dict:
@@ -45,12 +46,65 @@ def test_reference_shaped_config_loads_and_lists_ignored_keys_once() -> None:
     assert cfg.model["epochs"] == 1 and cfg.model["lrStart"] == 1e-5
     ignored = [m for m in messages if "unsupported config key" in m]
     assert len(ignored) == 1
-    for path in ("debug", "dataFileNames.allDataFileCsv", "dataProcessing.noiseAugmentation",
-                 "dataProcessing.stream_chunksize"):
+    for path in ("debug", "dataFileNames.allDataFileCsv", "dataProcessing.stream_chunksize"):
         assert path in ignored[0]
     assert "osdbConfig._cacheDir" not in ignored[0] and "osdbFiles_desc" not in ignored[0]
-    assert set(cfg.ignored_keys) == {"debug", "dataFileNames.allDataFileCsv",
-                                     "dataProcessing.noiseAugmentation", "dataProcessing.stream_chunksize"}
+    assert set(cfg.ignored_keys) == {"debug", "dataFileNames.allDataFileCsv", "dataProcessing.stream_chunksize"}
+
+
+# Every modelConfig / dataProcessing key of the reference's nnConfig_deep_pytorch.json, with its value.
+REFERENCE_TORCH_KEYS = {
+    "dataProcessing": {
+        "addFeatureHistoryLength": 0, "window": 125, "step": 125, "oversample": "none", "undersample": "none",
+        "worker_count": None, "batch_size": 1000, "stream_chunksize": 20000, "stream_low_memory": False,
+        "stream_dtype_map": None, "noiseAugmentation": True, "noiseAugmentationFactor": 10,
+        "noiseAugmentationValue": 30.0, "phaseAugmentation": False, "phaseAugmentationStep": 5,
+        "userAugmentation": False, "splitTestTrainByEvent": True, "accSdThreshold": 5.0, "testProp": 0.2,
+        "validationProp": 1.0, "features": ["acc_magnitude"], "simpleMagnitudeOnly": True,
+        "validateDatapoints": True, "highPassFreq": None, "highPassOrder": 2},
+    "modelConfig": {
+        "framework": "pytorch", "modelFname": "deepEpiCnnModel_pytorch",
+        "modelClass": "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch", "sampleFreq": 25,
+        "bufferSeconds": 30, "epochs": 100, "batchSize": 512, "nLayers": 14, "convDropout": 0.025,
+        "denseDropout": 0.25, "lrFactor": 0.1, "lrPatience": 5, "lrStart": 1e-6, "lrMin": 1e-7,
+        "earlyStoppingPatience": 6, "trainingVerbosity": 1, "dims": 1, "useLrSchedule": True, "useAdamW": True,
+        "adamwBeta1": 0.9, "adamwBeta2": 0.999, "weightDecay": 0.0001, "lrPeak": 0.0001, "lrMainEnd": 0.00003,
+        "warmupSteps": 2500, "mainSteps": 95000, "cooldownSteps": 2500, "totalTrainingSteps": 100000,
+        "evalEverySteps": 5000, "saveBestOnBothImprovement": True, "saveBestOnFarReduction": 0.05,
+        "saveBestOnSensitivityTolerance": 0.2, "saveBestMinSensitivity": 0.42, "saveBestMaxFpr": 0.045,
+        "modelSelectionMetric": "min_fpr", "fBeta": 2.0, "useBalancedBatches": True},
+}
+# What may still be ignored: keys that cannot change the trained model (raw-only DeepEpi input has no
+# feature history; streaming knobs of the reference's CSV reader; file names; the debug switch).
+NOT_TRAINING = {"dataProcessing.addFeatureHistoryLength", "dataProcessing.worker_count", "dataProcessing.batch_size",
+                "dataProcessing.stream_chunksize", "dataProcessing.stream_low_memory",
+                "dataProcessing.stream_dtype_map"}
+
+
+def test_reference_torch_config_acts_on_every_training_key() -> None:
+    cfg, messages = _load_quiet({**REFERENCE_TORCH_KEYS, "debug": False,
+                                 "dataFileNames": {"trainAugmentedFileCsv": "trainDataAugmented.csv"}})
+    assert set(cfg.ignored_keys) == NOT_TRAINING | {"debug", "dataFileNames.trainAugmentedFileCsv"}
+    ignored = next(m for m in messages if "unsupported config key" in m)
+    for word in ("ugmentation", "saveBest", "fBeta", "Selection", "Steps", "Balanced", "accSd", "validate",
+                 "highPass", "oversample"):
+        assert word not in ignored
+    m, p = cfg.model, cfg.processing
+    assert (m["modelSelectionMetric"], m["saveBestMaxFpr"], m["totalTrainingSteps"], m["evalEverySteps"],
+            m["useBalancedBatches"]) == ("min_fpr", 0.045, 100000, 5000, True)
+    assert (p["noiseAugmentationFactor"], p["phaseAugmentationStep"], p["validateDatapoints"]) == (10, 5, True)
+    assert p["validationProp"] == 0.2  # 1.0 ("validate on test") is replaced, with a note
+    assert any("test split is never used for validation" in msg for msg in messages)
+
+
+@pytest.mark.parametrize("key,value", [("highPassFreq", 0.5), ("simpleMagnitudeOnly", False),
+                                       ("phaseAugmentationStep", 125), ("noiseAugmentationFactor", -1),
+                                       ("features", ["acc_x"]), ("oversample", "adasyn")])
+def test_training_keys_reject_values_deepepi_cannot_honour(key: str, value: object) -> None:
+    from deepepi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"dataProcessing.{key}"):
+        from_dict({"dataProcessing": {key: value}}, warn=False)
 
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason="reference config files not present beside the checkout")
@@ -61,6 +115,8 @@ def test_real_reference_files_load_unchanged(name: str, framework: str) -> None:
         cfg = load_config(REFERENCE / name)
     assert cfg.framework == framework
     assert cfg.window == 750
+    assert set(cfg.ignored_keys) <= NOT_TRAINING | {"debug"} | {k for k in cfg.ignored_keys
+                                                               if k.startswith("dataFileNames.")}
 
 
 @pytest.mark.parametrize("model,expected", [
@@ -87,7 +143,7 @@ def test_framework_wins_over_conflicting_model_type_with_warning() -> None:
     ({"modelConfig": {"batchSize": 0}}, "modelConfig.batchSize", "an integer >= 1"),
     ({"modelConfig": {"useAdamW": "yes"}}, "modelConfig.useAdamW", "true or false"),
     ({"dataProcessing": {"testProp": 1.5}}, "dataProcessing.testProp", "< 1"),
-    ({"dataProcessing": {"oversample": "smote"}}, "dataProcessing.oversample", "'random'"),
+    ({"dataProcessing": {"oversample": "adasyn"}}, "dataProcessing.oversample", "'random'"),
     ({"eventFilters": {"excludeUserIds": "12"}}, "eventFilters.excludeUserIds", "a list"),
     ({"randomSeed": -1}, "randomSeed", ">= 0"),
     ({"modelConfig": []}, "modelConfig", "JSON object"),
@@ -125,6 +181,23 @@ def test_shipped_configs_load_without_warnings(name: str, framework: str) -> Non
         warnings.simplefilter("error")
         cfg = load_config(REPO_CONFIGS / name)
     assert cfg.framework == framework
+
+
+@pytest.mark.parametrize("name", ["nnConfig_deep.json", "nnConfig_deep_pytorch.json"])
+def test_shipped_selection_cannot_pick_a_single_class_model(name: str) -> None:
+    """A validation sensitivity gate > 0 rules out the never-firing model; a false-alarm gate < 1 the
+    always-firing one; youden's fallback scores both 0, below any model that separates at all."""
+    from deepepi.train.selection import Selector
+
+    sel = Selector.from_model_config(load_config(REPO_CONFIGS / name).model)
+    assert sel.min_sensitivity > 0 and sel.max_far is not None and sel.max_far < 1
+    silent = {"epoch": 1, "val_sensitivity": 0.0, "val_far": 0.0, "val_loss": 0.2}
+    always = {"epoch": 2, "val_sensitivity": 1.0, "val_far": 1.0, "val_loss": 0.2}
+    weak = {"epoch": 3, "val_sensitivity": 0.3, "val_far": 0.2, "val_loss": 0.9}
+    assert not sel.gate(silent) and not sel.gate(always)
+    for record in (silent, always, weak):
+        sel.update(record)
+    assert sel.best_epoch == 3
 
 
 def test_missing_and_invalid_json_files(tmp_path: Path) -> None:

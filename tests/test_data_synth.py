@@ -76,7 +76,7 @@ def test_default_composition_and_no_regeneration(builtin: Path) -> None:
     df = load_csv(builtin, columns=("eventId", "userId", "typeStr", "type", "osdAlarmState", "hr"))
     events = df.drop_duplicates("eventId")
     assert len(events) >= 200 and events["userId"].nunique() >= 6
-    assert 0.08 <= events["type"].mean() <= 0.12
+    assert 0.13 <= events["type"].mean() <= 0.17
     assert events.loc[events["type"] == 1, "userId"].nunique() >= 4
     mtime = builtin.stat().st_mtime_ns
     assert default_dataset(builtin.parent.parent) == builtin and builtin.stat().st_mtime_ns == mtime
@@ -107,9 +107,10 @@ def _dominant_hz(x: np.ndarray) -> float:
     return float(freqs[1:][np.argmax(power[1:])])
 
 
-def test_clonic_jerks_are_large_and_slow_down(builtin: Path) -> None:
-    seizures = list(iter_events(builtin.parent / FILES["Seizure"]))
-    slowed = 0
+def test_tonic_clonic_jerks_are_large_and_slow_down(builtin: Path) -> None:
+    families = synth.event_families(builtin.parent / FILES["Seizure"])
+    seizures = [e for e in iter_events(builtin.parent / FILES["Seizure"]) if families[e["id"]] == "tonic-clonic"]
+    slowed, spans = 0, []
     for e in seizures:
         mag = np.concatenate([p["rawData"][:125] if len(p["rawData"]) >= 125 else [np.nan] * 125
                               for p in e["datapoints"]]).astype(float)
@@ -117,9 +118,28 @@ def test_clonic_jerks_are_large_and_slow_down(builtin: Path) -> None:
         early, late = mag[start:start + 250], mag[end - 250:end]
         if np.isnan(early).any() or np.isnan(late).any():
             continue
-        assert np.ptp(early) > 200  # hundreds of milli-g
+        spans.append(np.ptp(early))
         slowed += _dominant_hz(early) > _dominant_hz(late)
-    assert slowed >= 0.8 * len(seizures)
+    assert len(spans) >= 10 and np.median(spans) > 300  # hundreds of milli-g
+    assert slowed >= 0.8 * len(spans)
+
+
+def test_families_confounders_and_sensors_vary(builtin: Path) -> None:
+    families = synth.event_families(builtin.parent / FILES["Seizure"])
+    counts = {f: list(families.values()).count(f) for f in synth.FAMILIES}
+    assert min(counts.values()) == max(counts.values()) == len(families) // 4
+    kinds = {e["subType"] for e in iter_events(builtin.parent / FILES["False Alarm"])}
+    assert kinds == set(synth._FA_KINDS)
+    users = synth._users(np.random.default_rng(0), 50)
+    assert np.ptp([u.drift for u in users]) > 0.03 and np.ptp([u.gain for u in users]) > 0.1
+    assert np.ptp([u.noise for u in users]) > 10 and np.ptp([u.offset[0] for u in users]) > 50
+
+
+def test_clock_drift_shifts_recorded_frequencies() -> None:
+    """A watch whose clock runs 2 % slow records a 5 Hz movement as 5.1 Hz (resampled, not just relabelled)."""
+    t = np.arange(3000) / 25
+    recorded = synth._resample(np.sin(2 * np.pi * 5.0 * t), 0.02, 2900)
+    assert _dominant_hz(recorded) == pytest.approx(5.1, abs=0.02)
 
 
 def test_seizure_windows_are_separable_but_not_trivially(builtin: Path) -> None:
@@ -134,5 +154,5 @@ def test_seizure_windows_are_separable_but_not_trivially(builtin: Path) -> None:
     model = LogisticRegression(max_iter=2000, class_weight="balanced").fit(feats[tr], w.y[tr])
     pred, y = model.predict(feats[te]), w.y[te]
     tpr, fpr = (pred[y == 1] == 1).mean(), (pred[y == 0] == 1).mean()
-    assert tpr > 0.6 and fpr < 0.25
+    assert tpr > 0.55 and fpr < 0.45  # band powers carry the signal, confounders make it hard
     assert tpr < 0.99 or fpr > 0.01  # a linear probe on band powers must not solve it outright

@@ -122,7 +122,9 @@ def test_onnx_and_native_run_dir_give_identical_results(tmp_path: Path) -> None:
     assert a["runtime"]["format"] == "pytorch" and b["runtime"]["format"] == "onnx"
     for key in ("window", "logic"):
         assert a[key] == b[key], key
-    assert a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-6)
+    # p agrees within 1e-5, which may swap near-tied windows in the ranking: each swap moves the AUC
+    # by 1 / (positives x negatives), so allow a few swaps rather than demand bit-equal rankings.
+    assert a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-4)
 
 
 def test_onnx_evaluation_imports_no_framework(files, tmp_path: Path) -> None:

@@ -43,11 +43,17 @@ def test_splits_are_disjoint_by_event(csv_path: Path) -> None:
 
 
 @pytest.mark.parametrize("prop", [0.0, 1.0])
-def test_validation_falls_back_to_test_split(csv_path: Path, prop: float) -> None:
-    d = prepare(_cfg(validationProp=prop), csv_path)
-    assert d.val_source == "test split"
-    np.testing.assert_array_equal(d.val.X, d.test.X)
-    assert any(f"validation: the test split (validationProp={prop})" in n for n in d.notes)
+def test_validation_never_uses_the_test_split(csv_path: Path, prop: float) -> None:
+    """The reference's 0 / 1.0 ("validate on test") become the default share of the training events."""
+    from deepepi.config import DEFAULT_VALIDATION_PROP
+
+    cfg = _cfg(validationProp=prop)
+    assert cfg.processing["validationProp"] == DEFAULT_VALIDATION_PROP
+    d = prepare(cfg, csv_path)
+    plain = prepare(_cfg(validationProp=DEFAULT_VALIDATION_PROP), csv_path)
+    assert not (_events(d.val) & _events(d.test)) and not (_events(d.val) & _events(d.train))
+    np.testing.assert_array_equal(d.val.X, plain.val.X)
+    np.testing.assert_array_equal(d.test.X, plain.test.X)
 
 
 def test_balancing_touches_training_events_only(csv_path: Path) -> None:
@@ -59,19 +65,21 @@ def test_balancing_touches_training_events_only(csv_path: Path) -> None:
         np.testing.assert_array_equal(d.test.X, plain.test.X)
     per_class = {label: len(_events(under.train.subset(np.flatnonzero(under.train.y == label)))) for label in (0, 1)}
     assert per_class[0] == per_class[1]
-    # oversampling repeats whole seizure events until both classes have as many events
-    plain_ids, plain_counts = np.unique(plain.train.event_id, return_counts=True)
-    over_ids, over_counts = np.unique(over.train.event_id, return_counts=True)
-    np.testing.assert_array_equal(over_ids, plain_ids)
-    mult = over_counts / plain_counts
-    np.testing.assert_array_equal(mult, np.round(mult))
-    seizure = np.isin(plain_ids, plain.train.event_id[plain.train.y == 1])
-    assert (mult[~seizure] == 1).all() and mult[seizure].sum() == (~seizure).sum()
+    # oversampling copies whole seizure events, each copy a new event id traced to its source
+    per_class = {label: len(_events(over.train.subset(np.flatnonzero(over.train.y == label)))) for label in (0, 1)}
+    assert per_class[0] == per_class[1]
+    prov = over.augmentation
+    assert set(prov["kind"]) == {"over"} and prov["eventId"].is_unique
+    assert set(prov["eventId"]) == _events(over.train) - _events(plain.train)
+    assert set(prov["source"]) <= _events(plain.train)
+    for copy, src in zip(prov["eventId"], prov["source"]):
+        np.testing.assert_array_equal(over.train.X[over.train.event_id == copy],
+                                      plain.train.X[plain.train.event_id == src])
 
 
 def test_too_few_events_for_validation_names_the_setting(tmp_path: Path) -> None:
     from deepepi.data.synth import synthesize
 
-    csv = synthesize(tmp_path, users=3, events=24, seed=0).csv_path
+    csv = synthesize(tmp_path, users=3, events=16, seed=0).csv_path  # 2 seizures: one for test, one left
     with pytest.raises(DataError, match="validationProp=0.25"):
         prepare(_cfg(), csv)

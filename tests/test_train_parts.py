@@ -11,7 +11,7 @@ from deepepi.train import metrics
 from deepepi.train.artifacts import plot_history
 from deepepi.train.batches import usable_samples
 from deepepi.train.schedule import ThreePhase
-from deepepi.train.selection import EarlyStop, Selector
+from deepepi.train.selection import EarlyStop
 
 
 def test_counts_and_rates_match_hand_count() -> None:
@@ -75,32 +75,6 @@ def test_three_phase_schedule_shape() -> None:
     assert all(a >= b for a, b in zip(rates, rates[1:]))
 
 
-def _rec(epoch: int, loss: float, sens: float | None, far: float | None) -> dict:
-    return {"epoch": epoch, "val_loss": loss, "val_sensitivity": sens, "val_far": far}
-
-
-def test_selector_gates_and_picks_lowest_score() -> None:
-    sel = Selector(metric="val_loss", min_sensitivity=0.6, max_far=0.3)
-    assert sel.update(_rec(1, 0.2, 0.5, 0.1)) is False  # sensitivity below the gate
-    assert sel.update(_rec(2, 0.5, 0.7, 0.2)) is True
-    assert sel.update(_rec(3, 0.4, 0.9, 0.4)) is False  # false alarms above the gate
-    assert sel.update(_rec(4, 0.5, 0.9, 0.1)) is False  # equal score keeps the earlier epoch
-    assert sel.update(_rec(5, 0.45, 0.8, 0.1)) is True
-    assert sel.best_epoch == 5 and sel.best_score == pytest.approx(0.45)
-    back = Selector.from_state(sel.state())
-    assert back == sel
-
-
-def test_selector_min_fpr_and_undefined_rates() -> None:
-    sel = Selector(metric="min_fpr")
-    assert sel.update(_rec(1, 0.3, 0.8, 0.2)) and sel.update(_rec(2, 0.9, 0.8, 0.05))
-    assert not sel.update(_rec(3, 0.1, 0.8, None))
-    assert sel.best_epoch == 2
-    gated = Selector(metric="val_loss", min_sensitivity=0.5)
-    assert gated.score(_rec(1, 0.1, None, 0.0)) == math.inf
-    assert Selector.from_state(gated.state()).best_score == math.inf  # JSON-safe round trip
-
-
 def test_early_stop_counts_like_keras() -> None:
     es = EarlyStop(patience=2)
     assert [es.update(v) for v in (1.0, 0.9, 0.95, 0.92, 0.5, 0.6, 0.6)] == \
@@ -120,3 +94,16 @@ def test_plot_history_writes_png(tmp_path) -> None:  # noqa: ANN001
     plot_history(out, hist, title="t")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["training.png"]
+
+
+def test_event_max_and_sensitivity_at_far_by_hand() -> None:
+    ids, best = metrics.event_max(np.array([0.1, 0.7, 0.2, 0.9, 0.3]), np.array([5, 5, 3, 3, 8]))
+    assert ids.tolist() == [3, 5, 8] and best.tolist() == [0.9, 0.7, 0.3]
+    neg = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95] * 2)  # 20 negatives
+    pos = np.array([0.99, 0.96, 0.9, 0.85, 0.5])
+    sens, far, t = metrics.sensitivity_at_far(pos, neg, 0.05)  # one allowed, but 0.95 is tied twice
+    assert (sens, far, t) == (pytest.approx(0.4), 0.0, 0.95)
+    sens, far, t = metrics.sensitivity_at_far(pos, neg, 0.0)   # none allowed: t = the top negative
+    assert t == 0.95 and far == 0.0 and sens == pytest.approx(0.4)
+    sens, far, t = metrics.sensitivity_at_far(pos, neg, 0.1)   # two allowed: t = 0.8
+    assert t == 0.8 and far == pytest.approx(0.1) and sens == pytest.approx(0.8)

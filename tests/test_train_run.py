@@ -17,7 +17,7 @@ from deepepi.train import artifacts as art
 from deepepi.train.metrics import HISTORY_KEYS, cross_entropy, final_report
 from deepepi.train.run import train
 from deepepi.train.schedule import ThreePhase
-from deepepi.train.selection import Selector
+from deepepi.train.selection import EarlyStop, Selector
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -110,7 +110,7 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
     replay = Selector.from_model_config(json.loads((run / art.CONFIG).read_text())["modelConfig"])
     for record in history:
         replay.update(record)
-    assert replay.best_epoch == metrics["best_epoch"] and metrics["gate_met"] == (replay.best_epoch is not None)
+    assert replay.best_epoch == metrics["best_epoch"] and metrics["gate_met"] == replay.gate_met
     best = next(h for h in history if h["epoch"] == (metrics["best_epoch"] or history[-1]["epoch"]))
     assert cross_entropy(_log_probs(predict(splits.val.X)), splits.val.y) == pytest.approx(best["val_loss"],
                                                                                             rel=1e-4)
@@ -166,22 +166,30 @@ def test_torch_run_starts_from_init_weights(torch_run: Path, csv_path: Path, tmp
 
 
 # Also exercises min_fpr selection behind a sensitivity gate (either outcome is checked).
+# Step mode (useLrSchedule): 17 steps, validated after steps 7, 14 and 17, on balanced batches; also
+# min_fpr selection behind a sensitivity gate and early stopping with patience 1 (either outcome is
+# checked against the shared rules).
 SCHEDULE = dict(useLrSchedule=True, warmupSteps=5, mainSteps=20, cooldownSteps=10, lrPeak=0.004,
-                lrMainEnd=0.001, epochs=2, modelSelectionMetric="min_fpr", saveBestMinSensitivity=0.2)
+                lrMainEnd=0.001, totalTrainingSteps=17, evalEverySteps=7, useBalancedBatches=True,
+                earlyStoppingPatience=1, modelSelectionMetric="min_fpr", saveBestMinSensitivity=0.2)
 
 
 def _assert_schedule_followed(run: Path, csv: Path) -> None:
-    """history's lr is the rate of each epoch's last optimisation step, per the shared schedule."""
+    """Step mode: one history record per evaluation (every 7 steps and after step 17), each with the
+    rate of its last optimisation step per the shared schedule; early stopping as EarlyStop replays it."""
     cfg = load_config(SMOKE).with_overrides(**SCHEDULE)
     schedule = ThreePhase.from_model_config(cfg.model)
-    steps = -(-len(_train_labels(csv, run)) // int(cfg.model["batchSize"]))
-    expected = [schedule(e * steps - 1) for e in (1, 2)]
-    assert [h["lr"] for h in _history(run)] == pytest.approx(expected, rel=1e-6)
-    assert "three-phase LR schedule (ReduceLROnPlateau off)" in (run / art.LOG).read_text()
-
-
-def _train_labels(csv: Path, run: Path) -> np.ndarray:
-    return _splits(csv, run).train.y
+    history = _history(run)
+    stops = [7, 14, 17][:len(history)]
+    assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
+    assert [h["lr"] for h in history] == pytest.approx([schedule(s - 1) for s in stops], rel=1e-6)
+    replay = EarlyStop(1)
+    stopped = [replay.update(h["val_loss"]) for h in history]
+    assert not any(stopped[:-1]) and (len(history) == 3 or stopped[-1])
+    assert json.loads((run / art.METRICS).read_text())["stopped_early"] == stopped[-1]
+    log = (run / art.LOG).read_text()
+    assert "three-phase LR schedule (ReduceLROnPlateau off)" in log
+    assert "step mode: 17 steps, validation every 7 steps (3 evaluations), balanced batches" in log
 
 
 @pytest.mark.torch

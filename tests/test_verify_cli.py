@@ -12,6 +12,7 @@ from onnx import helper
 from converters.contract import realistic_windows
 from deepepi.cli import main
 from deepepi.verify import checks
+from deepepi.verify.inputs import Subject
 from onnx_helpers import reference, tiny_weights, write_tiny
 
 WINDOW = 64
@@ -209,7 +210,8 @@ def test_rates_and_per_class_agreement():
 def test_checker_failure_is_reported_not_raised(pair):
     model = onnx.load(str(pair / "a.onnx"))
     model.graph.node.append(helper.make_node("NoSuchOp", ["acc"], ["junk"]))
-    assert checks.checker(model, "A").status == "FAIL"
+    check = checks.file_check(Subject(runtime=None, proto=model), "A")
+    assert check.status == "FAIL" and check.detail.startswith("onnx checker:")
 
 
 def test_csv_data_gives_labelled_figures(tmp_path, capsys):

@@ -73,7 +73,7 @@ def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> No
 @click.option("--users", type=Number(1, 1000, integer=True), default=None,
               help="Number of users, 1 to 1000 [default: 8].")
 @click.option("--events", type=Number(3, 100_000, integer=True), default=None,
-              help="Number of events, 3 to 100000 [default: 240].")
+              help="Number of events, 3 to 100000 [default: 400].")
 @click.option("--seed", type=SEED, default=None, help="Random seed, 0 to 2**32-1 [default: 1].")
 def synth_cmd(out_dir: str, users: int | None, events: int | None, seed: int | None) -> None:
     """Generate a synthetic OSDB dataset (same formats as the real release files).
@@ -98,11 +98,11 @@ def inspect_cmd(csv_path: str, config: str | None) -> None:
     import numpy as np
 
     from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
-    from deepepi.data.windows import window_labels
+    from deepepi.data.windows import window_labels_from_config
 
     cfg = load_config(config)
     df = load_csv(csv_path, columns=("typeStr",) + WINDOW_COLUMNS)
-    labels = window_labels(df, window=cfg.window, step=int(cfg.processing["step"]))  # no samples cut
+    labels = window_labels_from_config(df, cfg)  # no samples cut
     y, event_id, user_id = labels["y"], labels["event_id"], labels["user_id"]
     rows = df.groupby("eventId").size()
     per_event = np.bincount(np.searchsorted(np.sort(rows.index.to_numpy()), event_id),

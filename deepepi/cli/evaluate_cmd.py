@@ -32,10 +32,14 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
               help="Bootstrap resamples (by event) for the 95% CIs, 1 to 100000.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of each runtime.")
+@click.option("--sweep-q", "sweep_q", is_flag=False, flag_value="default", default=None,
+              help="Ensembles (deepepi ensemble): event sensitivity and FP/24 h at the threshold for each q; "
+                   "comma-separated values, or 0.1..0.9 when given without a value.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="artifacts/evaluate", show_default=True)
 def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None, threshold: float | None,
              target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str,
-             acc_sd_threshold: float, resamples: int, seed: int, threads: int | None, out: str) -> None:
+             acc_sd_threshold: float, resamples: int, seed: int, threads: int | None, sweep_q: str | None,
+             out: str) -> None:
     """Evaluate MODELS (ONNX files, run directories, .pt or .keras files) on labelled data: window
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
     false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
@@ -53,9 +57,17 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
     from deepepi.evaluate.runner import Options
     from deepepi.evaluate.runner import evaluate as run
 
+    from deepepi.evaluate.qsweep import DEFAULT_QS
+
+    qs = None
+    if sweep_q is not None:
+        try:
+            qs = DEFAULT_QS if sweep_q == "default" else tuple(float(v) for v in sweep_q.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"--sweep-q: got {sweep_q!r}, expected comma-separated numbers") from None
     options = Options(threshold=threshold, target_sensitivity=target_sensitivity, max_far_per_day=max_far_per_day,
                       alarm_logic=alarm_logic, acc_sd_threshold=acc_sd_threshold, seed=seed, resamples=resamples,
-                      threads=threads)
+                      threads=threads, sweep_q=qs)
     result = run(models, data, config=config, options=options)
     files = write_all(result, out)
     d = result.results["data"]
@@ -72,6 +84,10 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
                        f"{_fmt(e['false_alarm_ratio'])}, median latency {_fmt(e['latency_s']['median'], '.1f')} s | "
                        f"SzCORE sensitivity {_fmt(s['sensitivity'])} F1 {_fmt(s['f1'])} FP/24 h "
                        f"{_fmt(s['fp_per_24h'], '.2f')}")
+        for row in m.get("q_sweep", []):
+            click.echo(f"  q {row['q']:.2f}: events {row['detected']}/{row['seizure_events']} (sensitivity "
+                       f"{_fmt(row['sensitivity'])}), FP/24 h {_fmt(row['fp_per_24h'], '.2f')}, false-alarm ratio "
+                       f"{_fmt(row['false_alarm_ratio'])} ({row['alarm_logic']} alarms, threshold {row['threshold']:.2f})")
         if op.get("note"):
             click.echo(f"  note: {op['note']}" + ("" if op.get("target_met") is not False
                                                  else "; the target was not reachable, closest threshold used"))

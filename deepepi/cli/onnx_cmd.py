@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.params import POSITIVE_INT, SEED, Number
-from deepepi.errors import UnusableInputError
+from deepepi.errors import DeepEpiError, UnusableInputError
 from deepepi.io import refuse_overwrite
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 
@@ -13,24 +13,69 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
 
 
 @click.command("export")
-@click.option("--onnx", "source", required=True, type=click.Path(),
+@click.option("--onnx", "onnx_source", type=click.Path(), default=None,
               help="Run directory, or a model.keras / model.pt file whose directory holds config.json.")
+@click.option("--tflite", "tflite_source", type=click.Path(), default=None,
+              help="Run directory or model file: write the app's .tflite (float32 [1,750,1] g in, "
+              "softmax out) and its metadata JSON.")
+@click.option("--pte", "pte_source", type=click.Path(), default=None,
+              help="Run directory or model file: write the app's ExecuTorch .pte (float32 [1,1,750] g "
+              "in, logits out, XNNPACK) and its metadata JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="ONNX file. Default: RUN/model.onnx, or RUN/model.<tf|torch>.onnx for --framework.")
+              help="Output file. Default: RUN/model.onnx (model.<tf|torch>.onnx for --framework), "
+              "RUN/model.tflite, RUN/model.pte; with --quantize Q: model.Q.onnx / model.Q.tflite.")
 @click.option("--framework", type=click.Choice(FRAMEWORK_CHOICES, case_sensitive=False), default=None,
-              help="Export this framework's model; the other framework's twin is built from weights.npz.")
+              help="--onnx only: export this framework's model; the other framework's twin is built "
+              "from weights.npz.")
+@click.option("--quantize", type=click.Choice(["int8", "fp16"]), default=None,
+              help="--onnx: int8 static QDQ per-channel (onnxruntime) or fp16 with float32 I/O, written "
+              "beside the float32 file; --tflite: full-integer int8 or fp16 weights.")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="Flattened CSV whose training split (the run's config) calibrates --quantize. "
+              "Default: the built-in dataset.")
 @click.option("--seed", type=SEED, default=0, show_default=True,
-              help="Seed of the windows used by the export's self-check.")
-def export(source: str, output: str | None, framework: str | None, seed: int) -> None:
-    """Export a trained model to ONNX (input `acc` milli-g, output `probabilities`), self-checked
-    against the native model through onnxruntime (max abs diff <= 1e-5) before anything is written."""
-    from deepepi.export import export_run
+              help="Seed of the windows used by the export's self-check (and of the calibration draw).")
+def export(onnx_source: str | None, tflite_source: str | None, pte_source: str | None,
+           output: str | None, framework: str | None, quantize: str | None, calibration: str | None,
+           seed: int) -> None:
+    """Export a trained model to ONNX (input `acc` milli-g, output `probabilities`), or to the phone
+    app's TFLite or ExecuTorch file. Each file is run in its own runtime and checked against the
+    trained model before anything is written: float32 max abs diff <= 1e-5, quantised argmax
+    agreement >= 99% on training windows."""
+    chosen = {name: src for name, src in (("onnx", onnx_source), ("tflite", tflite_source),
+                                           ("pte", pte_source)) if src is not None}
+    if not chosen:
+        raise DeepEpiError("Missing option: one of --onnx, --tflite, --pte (the run to export)")
+    if len(chosen) > 1:
+        raise DeepEpiError("give only one of --onnx, --tflite, --pte, got "
+                           + ", ".join(f"--{name}" for name in chosen))
+    (fmt, source), = chosen.items()
+    if framework is not None and fmt != "onnx":
+        raise DeepEpiError(f"--framework applies to --onnx only (--{fmt} picks its framework)")
+    if fmt == "onnx" and quantize is None:
+        from deepepi.export import export_run
 
-    result = export_run(source, out=output, framework=framework, seed=seed)
-    meta = result.metadata
-    click.echo(f"wrote {result.path} ({meta['framework']} via {meta['exporter']}, "
-               f"{meta['trainable_parameters']} trainable parameters, self-check max abs diff "
-               f"{result.max_abs_diff:.2e})")
+        result = export_run(source, out=output, framework=framework, seed=seed)
+        meta = result.metadata
+        click.echo(f"wrote {result.path} ({meta['framework']} via {meta['exporter']}, "
+                   f"{meta['trainable_parameters']} trainable parameters, self-check max abs diff "
+                   f"{result.max_abs_diff:.2e})")
+        return
+    from deepepi.export_app import export_app, export_onnx_quantized
+
+    if fmt == "onnx":
+        fp32, app = export_onnx_quantized(source, quantize, out=output, framework=framework,
+                                          calibration=calibration, seed=seed)
+        click.echo(f"wrote {fp32.path} (float32, {fp32.path.stat().st_size} bytes, self-check max abs "
+                   f"diff {fp32.max_abs_diff:.2e})")
+    else:
+        app = export_app(source, fmt, out=output, quantize=quantize, calibration=calibration, seed=seed)
+    kind = quantize or "float32"
+    check = (f"argmax agreement {app.agreement:.2%} on {app.windows} training windows, max abs diff "
+             f"{app.max_abs_diff:.2e}" if quantize else f"self-check max abs diff {app.max_abs_diff:.2e}")
+    click.echo(f"wrote {app.path} ({kind}, {app.size_bytes} bytes, {check})")
+    if app.sidecar is not None:
+        click.echo(f"wrote {app.sidecar} (app metadata)")
 
 
 @click.command("verify")
@@ -44,22 +89,28 @@ def export(source: str, output: str | None, framework: str | None, seed: int) ->
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--atol", type=Number(0), default=1e-5, show_default=True, help="Absolute tolerance, finite, >= 0.")
 @click.option("--rtol", type=Number(0), default=1e-4, show_default=True, help="Relative tolerance, finite, >= 0.")
-@click.option("--mode", type=click.Choice(["same-weights", "trained"]), default="same-weights",
-              show_default=True, help="same-weights: outputs must agree within atol/rtol; trained: "
-              "argmax agreement must reach --min-agreement.")
+@click.option("--mode", type=click.Choice(["same-weights", "trained", "quantized"]),
+              default="same-weights", show_default=True,
+              help="same-weights: outputs must agree within atol/rtol; trained: argmax agreement must "
+              "reach --min-agreement; quantized (B a quantised A, needs --data): agreement >= "
+              "--min-agreement and event sensitivity / window TPR drop <= --max-drop.")
 @click.option("--min-agreement", type=Number(0, 1), default=0.99, show_default=True,
-              help="Fraction of windows whose argmax must agree (trained mode), 0 to 1.")
+              help="Fraction of windows whose argmax must agree (trained and quantized modes), 0 to 1.")
+@click.option("--max-drop", type=Number(0, 1), default=0.01, show_default=True,
+              help="quantized mode: largest allowed drop of event sensitivity and window TPR "
+              "(0.01 = 1 point), 0 to 1.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write every figure to this JSON file.")
 @click.option("--providers", default=None,
-              help="Comma-separated onnxruntime providers. Default: CPUExecutionProvider.")
+              help="Comma-separated onnxruntime providers for ONNX files. Default: CPUExecutionProvider.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Config used to window --data. Default: configs/nnConfig_deep.json.")
 def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, seed: int,
-           atol: float, rtol: float, mode: str, min_agreement: float, report_path: str | None,
-           providers: str | None, config: str | None) -> int:
-    """Check two DeepEpi ONNX files are equivalent. Exit 0: all pass, 1: a check failed,
-    2: the files cannot be compared (missing, not ONNX, different contract)."""
+           atol: float, rtol: float, mode: str, min_agreement: float, max_drop: float,
+           report_path: str | None, providers: str | None, config: str | None) -> int:
+    """Check two DeepEpi model files (.onnx, .tflite, .pte; each run in its own runtime) are
+    equivalent. Exit 0: all pass, 1: a check failed, 2: the files cannot be compared (missing,
+    unreadable, different contract)."""
     from deepepi.verify.runner import verify as run_verify
 
     if data is not None and random_n is not None:
@@ -69,6 +120,7 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
     report = run_verify(model_a, model_b, data=data,
                         random_n=DEFAULT_RANDOM if random_n is None else random_n, seed=seed,
                         config=config, mode=mode, atol=atol, rtol=rtol, min_agreement=min_agreement,
+                        max_drop=max_drop,
                         providers=[p.strip() for p in providers.split(",") if p.strip()]
                         if providers else None)
     click.echo(f"A: {model_a}\nB: {model_b}")

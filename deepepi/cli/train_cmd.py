@@ -8,6 +8,7 @@ import click
 
 from deepepi.cli.params import POSITIVE_INT, SEED
 from deepepi.config import FRAMEWORKS, load_config
+from deepepi.errors import ConfigError
 
 
 @click.command("train")
@@ -33,11 +34,17 @@ from deepepi.config import FRAMEWORKS, load_config
 @click.option("--quiet", is_flag=True, help="Print only the per-epoch summary lines and the final line.")
 @click.option("--allow-import", is_flag=True,
               help="Let modelConfig.modelClass name any dotted path (imports and runs that code).")
+@click.option("--kfold", type=int, default=None,
+              help="Train K event-level folds into OUT/fold-<i>/ and write OUT/kfold_summary.json.")
+@click.option("--nested", type=int, default=None,
+              help="With --kfold: M inner folds per outer fold; the best inner run is tested on the outer fold.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="With --kfold: folds trained at once.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
           epochs: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
-          quiet: bool,
-          allow_import: bool) -> None:
+          quiet: bool, allow_import: bool, kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, train as run_train
 
@@ -46,6 +53,15 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     if force_data and not resume:
         raise click.UsageError("--force-data only applies with --resume")
     cfg = load_config(config)
+    if kfold is not None or nested is not None:
+        from deepepi.train.kfold import kfold as run_kfold
+
+        if kfold is None:
+            raise ConfigError("--nested needs --kfold")
+        run_kfold(cfg, k=kfold, nested=nested, jobs=jobs, threads=threads, data=data, framework=framework,
+                  out=out, epochs=epochs, seed=seed, allow_import=allow_import, init_weights=init_weights,
+                  resume=resume, echo=click.echo)
+        return
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
                   resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights,

@@ -2,16 +2,24 @@
 
 OSDB itself needs a data-sharing agreement, so tests and the default run use events generated
 here in the same formats. Each event is 3 minutes (36 datapoints of 125 samples at 25 Hz) of 3D
-wrist acceleration in milli-g around 1 g of gravity, with per-user sensor noise, gravity offset and
-activity intensity, and wrist-orientation changes that rotate the gravity vector:
-- NDA: rest, walking (~2 Hz steps, ~1 Hz arm swing), typing taps, gesturing, tooth brushing
-  (4-5 Hz bursts).
-- False alarms: sustained rhythmic non-seizure movement inside 3-8 Hz whose rate wanders but
-  does not slow down (brushing, hand washing, shaking, rocking, vehicle vibration).
-- Tonic-clonic seizures: a tonic phase (stiff, low-amplitude 8-11 Hz tremor) then clonic jerks
-  of hundreds of milli-g whose rate slows from ~6 Hz to ~2 Hz, then post-ictal stillness; heart
-  rate rises and SpO2 dips. seizureTimes is the clonic phase in seconds from the event dataTime
-  (the first datapoint's time).
+wrist acceleration in milli-g around 1 g of gravity, with wrist-orientation changes that rotate
+the gravity vector. The generator is deliberately varied, so that a model has to learn seizures
+rather than one generator's fingerprint:
+- NDA: rest, walking, typing, gesturing, tooth brushing, cycling, riding in a vehicle.
+- False alarms (confounders): tooth brushing, hand washing, shaking, rocking, vehicle vibration,
+  clapping, running, cycling, shivering, a watch being handled.
+- Seizures in four morphology families (``FAMILIES``; the family is in ``desc``, the OSDB-style
+  name in ``subType``): ``tonic-clonic`` (a 5-15 s tonic phase of stiff 8-11 Hz tremor, then
+  60-130 s of clonic jerks slowing from 4.5-7 Hz to 1.3-2.5 Hz), ``short-tonic-clonic`` (20-45 s,
+  tonic phase in half of them), ``clonic`` (no tonic phase, 25-90 s of jerks at a steady 1.5-4 Hz)
+  and ``hypermotor`` (15-60 s of large irregular 0.5-3 Hz flailing). Rate trajectories (geometric,
+  linear, plateau then slowing), amplitude envelopes (decaying, crescendo-decrescendo, flat), jerk
+  shapes and the movement axis (a random mix of the gravity direction and a perpendicular one,
+  which sets how much shows in the magnitude) vary per event. Heart rate rises and SpO2 dips;
+  seizureTimes is the main phase in seconds from the event dataTime.
+- Sensors vary per user and event: gain (+-8 %), per-axis offset (+-40 mg), noise floor
+  (2-20 mg) and 25 Hz clock drift (+-2 %): signals are made on the true time axis and resampled
+  where the drifting clock samples them.
 Each datapoint's specPower / roiPower / simpleSpec / alarmState come from a simple OSD-style
 spectral rule (3-8 Hz power against 1-12.5 Hz power, alarm after two consecutive datapoints).
 A few events carry OSDB's quirks (no heart rate, o2Sat -1, no 3D data, zero-padded or short
@@ -28,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from deepepi.data.osdb import FlattenStats, flatten
+from deepepi.data.osdb import FlattenStats, flatten, iter_events
 from deepepi.io import atomic_path, write_json
 
 FS = 25
@@ -38,12 +46,12 @@ N = SAMPLES * DATAPOINTS
 CSV_NAME = "allData.csv"
 FILES = {"Seizure": "osdb_3min_allSeizures.json", "False Alarm": "osdb_3min_falseAlarms.json",
          "NDA": "osdb_3min_ndaEvents.json"}
-GENERATOR_VERSION = 2      # bump when the generated signals change, so cached datasets are remade
+GENERATOR_VERSION = 3      # bump when the generated signals change, so cached datasets are remade
 MANIFEST_NAME = "dataset.json"
 DEFAULT_SEED = 1
 DEFAULT_USERS = 8
-DEFAULT_EVENTS = 240
-SEIZURE_SHARE = 0.10
+DEFAULT_EVENTS = 400
+SEIZURE_SHARE = 0.15
 FALSE_ALARM_SHARE = 0.30
 # OSD-style spectral alarm rule on one datapoint (5 s) of magnitude.
 ROI_HZ = (3.0, 8.0)
@@ -51,8 +59,14 @@ SPEC_HZ = (1.0, FS / 2)
 ALARM_POWER = 500.0       # ROI power (mg^2; a 3-8 Hz sinusoid of ~45 mg amplitude)
 ALARM_RATIO = 0.5         # share of 1-12.5 Hz power inside the ROI
 _EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
-_FA_KINDS = ("Brushing teeth", "Washing hands", "Shaking", "Rocking", "Motor vehicle")
-_NDA_KINDS = ("Resting", "Walking", "Typing", "Gesturing", "Brushing teeth")
+_FA_KINDS = ("Brushing teeth", "Washing hands", "Shaking", "Rocking", "Motor vehicle", "Clapping", "Running",
+             "Cycling", "Shivering", "Handling watch")
+FAMILIES = ("tonic-clonic", "short-tonic-clonic", "clonic", "hypermotor")
+FAMILY_SUBTYPES = {"tonic-clonic": "Tonic-Clonic", "short-tonic-clonic": "Tonic-Clonic", "clonic": "Clonic",
+                   "hypermotor": "Hypermotor"}
+_JERK_KERNELS = (np.array([0.4, 1.0, 0.3, -0.6, -0.4, -0.1]), np.array([1.0, -0.8, -0.2]),
+                 np.array([0.2, 0.6, 1.0, 0.5, -0.3, -0.6, -0.3, -0.1]))
+_NDA_KINDS = ("Resting", "Walking", "Typing", "Gesturing", "Brushing teeth", "Cycling", "Motor vehicle")
 _SOURCES = ("Garmin", "BLE", "Pebble")
 
 
@@ -68,8 +82,11 @@ class SynthResult:
 @dataclass(frozen=True)
 class _User:
     user_id: int
-    noise: float          # sensor noise sigma, mg
+    noise: float          # sensor noise floor sigma, mg
     gravity: float        # reported 1 g, mg
+    gain: float           # sensor gain error factor
+    offset: tuple[float, float, float]  # per-axis zero-g offset, mg
+    drift: float          # 25 Hz clock error: the watch records every 1 + drift true samples
     intensity: float      # activity amplitude factor
     hr_rest: float
     o2_rest: float
@@ -147,10 +164,30 @@ def _activity(kind: str, rng: np.random.Generator, n: int, user: _User) -> np.nd
         bumps = (rng.random(n) < 0.5 / FS) * rng.uniform(100, 300, n)
         return (_along(rng.uniform(60, 150) * _rhythm(rng, n, rng.uniform(5, 8), 0.8, 0.5), rng)
                 + _along(np.convolve(bumps, np.hanning(7), mode="same"), rng))
+    if kind == "Clapping":
+        rate = np.full(n, rng.uniform(2.0, 4.0))
+        claps = np.convolve((np.diff(np.floor(np.cumsum(rate) / FS), prepend=0) > 0) * rng.uniform(300, 900) * a,
+                            [1.0, -0.7, 0.3, -0.1], mode="same")
+        return _along(claps * _bursts(rng, n, (3, 12), (2, 8)), rng, 0.3)
+    if kind == "Running":
+        step = rng.uniform(2.5, 3.2)
+        return (_along(rng.uniform(300, 800) * a * _rhythm(rng, n, step, 0.08, 0.6), rng)
+                + _along(rng.uniform(200, 500) * a * _rhythm(rng, n, step / 2, 0.04, 0.3), rng))
+    if kind == "Cycling":
+        cadence = rng.uniform(1.0, 1.6)
+        road = rng.uniform(10, 40) * _smooth_noise(rng, n, 12.0)
+        return _along(rng.uniform(40, 120) * a * _rhythm(rng, n, cadence, 0.1, 0.4), rng) + _along(road, rng, 0.8)
+    if kind == "Shivering":
+        amp = rng.uniform(30, 120) * a * (0.6 + 0.4 * np.abs(_smooth_noise(rng, n, 0.2)))
+        return _along(amp * _rhythm(rng, n, rng.uniform(5, 10), 1.0, 0.2), rng, 0.7)
+    if kind == "Handling watch":
+        knocks = (rng.random(n) < 1.5 / FS) * rng.uniform(200, 1200, n)
+        return (_along(np.convolve(knocks, [0.5, 1.0, -0.8, 0.2], mode="same"), rng, 1.0)
+                + _along(rng.uniform(100, 400) * _smooth_noise(rng, n, 3.0), rng, 1.0))
     raise ValueError(f"unknown activity {kind!r}")
 
 
-def _daily(rng: np.random.Generator, n: int, user: _User, kinds: tuple[str, ...] = _NDA_KINDS) -> np.ndarray:
+def _daily(rng: np.random.Generator, n: int, user: _User, kinds: tuple[str, ...] = _NDA_KINDS[:5]) -> np.ndarray:
     """Consecutive NDA activities filling [n, 3]."""
     count = int(rng.integers(0, 3))
     cuts = np.unique(rng.integers(1, n // FS, size=count) * FS) if n >= 2 * FS else np.empty(0, np.int64)
@@ -159,23 +196,64 @@ def _daily(rng: np.random.Generator, n: int, user: _User, kinds: tuple[str, ...]
                            for lo, hi in zip(bounds[:-1], bounds[1:])])
 
 
-def _clonic(rng: np.random.Generator, n: int, user: _User, down: np.ndarray) -> np.ndarray:
-    """Clonic jerks whose rate slows geometrically from ~6 Hz to ~2 Hz, [n, 3] mg.
-
-    The limb flexes largely along gravity (``down``), so the jerks show in the magnitude too.
-    """
-    f0, f1 = rng.uniform(5.0, 6.5), rng.uniform(1.5, 2.5)
-    rate = f0 * (f1 / f0) ** (np.arange(n) / n)
+def _jerks(rng: np.random.Generator, rate: np.ndarray, amp: np.ndarray) -> np.ndarray:
+    """A train of muscle jerks at the instantaneous ``rate`` (Hz), each a short biphasic pulse, [n]."""
+    n = len(rate)
     cycles = np.cumsum(rate) / FS + rng.uniform(0, 1)
     jerk = np.zeros(n)
     at = np.flatnonzero(np.diff(np.floor(cycles), prepend=np.floor(cycles[0])) > 0)
-    amp = rng.uniform(250, 700) * user.intensity
-    jerk[at] = amp * rng.uniform(0.7, 1.3, at.size) * np.linspace(1.0, 0.7, n)[at]
-    kernel = np.array([0.4, 1.0, 0.3, -0.6, -0.4, -0.1])
-    main = np.convolve(jerk, kernel, mode="same")
-    side = np.convolve(jerk * rng.uniform(-0.4, 0.4, n), kernel, mode="same")
-    axis = down / np.linalg.norm(down) + 0.5 * _unit(rng)
-    return main[:, None] * axis + _along(side, rng, 0.2)
+    jerk[at] = amp[at] * rng.uniform(0.7, 1.3, at.size)
+    kernel = _JERK_KERNELS[int(rng.integers(len(_JERK_KERNELS)))]
+    return np.convolve(jerk, kernel, mode="same")
+
+
+def _envelope(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Amplitude course of a clonic phase: decaying, crescendo-decrescendo or flat, [n]."""
+    t = np.arange(n) / max(n - 1, 1)
+    shape = int(rng.integers(3))
+    if shape == 0:
+        return np.linspace(1.0, rng.uniform(0.4, 0.8), n)
+    if shape == 1:
+        peak = rng.uniform(0.2, 0.6)
+        return 0.35 + 0.65 * np.where(t < peak, t / peak, (1 - t) / (1 - peak) * 0.8 + 0.2)
+    return np.full(n, 1.0) * (1 + 0.1 * _smooth_noise(rng, n, 0.3))
+
+
+def _trajectory(rng: np.random.Generator, n: int, f0: float, f1: float) -> np.ndarray:
+    """Clonic rate from f0 to f1 Hz: geometric slowing, linear slowing, or a plateau then slowing, [n]."""
+    t = np.arange(n) / max(n, 1)
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return f0 * (f1 / f0) ** t
+    if kind == 1:
+        return f0 + (f1 - f0) * t
+    knee = rng.uniform(0.4, 0.7)
+    return np.where(t < knee, f0, f0 + (f1 - f0) * (t - knee) / (1 - knee))
+
+
+def _limb_axis(rng: np.random.Generator, down: np.ndarray) -> np.ndarray:
+    """The movement axis: a random mix of the gravity direction and a perpendicular one.
+
+    Movement along gravity shows fully in the magnitude; perpendicular movement only weakly, so the
+    mix sets how visible a seizure is to a magnitude-only detector.
+    """
+    g = down / np.linalg.norm(down)
+    perp = _unit(rng)
+    perp = perp - perp.dot(g) * g
+    perp /= max(np.linalg.norm(perp), 1e-9)
+    a = rng.uniform(0.3, 1.0)
+    axis = a * g + np.sqrt(1 - a * a) * perp
+    return axis / np.linalg.norm(axis)
+
+
+def _clonic(rng: np.random.Generator, n: int, user: _User, down: np.ndarray, *, f0: tuple[float, float],
+            f1: tuple[float, float], amp: tuple[float, float]) -> np.ndarray:
+    """Clonic jerks with a family's rate trajectory and a random envelope, [n, 3] mg."""
+    rate = _trajectory(rng, n, rng.uniform(*f0), rng.uniform(*f1)) * (1 + 0.05 * _smooth_noise(rng, n, 0.3))
+    amplitude = rng.uniform(*amp) * user.intensity * _envelope(rng, n)
+    main = _jerks(rng, rate, amplitude)
+    side = _jerks(rng, rate, amplitude * rng.uniform(0.1, 0.4))
+    return main[:, None] * _limb_axis(rng, down) + _along(side, rng, 0.3)
 
 
 def _tonic(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -184,16 +262,65 @@ def _tonic(rng: np.random.Generator, n: int) -> np.ndarray:
     return _along(amp * _rhythm(rng, n, rng.uniform(8, 11), 0.5, 0.1), rng, 0.5)
 
 
-def _orientation(rng: np.random.Generator, changes: list[int]) -> np.ndarray:
-    """Unit gravity direction per sample, turning smoothly (over ~1.5 s) at each change, [N, 3]."""
+def _hypermotor(rng: np.random.Generator, n: int, user: _User) -> np.ndarray:
+    """Hypermotor seizure: large, irregular 0.5-3 Hz flailing in changing directions, [n, 3] mg."""
+    amp = rng.uniform(300, 800) * user.intensity
+    out = np.zeros((n, 3))
+    for _ in range(3):
+        out += _along(amp / 2 * _smooth_noise(rng, n, rng.uniform(1.5, 3.0)), rng, 0.5)
+    bursts = _bursts(rng, n, (2, 6), (0.5, 2))
+    return out * (0.4 + 0.6 * bursts[:, None])
+
+
+def _seizure(rng: np.random.Generator, family: str, onset: int, user: _User,
+             down: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Dynamic acceleration [n, 3] of one seizure event of ``family`` starting at sample ``onset``
+    (n = len(down)), with the start and the end of its main (clonic or hypermotor) phase."""
+    n = len(down)
+    dyn = np.zeros((n, 3))
+    dyn[:onset] = _daily(rng, onset, user, ("Resting", "Gesturing", "Typing"))
+    tonic_len = 0
+    if family == "tonic-clonic" or (family == "short-tonic-clonic" and rng.random() < 0.5):
+        tonic_len = int(rng.uniform(5, 15) * FS) if family == "tonic-clonic" else int(rng.uniform(3, 8) * FS)
+        dyn[onset:onset + tonic_len] = _tonic(rng, tonic_len)
+    start = onset + tonic_len
+    length = {"tonic-clonic": (60, 130), "short-tonic-clonic": (20, 45), "clonic": (25, 90),
+              "hypermotor": (15, 60)}[family]
+    end = min(start + int(rng.uniform(*length) * FS), n - 5 * FS)
+    mid = down[(start + end) // 2]
+    if family == "tonic-clonic":
+        main = _clonic(rng, end - start, user, mid, f0=(4.5, 7.0), f1=(1.3, 2.5), amp=(250, 700))
+    elif family == "short-tonic-clonic":
+        main = _clonic(rng, end - start, user, mid, f0=(3.0, 5.0), f1=(2.0, 3.0), amp=(200, 600))
+    elif family == "clonic":
+        f = rng.uniform(1.5, 4.0)
+        main = _clonic(rng, end - start, user, mid, f0=(f, f * 1.1), f1=(f * 0.8, f), amp=(150, 500))
+    else:
+        main = _hypermotor(rng, end - start, user)
+    dyn[start:end] = main
+    dyn[end:] = _activity("Resting", rng, n - end, user) * 0.3
+    return dyn, start, end
+
+
+def _orientation(rng: np.random.Generator, changes: list[int], n: int) -> np.ndarray:
+    """Unit gravity direction per sample, turning smoothly (over ~1.5 s) at each change, [n, 3]."""
     down = np.array([0.0, 0.0, 1.0])
     vectors = [down + 0.8 * _unit(rng) for _ in range(len(changes) + 1)]
-    segment = np.searchsorted(np.sort(np.asarray(changes, dtype=np.int64)), np.arange(N), side="right")
+    segment = np.searchsorted(np.sort(np.asarray(changes, dtype=np.int64)), np.arange(n), side="right")
     g = np.stack(vectors)[segment]
     kernel = np.ones(int(1.5 * FS)) / int(1.5 * FS)
     g = np.stack([np.convolve(np.pad(g[:, i], len(kernel), mode="edge"), kernel, mode="same")
                   [len(kernel):-len(kernel)] for i in range(3)], axis=1)
     return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+def _resample(x: np.ndarray, drift: float, n: int) -> np.ndarray:
+    """What a watch whose 25 Hz clock runs ``drift`` slow records: samples at true positions k (1 + drift)."""
+    pos = np.arange(n) * (1.0 + drift)
+    grid = np.arange(len(x))
+    if x.ndim == 1:
+        return np.interp(pos, grid, x)
+    return np.stack([np.interp(pos, grid, x[:, i]) for i in range(x.shape[1])], axis=1)
 
 
 def _spectral(mag: np.ndarray) -> dict[str, np.ndarray]:
@@ -216,44 +343,45 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _event(rng: np.random.Generator, event_id: int, etype: str, user: _User, start: datetime) -> dict[str, Any]:
-    """One OSDB event object, fields in OSDB order."""
-    changes = [int(c) for c in rng.integers(0, N, size=rng.integers(0, 3))]
+def _event(rng: np.random.Generator, event_id: int, etype: str, user: _User, start: datetime,
+           family: str | None = None) -> dict[str, Any]:
+    """One OSDB event object, fields in OSDB order. Signals are made on the true time axis and then
+    recorded through the user's sensor (gain, per-axis offset, noise floor, clock drift)."""
+    drift = user.drift + rng.normal(0, 0.002)
+    nt = int(np.ceil(N * (1 + abs(drift)))) + 2
+    changes = [int(c) for c in rng.integers(0, nt, size=rng.integers(0, 3))]
     seizure_times = None
-    hr_extra = np.zeros(N)
-    o2_drop = np.zeros(N)
+    hr_extra = np.zeros(nt)
+    o2_drop = np.zeros(nt)
     if etype == "Seizure":
+        family = family or FAMILIES[0]
         onset = int(rng.uniform(5, 30) * FS)
-        tonic_len = int(rng.uniform(5, 12) * FS)
-        clonic_end = min(onset + tonic_len + int(rng.uniform(70, 130) * FS), N - 5 * FS)
         changes.append(onset)  # the wrist turns as the body stiffens
-    down = _orientation(rng, changes)
+    down = _orientation(rng, changes, nt)
     if etype == "Seizure":
-        subtype = "Tonic-Clonic"
-        dyn = np.zeros((N, 3))
-        dyn[:onset] = _daily(rng, onset, user, ("Resting", "Gesturing", "Typing"))
-        dyn[onset:onset + tonic_len] = _tonic(rng, tonic_len)
-        dyn[onset + tonic_len:clonic_end] = _clonic(rng, clonic_end - onset - tonic_len, user,
-                                                    down[(onset + tonic_len + clonic_end) // 2])
-        dyn[clonic_end:] = _activity("Resting", rng, N - clonic_end, user) * 0.3
-        seizure_times = [round((onset + tonic_len) / FS, 1), round(clonic_end / FS, 1)]
-        t = np.arange(N)
+        dyn, sz_start, sz_end = _seizure(rng, family, onset, user, down)
+        subtype = FAMILY_SUBTYPES[family]
+        seizure_times = [round(sz_start / FS / (1 + drift), 1), round(sz_end / FS / (1 + drift), 1)]
+        t = np.arange(nt)
         hr_extra = rng.uniform(40, 70) * np.clip((t - onset) / (30 * FS), 0, 1) * np.exp(
-            -np.clip(t - clonic_end, 0, None) / (120 * FS))
-        o2_drop = rng.uniform(3, 8) * ((t > onset + tonic_len) & (t < clonic_end + 30 * FS))
-        desc = "Synthetic tonic-clonic seizure"
+            -np.clip(t - sz_end, 0, None) / (120 * FS))
+        o2_drop = rng.uniform(3, 8) * ((t > sz_start) & (t < sz_end + 30 * FS))
+        desc = f"Synthetic seizure, family {family}"
     elif etype == "False Alarm":
         subtype = str(rng.choice(_FA_KINDS))
-        dyn = _daily(rng, N, user)
+        dyn = _daily(rng, nt, user)
         length = int(rng.uniform(20, 100) * FS)
-        at = int(rng.integers(0, N - length))
+        at = int(rng.integers(0, nt - length))
         dyn[at:at + length] = _activity(subtype, rng, length, user)
         desc = f"Synthetic false alarm: {subtype.lower()}"
     else:
         subtype = str(rng.choice(_NDA_KINDS))
-        dyn = _daily(rng, N, user, (subtype,) + _NDA_KINDS[:1])
+        dyn = _daily(rng, nt, user, (subtype,) + _NDA_KINDS[:1])
         desc = f"Synthetic normal daily activity: {subtype.lower()}"
-    acc = user.gravity * down + dyn + user.noise * rng.normal(size=(N, 3))
+    true_acc = user.gravity * down + dyn
+    gain = user.gain * (1 + rng.normal(0, 0.01))
+    acc = _resample(gain * true_acc, drift, N) + user.offset + user.noise * rng.normal(size=(N, 3))
+    dyn, hr_extra, o2_drop = (_resample(v, drift, N) for v in (dyn, hr_extra, o2_drop))
     acc3d = np.rint(acc).astype(np.int64)
     mag = np.rint(np.linalg.norm(acc, axis=1)).astype(np.int64)
     spectral = _spectral(mag.reshape(DATAPOINTS, SAMPLES).astype(np.float64))
@@ -300,19 +428,22 @@ def _event(rng: np.random.Generator, event_id: int, etype: str, user: _User, sta
 
 
 def _users(rng: np.random.Generator, n: int) -> list[_User]:
-    return [_User(user_id=u + 1, noise=rng.uniform(3, 12), gravity=rng.uniform(970, 1030),
-                  intensity=rng.uniform(0.7, 1.4), hr_rest=rng.uniform(55, 85), o2_rest=rng.uniform(95, 99),
-                  source=str(rng.choice(_SOURCES))) for u in range(n)]
+    return [_User(user_id=u + 1, noise=rng.uniform(2, 20), gravity=rng.uniform(970, 1030),
+                  gain=rng.uniform(0.92, 1.08), offset=tuple(rng.uniform(-40, 40, 3)),
+                  drift=rng.uniform(-0.02, 0.02), intensity=rng.uniform(0.7, 1.4), hr_rest=rng.uniform(55, 85),
+                  o2_rest=rng.uniform(95, 99), source=str(rng.choice(_SOURCES))) for u in range(n)]
 
 
-def _plan(rng: np.random.Generator, users: int, events: int) -> list[tuple[str, int]]:
-    """(type, user index) per event: ~10% seizures dealt over two thirds of the users, ~30% false alarms."""
+def _plan(rng: np.random.Generator, users: int, events: int) -> list[tuple[str, int, str | None]]:
+    """(type, user index, seizure family) per event: SEIZURE_SHARE seizures dealt over two thirds of
+    the users with the families in turn, FALSE_ALARM_SHARE false alarms, the rest NDA."""
     n_sz = max(1, round(events * SEIZURE_SHARE))
     n_fa = max(1, round(events * FALSE_ALARM_SHARE))
     seizure_users = max(1, -(-2 * users // 3))
-    plan = [("Seizure", i % seizure_users) for i in range(n_sz)]
-    plan += [("False Alarm", int(u)) for u in rng.integers(0, users, n_fa)]
-    plan += [("NDA", int(u)) for u in rng.integers(0, users, events - n_sz - n_fa)]
+    plan: list[tuple[str, int, str | None]] = [("Seizure", i % seizure_users, FAMILIES[i % len(FAMILIES)])
+                                              for i in range(n_sz)]
+    plan += [("False Alarm", int(u), None) for u in rng.integers(0, users, n_fa)]
+    plan += [("NDA", int(u), None) for u in rng.integers(0, users, events - n_sz - n_fa)]
     order = rng.permutation(len(plan))
     return [plan[i] for i in order]
 
@@ -337,9 +468,9 @@ def synthesize(out_dir: str | Path, *, users: int = DEFAULT_USERS, events: int =
     people = _users(rng, users)
     by_type: dict[str, list[dict[str, Any]]] = {etype: [] for etype in FILES}
     starts = np.sort(rng.choice(365 * 24 * 720, size=events, replace=False)) * 5
-    for i, (etype, u) in enumerate(_plan(rng, users, events)):
+    for i, (etype, u, family) in enumerate(_plan(rng, users, events)):
         start = _EPOCH + timedelta(seconds=int(starts[i]))
-        by_type[etype].append(_event(rng, 1000 + i, etype, people[u], start))
+        by_type[etype].append(_event(rng, 1000 + i, etype, people[u], start, family))
     out_dir = Path(out_dir)
     json_paths = tuple(out_dir / FILES[etype] for etype in FILES)
     for etype, path in zip(FILES, json_paths):
@@ -347,6 +478,13 @@ def synthesize(out_dir: str | Path, *, users: int = DEFAULT_USERS, events: int =
     csv_path = out_dir / CSV_NAME
     stats = flatten(json_paths, csv_path)
     return SynthResult(json_paths=json_paths, csv_path=csv_path, stats=stats)
+
+
+def event_families(json_path: str | Path) -> dict[int, str]:
+    """eventId -> seizure family of a generated seizure file (read from each event's ``desc``)."""
+    marker = "family "
+    return {int(e["id"]): str(e["desc"]).split(marker, 1)[1] for e in iter_events(json_path)
+            if marker in str(e.get("desc", ""))}
 
 
 def default_dataset(root: str | Path = "artifacts") -> Path:
@@ -369,5 +507,6 @@ def default_dataset(root: str | Path = "artifacts") -> Path:
     return csv_path
 
 
-__all__ = ["SynthResult", "synthesize", "default_dataset", "FILES", "CSV_NAME", "GENERATOR_VERSION", "DEFAULT_SEED",
+__all__ = ["SynthResult", "synthesize", "default_dataset", "event_families", "FILES", "FAMILIES", "CSV_NAME",
+           "GENERATOR_VERSION", "DEFAULT_SEED",
            "DEFAULT_USERS", "DEFAULT_EVENTS"]

@@ -11,11 +11,14 @@ Gaps and overlaps, applied per event after sorting by dataTime (stable, so file 
    or duplicate and is dropped;
 2. among the kept datapoints, a gap of more than 7.5 s breaks the run: the buffer resets, and no
    window spans the gap. Gaps up to 7.5 s are treated as timing jitter of a contiguous recording.
+With ``dataProcessing.validateDatapoints`` the reference's rule applies instead: gaps are zero-filled
+first (deepepi.data.gaps) and windows run straight through each event.
 Every window carries its event's label, event id, user id and the dataTime of its last datapoint.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ import pandas as pd
 
 from deepepi.config import Config
 from deepepi.data.csvio import CSV_SAMPLE_FREQ, M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
+from deepepi.data.gaps import fill_gaps
 from deepepi.errors import ConfigError, DataError
 from deepepi.io import save_npz
 from deepepi.preprocessing import Preprocessing
@@ -97,7 +101,8 @@ def count_windows(n_samples: int | np.ndarray, window: int, step: int) -> int | 
     return int(counts) if counts.ndim == 0 else counts
 
 
-def _runs(event: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _runs(event: np.ndarray, time: np.ndarray,
+          gap_seconds: float = GAP_SECONDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row order (sorted, overlaps dropped) and the first row / length of each contiguous run."""
     order = np.lexsort((time, event))
     ev, t = event[order], time[order]
@@ -105,10 +110,17 @@ def _runs(event: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     keep[1:] = ~((ev[1:] == ev[:-1]) & (np.diff(t) < OVERLAP_SECONDS))
     order, ev, t = order[keep], ev[keep], t[keep]
     new_run = np.ones(len(order), dtype=bool)
-    new_run[1:] = (ev[1:] != ev[:-1]) | (np.diff(t) > GAP_SECONDS)
+    new_run[1:] = (ev[1:] != ev[:-1]) | (np.diff(t) > gap_seconds)
     starts = np.flatnonzero(new_run)
     lengths = np.diff(np.append(starts, len(order)))
     return order, starts, lengths
+
+
+def contiguous_runs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``df`` in event/time order with overlaps dropped, and the first position and length
+    of each contiguous run (a new event, or a gap that restarts the buffer): the datapoint stream
+    that both the windows here and a streaming replay (``deepepi predict --stream``) follow."""
+    return _runs(df["eventId"].to_numpy(dtype=np.int64), df["dataTime"].to_numpy(dtype=np.float64))
 
 
 def _check_constant(values: np.ndarray, event: np.ndarray, name: str) -> None:
@@ -119,7 +131,8 @@ def _check_constant(values: np.ndarray, event: np.ndarray, name: str) -> None:
                         f"({int(values[i])} and {int(values[i + 1])})")
 
 
-def _layout(df: pd.DataFrame, window: int, step: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _layout(df: pd.DataFrame, window: int, step: int,
+            gap_seconds: float = GAP_SECONDS) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Row order (sorted, overlaps dropped), each window's first sample in those rows' flattened
     M samples, and the per-window arrays y, event_id, user_id and end_time."""
     if window < 1 or step < 1:
@@ -129,7 +142,7 @@ def _layout(df: pd.DataFrame, window: int, step: int) -> tuple[np.ndarray, np.nd
         raise DataError(f"data has no column {missing[0]}")
     event = df["eventId"].to_numpy(dtype=np.int64)
     times = df["dataTime"].to_numpy(dtype=np.float64)
-    order, run_rows, run_lengths = _runs(event, times)
+    order, run_rows, run_lengths = _runs(event, times, gap_seconds)
     event = event[order]
     label = df["type"].to_numpy(dtype=np.int64)[order]
     user = df["userId"].to_numpy(dtype=np.int64)[order]
@@ -147,15 +160,17 @@ def _layout(df: pd.DataFrame, window: int, step: int) -> tuple[np.ndarray, np.nd
                           "end_time": times[order][last_row]}
 
 
-def window_labels(df: pd.DataFrame, *, window: int = 750, step: int = 125) -> dict[str, np.ndarray]:
+def window_labels(df: pd.DataFrame, *, window: int = 750, step: int = 125,
+                  gap_seconds: float = GAP_SECONDS) -> dict[str, np.ndarray]:
     """make_windows' per-window y, event_id, user_id and end_time, without cutting any samples."""
-    return _layout(df, window, step)[2]
+    return _layout(df, window, step, gap_seconds)[2]
 
 
 def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
-                 preprocessing: Preprocessing | None = Preprocessing()) -> Windows:
+                 preprocessing: Preprocessing | None = Preprocessing(),
+                 gap_seconds: float = GAP_SECONDS) -> Windows:
     """Cut every event of ``df`` (from load_csv) into windows; ``preprocessing=None`` keeps milli-g."""
-    order, start, labels = _layout(df, window, step)
+    order, start, labels = _layout(df, window, step, gap_seconds)
     total = len(start)
     # One sorted copy of the magnitude samples, filled column by column (no full-frame temporaries).
     samples = np.empty((len(order), SAMPLES_PER_DATAPOINT), dtype=np.float32)
@@ -169,8 +184,9 @@ def make_windows(df: pd.DataFrame, *, window: int = 750, step: int = 125,
     return Windows(X=X, **labels)
 
 
-def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> Windows:
-    """Windows with the config's window, step and normalisation; ``raw`` keeps milli-g (ONNX input).
+def rows_from_config(df: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[str, float | int]]:
+    """The rows and layout arguments the config implies: validateDatapoints zero-fills gaps
+    (deepepi.data.gaps, idempotent) and then lets windows run through them.
 
     The CSV is 25 Hz, so a config with another modelConfig.sampleFreq would cut windows of the
     wrong duration: that is a ConfigError, never a silent reinterpretation.
@@ -179,9 +195,24 @@ def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> 
     if rate != CSV_SAMPLE_FREQ:
         raise ConfigError(f"modelConfig.sampleFreq: {rate} Hz, but the flattened CSV holds {CSV_SAMPLE_FREQ} Hz "
                           f"data ({SAMPLES_PER_DATAPOINT} samples per 5-s row)", source=cfg.source)
-    return make_windows(df, window=cfg.window, step=int(cfg.processing["step"]),
-                        preprocessing=None if raw else preprocessing_from_config(cfg))
+    layout: dict[str, float | int] = {"window": cfg.window, "step": int(cfg.processing["step"])}
+    if cfg.processing["validateDatapoints"]:
+        return fill_gaps(df), {**layout, "gap_seconds": math.inf}
+    return df, layout
 
 
-__all__ = ["Windows", "make_windows", "window_labels", "windows_from_config", "count_windows", "NPZ_KEYS",
+def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> Windows:
+    """Windows with the config's window, step, gap rule and normalisation; ``raw`` keeps milli-g (ONNX input)."""
+    rows, layout = rows_from_config(df, cfg)
+    return make_windows(rows, preprocessing=None if raw else preprocessing_from_config(cfg), **layout)
+
+
+def window_labels_from_config(df: pd.DataFrame, cfg: Config) -> dict[str, np.ndarray]:
+    """windows_from_config's labels without cutting samples."""
+    rows, layout = rows_from_config(df, cfg)
+    return window_labels(rows, **layout)
+
+
+__all__ = ["Windows", "make_windows", "window_labels", "windows_from_config", "window_labels_from_config",
+           "rows_from_config", "count_windows", "contiguous_runs", "NPZ_KEYS",
            "OVERLAP_SECONDS", "GAP_SECONDS"]

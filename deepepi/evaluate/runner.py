@@ -26,6 +26,7 @@ from deepepi.evaluate.data import EvalData, load
 from deepepi.evaluate.events import (AlarmLogic, EventFigures, alarm_starts, event_figures, max_per_event, summary,
                                      table_by)
 from deepepi.evaluate.operating import Sweep, check_rule, choose, sweep
+from deepepi.evaluate.qsweep import check_qs, sweep_q
 from deepepi.evaluate.window_metrics import at_threshold, curves
 from deepepi.runtimes import Runtime, open_model
 from deepepi.runtimes.base import decision_threshold
@@ -45,9 +46,12 @@ class Options:
     resamples: int = bootstrap.RESAMPLES
     threads: int | None = None
     alarm_params: AlarmParams = field(default_factory=AlarmParams)
+    sweep_q: tuple[float, ...] | None = None  # ensembles: event figures over these q (qsweep)
 
     def check(self) -> None:
         check_rule(self.threshold, self.target_sensitivity, self.max_far_per_day)
+        if self.sweep_q is not None:
+            check_qs(self.sweep_q)
         if self.alarm_logic not in ("raw", "app"):
             raise ConfigError(f"--alarm-logic: got {self.alarm_logic!r}, expected raw or app")
         if not self.acc_sd_threshold >= 0.0:
@@ -151,6 +155,8 @@ def _model(name: str, rt: Runtime, data: EvalData, opts: Options) -> ModelResult
               "roc_auc": c["roc_auc"], "average_precision": c["average_precision"],
               "logic": by_logic, "sweep": sw.to_dict(),
               "inference_seconds": inference_seconds}
+    if opts.sweep_q is not None:
+        result["q_sweep"] = sweep_q(rt, data, check_qs(opts.sweep_q), t, logics[opts.alarm_logic])
     return ModelResult(name, rt, p, c, sw, op, decision_p, states, figures, result)
 
 

@@ -21,6 +21,8 @@ LOADERS: dict[str, str] = {
     RUN_DIR: "deepepi.runtimes.rundir",
     ".pt": "deepepi.runtimes.torch",
     ".keras": "deepepi.runtimes.keras",
+    ".tflite": "deepepi.runtimes.tflite",
+    ".pte": "deepepi.runtimes.pte",
 }
 
 

@@ -1,14 +1,15 @@
 """TensorFlow/Keras trainer: model.fit on a tf.data pipeline with the reference's callbacks.
 
-ModelCheckpoint (best only, on the shared selection score), EarlyStopping (val_loss,
+Best-weights saving decided by the shared Selector (deepepi.train.selection), EarlyStopping (val_loss,
 earlyStoppingPatience), ReduceLROnPlateau (val_loss, lrFactor, lrPatience, lrMin) or, when
 useLrSchedule is on, the shared three-phase schedule applied per batch (plateau reduction off).
 Loss: sparse categorical cross-entropy from logits. Keras runs silently (verbose=0); our callback
 draws the progress bar and computes the epoch figures with the shared numpy metrics: validation
 from a full predict pass, training from confusion counts of the epoch's running predictions.
 
-Batches come from the shared numpy batch stream (``batches.BatchStream``, the one the PyTorch
-trainer uses), fed through a tf.data generator that spans all remaining epochs. The optimiser is
+Batches come from the shared training plan (``plan.Plan``: ``batches.BatchStream`` or
+``BalancedStream``, epoch or step mode, the same the PyTorch trainer uses), fed through a tf.data
+generator that spans all remaining evaluation periods. The optimiser is
 built from ``optim.AdamSettings`` (epsilon 1e-7 stated, not left to each framework's default).
 
 Precision and distribution (``keras_scale``): ``precision`` bf16/fp16 trains under a Keras mixed
@@ -38,6 +39,7 @@ from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
 from deepepi.train import keras_scale
 from deepepi.train.batches import BatchStream
+from deepepi.train.plan import Stream
 from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
@@ -47,9 +49,8 @@ from deepepi.train.selection import Selector
 
 STATE_FILE = "keras_state.json"
 COUNT_KINDS = ("tp", "fp", "tn", "fn")
-SCORE_KEY = "selection_score"
 PREDICT_BATCH = 512
-BEST_WEIGHTS = "best-{epoch:04d}.weights.h5"  # ModelCheckpoint's file pattern, 1-based epoch
+BEST_WEIGHTS = "best-{epoch:04d}.weights.h5"  # the selected epoch's weights, 1-based epoch
 
 
 @keras.saving.register_keras_serializable(package="deepepi_train")
@@ -106,18 +107,19 @@ def _logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 class _EpochFigures(keras.callbacks.Callback):
-    """First callback: progress bar, shared metrics, history record; puts val_loss and the selection
-    score into ``logs`` for the Keras callbacks that follow."""
+    """First callback: progress bar, shared metrics, history record; saves the weights when the shared
+    Selector picks the epoch, and puts val_loss into ``logs`` for the Keras callbacks that follow."""
 
-    def __init__(self, job: Job, steps: int) -> None:
+    def __init__(self, job: Job) -> None:
         super().__init__()
-        self.job, self.steps = job, steps
+        self.job = job
         self.bar: EpochBar | None = None
         self.t0 = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.t0 = time.perf_counter()
-        self.bar = EpochBar(epoch + 1, self.job.epochs, self.steps, quiet=self.job.quiet)
+        first, stop = self.job.plan.bounds(epoch)
+        self.bar = EpochBar(epoch + 1, self.job.epochs, stop - first, quiet=self.job.quiet)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.bar is not None:
@@ -132,9 +134,9 @@ class _EpochFigures(keras.callbacks.Callback):
         val = evaluate(self.job.data.val.y, _logits(self.model, self.job.data.val.X))
         record = epoch_record(epoch + 1, train, val, _lr(self.model))
         seconds = time.perf_counter() - self.t0
-        self.job.record(record, seconds)
+        if self.job.record(record, seconds):
+            self.model.save_weights(self.job.resume_dir / _best_name(epoch + 1))
         logs["val_loss"] = record["val_loss"]
-        logs[SCORE_KEY] = self.job.selector.score(record)
 
 
 class _StepSchedule(keras.callbacks.Callback):
@@ -156,11 +158,10 @@ class _ResumePoint(keras.callbacks.Callback):
     so a kill between the two writes leaves the previous, consistent resume point in force.
     """
 
-    def __init__(self, job: Job, checkpoint: keras.callbacks.ModelCheckpoint,
-                 early: keras.callbacks.EarlyStopping, plateau: keras.callbacks.ReduceLROnPlateau | None,
+    def __init__(self, job: Job, early: keras.callbacks.EarlyStopping, plateau: keras.callbacks.ReduceLROnPlateau | None,
                  saved: dict[str, Any] | None) -> None:
         super().__init__()
-        self.job, self.checkpoint, self.early, self.plateau, self.saved = job, checkpoint, early, plateau, saved
+        self.job, self.early, self.plateau, self.saved = job, early, plateau, saved
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.saved is None:
@@ -169,6 +170,7 @@ class _ResumePoint(keras.callbacks.Callback):
         if self.plateau is not None and self.saved["plateau"] is not None:
             for key, value in self.saved["plateau"].items():
                 setattr(self.plateau, key, value)
+        self.saved = None  # restored once per fit call
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         rdir = self.job.resume_dir
@@ -194,7 +196,7 @@ def _best_name(epoch: int) -> str:
     return BEST_WEIGHTS.format(epoch=epoch)
 
 
-def input_pipeline(x: np.ndarray, y: np.ndarray, stream: BatchStream, start: int, stop: int) -> tf.data.Dataset:
+def input_pipeline(x: np.ndarray, y: np.ndarray, stream: Stream, start: int, stop: int) -> tf.data.Dataset:
     """The stream's batches for optimisation steps start .. stop - 1, gathered in numpy, prefetched.
 
     One dataset spans every remaining epoch; model.fit reads ``stream.steps_per_epoch`` per epoch.
@@ -253,22 +255,26 @@ def fit(job: Job) -> FitResult:
                  f"{keras_scale.describe(m['precision'], dist)}, "
                  f"{AdamSettings.from_model_config(m).name}, "
                  + ("three-phase LR schedule (ReduceLROnPlateau off)" if schedule else "ReduceLROnPlateau"))
-    train = job.data.train
-    stream = BatchStream(len(train.y), int(m["batchSize"]), seed)
-    steps = stream.steps_per_epoch
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(job.resume_dir / BEST_WEIGHTS), monitor=SCORE_KEY, mode="min",
-        save_best_only=True, save_weights_only=True, initial_value_threshold=job.selector.best_score, verbose=0)
+    train, plan = job.data.train, job.plan
     early = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=int(m["earlyStoppingPatience"]))
     plateau = None if schedule else keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss", mode="min", factor=float(m["lrFactor"]), patience=int(m["lrPatience"]),
         min_lr=float(m["lrMin"]), verbose=0)
-    callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job, steps), checkpoint, early]
+    callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job), early]
     callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
-    callbacks.append(_ResumePoint(job, checkpoint, early, plateau, saved))
-    if start < job.epochs:
-        model.fit(input_pipeline(train.X, train.y, stream, start * steps, job.epochs * steps), epochs=job.epochs,
-                  initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=0)
+    resume_point = _ResumePoint(job, early, plateau, saved)
+    callbacks.append(resume_point)
+    # model.fit needs one steps_per_epoch: the periods of plan.every steps in one call, then step
+    # mode's last, shorter period (if any) in a second call, which carries the early-stopping state over.
+    full = min(plan.total_steps // plan.every, job.epochs)
+    for first, last, per in ((start, full, plan.every), (max(start, full), job.epochs, plan.total_steps - full * plan.every)):
+        if first >= last or early.stopped_epoch > 0:
+            continue
+        if first > start:
+            resume_point.saved = {"early": {"wait": early.wait, "best": early.best}, "plateau": None}
+        model.fit(input_pipeline(train.X, train.y, plan.stream, plan.bounds(first)[0], plan.bounds(last - 1)[1]),
+                  epochs=last, initial_epoch=first, steps_per_epoch=per, callbacks=callbacks, shuffle=False,
+                  verbose=0)
     stopped = early.stopped_epoch > 0
     if stopped:
         job.log.info(f"early stopping after epoch {early.stopped_epoch + 1} (val_loss has not improved for "

@@ -125,6 +125,24 @@ def final_report(y: np.ndarray, logits: np.ndarray, event_id: np.ndarray,
     return report
 
 
+def event_max(p1: np.ndarray, event_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(event ids, max seizure probability over each event's windows), ids sorted."""
+    ids, inverse = np.unique(np.asarray(event_id), return_inverse=True)
+    best = np.full(len(ids), -np.inf)
+    np.maximum.at(best, inverse, np.asarray(p1, dtype=np.float64))
+    return ids, best
+
+
+def sensitivity_at_far(pos: np.ndarray, neg: np.ndarray, max_far: float) -> tuple[float, float, float]:
+    """(sensitivity, false-alarm ratio, threshold) at the lowest threshold t whose false-alarm ratio
+    (negatives with score > t, strict as the app) is at most ``max_far``; scores are per-event maxima."""
+    neg = np.sort(np.asarray(neg, dtype=np.float64))[::-1]
+    allowed = int(np.floor(max_far * len(neg) + 1e-9))
+    t = float(neg[allowed]) if allowed < len(neg) else -np.inf
+    far = float(np.mean(neg > t)) if len(neg) else 0.0
+    return float(np.mean(np.asarray(pos) > t)) if len(pos) else float("nan"), far, t
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """A rate for a log line; undefined rates print as 'n/a'."""
     return "n/a" if value is None else f"{value:.{digits}f}"

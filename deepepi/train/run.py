@@ -18,6 +18,7 @@ import importlib
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,8 +28,9 @@ from deepepi import io
 from deepepi.config import Config, from_dict
 from deepepi.errors import ConfigError, DeepEpiError, ModelError
 from deepepi.train import artifacts as art
-from deepepi.train.dataset import Datasets, prepare
+from deepepi.train.dataset import Datasets, EventSplit, prepare
 from deepepi.train.metrics import final_report, fmt
+from deepepi.train.plan import Plan
 from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
 
@@ -82,9 +84,15 @@ class Job:
     init_weights: dict[str, np.ndarray] | None = None  # neutral weights to start from (--init-weights)
     writer: bool = True  # False on torchrun ranks other than 0: they write and print nothing
 
+    @cached_property
+    def plan(self) -> Plan:
+        """Batch stream and evaluation periods (epoch mode, or step mode with useLrSchedule)."""
+        return Plan.from_config(self.cfg.model, self.data.train.y, self.cfg.seed)
+
     @property
     def epochs(self) -> int:
-        return int(self.cfg.model["epochs"])
+        """Evaluation periods of the run: epochs, or evaluations in step mode (history's ``epoch``)."""
+        return self.plan.periods
 
     @property
     def resume_dir(self) -> Path:
@@ -200,7 +208,8 @@ def _clear_outputs(run_dir: Path) -> None:
 def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
           resume: bool = False, quiet: bool = False, allow_import: bool = False,
-          init_weights: str | Path | None = None, force_data: bool = False) -> RunResult:
+          init_weights: str | Path | None = None, force_data: bool = False,
+          split: EventSplit | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     With ``resume``, ``cfg`` only names the default run directory: config, framework and data come
@@ -208,6 +217,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     dotted path (runs its code); ``force_data`` resumes on a CSV other than the recorded one.
     ``init_weights``: a neutral weights file (e.g. another run's init_weights.npz) to start from
     instead of the framework's seeded initialisation; ignored when resuming.
+    ``split`` fixes the train/validation/test events (nested k-fold); it is kept for ``resume``.
     """
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
     writer = is_writer()
@@ -217,6 +227,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         cfg = _resume_config(saved, run_dir, framework=framework, seed=seed, epochs=epochs)
         build = _model_builder(cfg, allow_import)
         data = _resume_data(saved, run_dir, data, force_data)
+        split = EventSplit.from_dict(saved["split"]) if saved.get("split") else None
     else:
         cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
         build = _model_builder(cfg, allow_import)
@@ -239,22 +250,23 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
 
     spec = ArchSpec.from_config(cfg)
     start_weights = None if saved is not None else _initial_weights(init_weights, spec, cfg, log)
-    datasets = prepare(cfg, data)
+    datasets = prepare(cfg, data, split)
     for note in datasets.notes:
         log.info(note)
     if writer:
         io.write_json(run_dir / art.CONFIG, cfg.to_dict())
         io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
                       {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
-                       "framework": fw})
+                       "framework": fw, "split": split.to_dict() if split else None})
     # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
     history: list[dict[str, Any]] = []
     try:
-        selector = Selector.from_model_config(cfg.model)
+        selector = Selector.from_model_config(cfg.model, step_mode=bool(cfg.model["useLrSchedule"]))
         log.info(f"selection: {selector.describe()}")
         job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log,
                   resume=saved is not None, quiet=quiet, history=history, selector=selector,
                   init_weights=start_weights, writer=writer)
+        log.info(f"plan: {job.plan.describe()}")
         trainer = importlib.import_module(TRAINERS[fw])
         t0 = time.perf_counter()
         fit = trainer.fit(job)
@@ -300,13 +312,16 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     test = job.data.test
     best = job.selector.best_epoch
     if best is None:
-        job.log.info("no epoch met the selection gate; the model is the last epoch's")
+        job.log.info("no evaluation was selected; the model is the last one's")
+    elif not job.selector.gate_met:
+        job.log.info(f"no evaluation met the selection gate; epoch {best} was chosen by the fallback rule")
     report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test)
     chosen = next(h for h in job.history if h["epoch"] == best) if best else job.history[-1]
     metrics = {"framework": job.cfg.framework, "seed": job.cfg.seed, "best_epoch": best, "epochs_run": len(job.history),
-               "stopped_early": fit.stopped_early, "gate_met": best is not None,
+               "stopped_early": fit.stopped_early, "gate_met": job.selector.gate_met,
                "selection": {"metric": job.selector.metric, "min_sensitivity": job.selector.min_sensitivity,
-                             "max_far": job.selector.max_far},
+                             "max_far": job.selector.max_far, "fallback_used": best is not None
+                             and not job.selector.gate_met},
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)

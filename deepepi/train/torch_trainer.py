@@ -1,7 +1,8 @@
 """PyTorch trainer: an explicit loop over a resident tensor, batches by index slicing.
 
-Each epoch's batches come from the shared numpy batch stream (``batches.BatchStream``, the one the
-Keras trainer uses) and index the on-device training tensor (no Dataset, no per-sample collate).
+Each evaluation period's batches come from the shared training plan (``plan.Plan``:
+``batches.BatchStream`` or ``BalancedStream``, epoch or step mode, the same the Keras trainer uses)
+and index the on-device training tensor (no Dataset, no per-sample collate).
 Adam or AdamW with Keras's update rule (``torch_optim.KerasAdam``); ReduceLROnPlateau or the shared
 three-phase schedule (per step); early stopping; the best epoch per ``selection``. CUDA is used
 when present, with optional bf16/fp16 autocast (GradScaler for fp16) and torch.compile.
@@ -151,7 +152,6 @@ class TorchTrainer:
         self.x_train, self.y_train = self._tensor(d.train.X), self._tensor(d.train.y)
         self.x_val = self._tensor(d.val.X)
         self.batch_size = int(m["batchSize"])
-        self.stream = BatchStream(len(d.train.y), self.batch_size, job.cfg.seed)
         if m["precision"] != "fp32" and not self.cuda:
             job.log.info(f"precision {m['precision']} applies on CUDA only; training in fp32 on CPU")
         if self.group.active:
@@ -209,9 +209,10 @@ class TorchTrainer:
 
     # ----- one epoch -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass; train figures come from the epoch's running (train-mode) predictions."""
+        """One evaluation period of the plan (a pass, or evalEverySteps steps in step mode); train
+        figures come from its running (train-mode) predictions."""
         self.model.train()
-        batches = self.stream.batches(epoch - 1)
+        batches = self.job.plan.batches(epoch - 1)
         bar = EpochBar(epoch, self.job.epochs, len(batches), quiet=self.job.quiet or not self.job.writer)
         order = torch.from_numpy(np.concatenate(batches)).to(self.device)  # one copy per epoch, not per step
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)

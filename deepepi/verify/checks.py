@@ -1,6 +1,7 @@
 """Small verification checks: each looks at one property and returns a Check with its figures.
 
-Framework-free: only onnx and numpy, so verification runs where neither framework is installed.
+Framework-free: onnx, numpy and the models' runtimes, so verification runs where neither training
+framework is installed.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from converters.contract import (BATCH_DIM, INPUT_NAME, OUTPUT_NAME, GraphIO, contract_problems,
-                                 graph_io, missing_metadata, read_metadata)
+from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
+                                 contract_problems, graph_io)
 from deepepi.errors import UnusableInputError
 from deepepi.train.metrics import Counts, ratio
-from deepepi.verify.inputs import first_line
+from deepepi.verify.inputs import Subject, first_line
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 # Metadata that must match for two graphs to describe the same task on the same input.
@@ -38,13 +39,18 @@ def _status(ok: bool) -> str:
     return PASS if ok else FAIL
 
 
-def checker(model: onnx.ModelProto, label: str) -> Check:
-    """The ONNX checker with full shape inference, as the exporters run it."""
+def file_check(subject: Subject, label: str) -> Check:
+    """ONNX: the checker with full shape inference, as the exporters run it. Other formats: their
+    runtime loaded the file and checked its I/O convention when it was opened."""
+    if subject.proto is None:
+        info = subject.runtime.describe()
+        return Check(f"file {label}", PASS, f"{info['format']}: loaded by {info['runtime']} "
+                     f"{info['runtime_version']} ({', '.join(subject.used)})", {"runtime": info})
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(subject.proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        return Check(f"onnx checker {label}", FAIL, first_line(exc), {"error": str(exc)})
-    return Check(f"onnx checker {label}", PASS, "valid (full_check)")
+        return Check(f"file {label}", FAIL, f"onnx checker: {first_line(exc)}", {"error": str(exc)})
+    return Check(f"file {label}", PASS, "onnx checker: valid (full_check)")
 
 
 def io_window(io: GraphIO, label: str) -> tuple[int, int]:
@@ -66,19 +72,30 @@ def io_window(io: GraphIO, label: str) -> tuple[int, int]:
     return window, classes
 
 
-def comparable(a: onnx.ModelProto, b: onnx.ModelProto, labels: tuple[str, str]) -> tuple[int, int]:
-    """(window, num_classes) shared by both graphs, or UnusableInputError when they differ.
+def _shape(subject: Subject, label: str) -> tuple[int, int]:
+    """(window, num_classes): from the graph for ONNX, else the runtime's window and class names."""
+    if subject.proto is not None:
+        return io_window(graph_io(subject.proto), label)
+    try:
+        classes = len(json.loads(subject.runtime.metadata["class_names"]))
+    except (KeyError, TypeError, ValueError):
+        raise UnusableInputError("metadata lacks readable class_names", source=label) from None
+    return int(subject.runtime.window), classes
+
+
+def comparable(a: Subject, b: Subject, labels: tuple[str, str]) -> tuple[int, int]:
+    """(window, num_classes) shared by both models, or UnusableInputError when they differ.
 
     Every metadata key must be present: metadata is serialised last, so a file cut short between
     two entries still parses, and only the missing keys give it away.
     """
-    for model, label in zip((a, b), labels):
-        missing = missing_metadata(model)
+    for subject, label in zip((a, b), labels):
+        missing = [key for key in META_KEYS if key not in subject.runtime.metadata]
         if missing:
-            raise UnusableInputError(f"not a complete deepepi ONNX file (truncated, or not exported "
+            raise UnusableInputError(f"not a complete deepepi model file (truncated, or not exported "
                                      f"by deepepi): metadata lacks {', '.join(missing)}", source=label)
-    wa = io_window(graph_io(a), labels[0])
-    wb = io_window(graph_io(b), labels[1])
+    wa = _shape(a, labels[0])
+    wb = _shape(b, labels[1])
     if wa != wb:
         raise UnusableInputError(f"contract mismatch, cannot compare: {labels[0]} takes window {wa[0]} "
                                  f"with {wa[1]} classes, {labels[1]} takes window {wb[0]} with "
@@ -86,14 +103,24 @@ def comparable(a: onnx.ModelProto, b: onnx.ModelProto, labels: tuple[str, str]) 
     return wa
 
 
-def contract_match(a: onnx.ModelProto, b: onnx.ModelProto, *, window: int, num_classes: int) -> Check:
-    """Each file follows the contract, and the I/O signature, opset and contract metadata
-    (preprocessing included) are identical."""
-    io_a, io_b = graph_io(a).to_dict(), graph_io(b).to_dict()
-    meta_a, meta_b = read_metadata(a), read_metadata(b)
-    differences = [f"{label}: {problem}" for label, model in (("A", a), ("B", b))
-                   for problem in contract_problems(model, window=window, num_classes=num_classes)]
-    differences += [f"graph {key}" for key in io_a if io_a[key] != io_b[key]]
+def _io(subject: Subject) -> dict:
+    if subject.proto is not None:
+        return graph_io(subject.proto).to_dict()
+    info = subject.runtime.describe()
+    return {"format": info["format"], "window": subject.runtime.window}
+
+
+def contract_match(a: Subject, b: Subject, *, window: int, num_classes: int) -> Check:
+    """Each ONNX file follows the contract; two ONNX files have identical I/O signature and opset;
+    every pair has identical contract metadata (preprocessing included). The other formats' I/O
+    conventions were checked by their runtimes when opened."""
+    io_a, io_b = _io(a), _io(b)
+    meta_a, meta_b = a.runtime.metadata, b.runtime.metadata
+    differences = [f"{label}: {problem}" for label, subject in (("A", a), ("B", b))
+                   if subject.proto is not None
+                   for problem in contract_problems(subject.proto, window=window, num_classes=num_classes)]
+    if a.proto is not None and b.proto is not None:
+        differences += [f"graph {key}" for key in io_a if io_a[key] != io_b[key]]
     for key in CONTRACT_META:
         if key not in meta_a or key not in meta_b:
             differences.append(f"metadata {key} missing")
@@ -102,7 +129,9 @@ def contract_match(a: onnx.ModelProto, b: onnx.ModelProto, *, window: int, num_c
     figures = {"io_a": io_a, "io_b": io_b,
                "metadata_a": {k: meta_a.get(k) for k in CONTRACT_META},
                "metadata_b": {k: meta_b.get(k) for k in CONTRACT_META}, "differences": differences}
-    detail = "identical I/O, opset, preprocessing" if not differences else "; ".join(differences)
+    same_io = "identical I/O, opset" if a.proto is not None and b.proto is not None else \
+        "each file's own I/O convention"
+    detail = f"{same_io}, preprocessing" if not differences else "; ".join(differences)
     return Check("contract + preprocessing", _status(not differences), detail, figures)
 
 
@@ -113,23 +142,25 @@ def _parsed(value: str) -> Any:
         return value
 
 
-def _initializer_floats(model: onnx.ModelProto) -> int:
+def _initializer_floats(model: onnx.ModelProto | None) -> int | None:
+    if model is None:
+        return None
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
               onnx.TensorProto.BFLOAT16)
     return int(sum(int(np.prod(init.dims)) for init in model.graph.initializer
                    if init.data_type in floats))
 
 
-def parameter_counts(a: onnx.ModelProto, b: onnx.ModelProto) -> Check:
-    """Trainable counts from metadata must match; initializer floats are shown only for information
-    because each exporter folds BatchNorm differently."""
+def parameter_counts(a: Subject, b: Subject) -> Check:
+    """Trainable counts from metadata must match; ONNX initializer floats are shown only for
+    information because each exporter folds BatchNorm differently."""
     counts = []
-    for model in (a, b):
-        value = read_metadata(model).get("trainable_parameters")
+    for subject in (a, b):
+        value = subject.runtime.metadata.get("trainable_parameters")
         counts.append(int(value) if value is not None and value.isdigit() else None)
     figures = {"trainable_a": counts[0], "trainable_b": counts[1],
-               "initializer_floats_a": _initializer_floats(a),
-               "initializer_floats_b": _initializer_floats(b)}
+               "initializer_floats_a": _initializer_floats(a.proto),
+               "initializer_floats_b": _initializer_floats(b.proto)}
     ok = counts[0] is not None and counts[0] == counts[1]
     detail = (f"trainable {counts[0]} vs {counts[1]} (initializer floats "
               f"{figures['initializer_floats_a']} vs {figures['initializer_floats_b']}, info)")
@@ -225,3 +256,39 @@ def rates_side_by_side(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None) 
     detail = (f"A: TPR {fmt(ra['tpr'])} FPR {fmt(ra['fpr'])}; "
               f"B: TPR {fmt(rb['tpr'])} FPR {fmt(rb['fpr'])}")
     return Check("TPR / FPR", INFO, detail, {"a": ra, "b": rb})
+
+
+def positives(probs: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Seizure decisions: p1 > the recorded decision threshold (strict, the app's rule), else argmax."""
+    if threshold is None:
+        return np.argmax(probs, axis=1) == 1
+    return np.asarray(probs)[:, 1] > threshold
+
+
+def quantized_drop(a: np.ndarray, b: np.ndarray, labels: np.ndarray, event_id: np.ndarray, *,
+                   threshold: float | None, max_drop: float) -> Check:
+    """Quantised B may lose at most ``max_drop`` (a fraction; 0.01 = 1 point) of A's event
+    sensitivity and of its window TPR on labelled data; an event is detected when any window is."""
+    from deepepi.train.metrics import event_report, window_report
+
+    figures: dict[str, Any] = {"max_drop": max_drop, "threshold": threshold}
+    drops = {}
+    for name, probs in (("a", a), ("b", b)):
+        pred = positives(probs, threshold).astype(np.int64)
+        figures[name] = {"window": window_report(labels, pred), "event": event_report(labels, pred, event_id)}
+    for metric, level in (("event sensitivity", "event"), ("window TPR", "window")):
+        ta, tb = figures["a"][level]["tpr"], figures["b"][level]["tpr"]
+        drops[metric] = None if ta is None or tb is None else float(ta - tb)
+    figures["drops"] = drops
+    if all(d is None for d in drops.values()):
+        return Check("quantised accuracy drop", FAIL, "no seizure windows in the data: cannot measure "
+                     "the drop", figures)
+    ok = all(d is None or d <= max_drop + 1e-12 for d in drops.values())
+
+    def fmt(metric: str, level: str) -> str:
+        ta, tb, d = figures["a"][level]["tpr"], figures["b"][level]["tpr"], drops[metric]
+        return (f"{metric} {ta:.4f} -> {tb:.4f} (drop {100 * d:+.2f} points)" if d is not None
+                else f"{metric} n/a")
+    detail = (f"{fmt('event sensitivity', 'event')}; {fmt('window TPR', 'window')}; "
+              f"limit {100 * max_drop:g} point(s)")
+    return Check("quantised accuracy drop", _status(ok), detail, figures)

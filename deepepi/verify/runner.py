@@ -1,8 +1,12 @@
-"""`verify(a, b)`: run two contract ONNX graphs on the same windows through onnxruntime and compare.
+"""`verify(a, b)`: run two models on the same windows, each in its own runtime, and compare.
 
+A and B may each be an ONNX file (onnxruntime), a .tflite (LiteRT) or a .pte (ExecuTorch); each
+runtime maps the shared raw milli-g windows onto its file's convention and returns probabilities.
 Modes: ``same-weights`` (the two files hold the same weights, so outputs must agree within
-atol/rtol) and ``trained`` (independently trained models: argmax agreement must reach
-``min_agreement``; difference figures are information).
+atol/rtol), ``trained`` (independently trained models: argmax agreement must reach
+``min_agreement``; difference figures are information) and ``quantized`` (B is a quantised A:
+argmax agreement >= ``min_agreement`` and, on labelled data, event sensitivity and window TPR may
+drop by at most ``max_drop``).
 """
 
 from __future__ import annotations
@@ -12,59 +16,72 @@ from typing import Sequence
 
 from deepepi.config import number_rule, require_number
 from deepepi.errors import UnusableInputError
+from deepepi.runtimes.base import decision_threshold
 from deepepi.verify import checks
-from deepepi.verify.inputs import (csv_inputs, load_onnx, open_session, random_inputs,
-                                   resolve_providers, run_session)
+from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs, resolve_providers
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
 
-MODES = ("same-weights", "trained")
+MODES = ("same-weights", "trained", "quantized")
+QUANTIZED_MAX_DROP = 0.01
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
            random_n: int = DEFAULT_RANDOM, seed: int = 0, config: str | Path | None = None,
            mode: str = "same-weights", atol: float = 1e-5, rtol: float = 1e-4,
-           min_agreement: float = 0.99, providers: Sequence[str] | None = None) -> Report:
+           min_agreement: float = 0.99, providers: Sequence[str] | None = None,
+           max_drop: float = QUANTIZED_MAX_DROP) -> Report:
     """Compare A and B; raise UnusableInputError when they cannot be compared at all."""
     if mode not in MODES:
         raise UnusableInputError(f"--mode: got {mode!r}, expected one of {', '.join(MODES)}")
     for name, value, rule in (("--atol", atol, number_rule(0)), ("--rtol", rtol, number_rule(0)),
                               ("--min-agreement", min_agreement, number_rule(0, 1)),
+                              ("--max-drop", max_drop, number_rule(0, 1)),
                               ("--random", random_n, number_rule(1, MAX_RANDOM, integer=True))):
         require_number(name, value, rule, UnusableInputError)
     labels = (str(model_a), str(model_b))
-    proto_a, proto_b = load_onnx(model_a), load_onnx(model_b)
-    window, num_classes = checks.comparable(proto_a, proto_b, labels)
     chosen = resolve_providers(providers)
-    session_a, session_b = open_session(model_a, chosen), open_session(model_b, chosen)
+    a, b = open_subject(model_a, chosen), open_subject(model_b, chosen)
+    window, num_classes = checks.comparable(a, b, labels)
     inputs = (csv_inputs(data, window, config) if data is not None
               else random_inputs(random_n, window, seed=seed))
-    probs_a = run_session(session_a, inputs.raw, label=labels[0])
-    probs_b = run_session(session_b, inputs.raw, label=labels[1])
+    quantized = mode == "quantized"
+    if quantized and inputs.labels is None:
+        raise UnusableInputError("--mode quantized needs labelled windows: give --data CSV")
+    probs_a = a.runtime.predict_proba(inputs.raw)
+    probs_b = b.runtime.predict_proba(inputs.raw)
     expected = (len(inputs.raw), num_classes)
     for label, probs in zip(labels, (probs_a, probs_b)):
         if probs.shape != expected:
             raise UnusableInputError(f"output shape {probs.shape} differs from the declared "
                                      f"{expected}", source=label)
 
-    trained = mode == "trained"
-    used = set(session_a.get_providers()) & set(session_b.get_providers())
+    gated = mode in ("trained", "quantized")
+    onnx_used = [set(s.used) for s in (a, b) if s.proto is not None]
     report = Report(
         model_a=labels[0], model_b=labels[1], mode=mode,
-        settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if trained else None,
+        settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if gated else None,
+                  "max_drop": max_drop if quantized else None,
                   "window": window, "num_classes": num_classes},
         inputs=dict(inputs.source, labelled=inputs.labels is not None),
-        providers={"requested": chosen, "a": session_a.get_providers(),
-                   "b": session_b.get_providers(), "not_started": [p for p in chosen if p not in used]})
+        providers={"requested": chosen, "a": a.used, "b": b.used,
+                   "not_started": [p for p in chosen if any(p not in u for u in onnx_used)],
+                   "runtimes": {"a": a.runtime.describe(), "b": b.runtime.describe()}})
     report.checks += [
-        checks.checker(proto_a, "A"), checks.checker(proto_b, "B"),
-        checks.contract_match(proto_a, proto_b, window=window, num_classes=num_classes),
-        checks.parameter_counts(proto_a, proto_b),
+        checks.file_check(a, "A"), checks.file_check(b, "B"),
+        checks.contract_match(a, b, window=window, num_classes=num_classes),
+        checks.parameter_counts(a, b),
         checks.softmax_sanity(probs_a, "A"), checks.softmax_sanity(probs_b, "B"),
-        checks.tolerance(probs_a, probs_b, atol=atol, rtol=rtol, enforce=not trained),
+        checks.tolerance(probs_a, probs_b, atol=atol, rtol=rtol, enforce=mode == "same-weights"),
         checks.agreement(probs_a, probs_b, inputs.labels,
-                         min_agreement=min_agreement if trained else None),
+                         min_agreement=min_agreement if gated else None),
     ]
-    if trained:
+    if gated:
         report.checks.append(checks.rates_side_by_side(probs_a, probs_b, inputs.labels))
+    if quantized:
+        # A's recorded decision threshold (both files share it; None: argmax).
+        threshold = decision_threshold(a.runtime.metadata, labels[0])
+        report.checks.append(checks.quantized_drop(probs_a, probs_b, inputs.labels, inputs.event_id,
+                                                   threshold=threshold, max_drop=max_drop))
     return report
+

@@ -1,0 +1,191 @@
+"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT fp32/int8, ExecuTorch) against PyTorch eager.
+
+One DeepEpi model (reference spec, window 750; seeded random weights, or a trained run with --run)
+is exported through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`,
+calibrated on the built-in dataset's training windows). Each file then runs in its own runtime
+through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in one process:
+- single-window latency p50/p99 (ms), raw milli-g in, probabilities out (adapter included), and
+- batch throughput (windows/s) at --batch windows per call (the app files take one window per
+  invoke, so their adapters loop), both timed in alternating blocks across formats so that load
+  from other processes on a shared machine falls on every format alike;
+- file size; argmax agreement and max abs difference with ONNX fp32 on the dataset's windows.
+Then the targets as ratios within this run: int8 p50 <= 0.65x fp32 p50 with agreement >= 99 %,
+LiteRT fp32 p50 within 1.5x of ORT fp32, every format >= 3x faster than PyTorch eager.
+
+    python bench/deploy.py [--run RUN_DIR] [--repeats 400] [--rounds 20] [--batch 256] [--threads 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+WINDOW = 750
+
+
+def interleaved(runners: dict[str, Callable[[], object]], repeats: int, rounds: int) -> dict[str, np.ndarray]:
+    """Wall seconds per call for each runner, measured in ``rounds`` alternating blocks (after one
+    untimed warm-up block each), so that load from other processes hits every runner alike."""
+    per_block = max(1, repeats // rounds)
+    for fn in runners.values():
+        for _ in range(min(per_block, 10)):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            for _ in range(per_block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: np.asarray(values) for name, values in times.items()}
+
+
+def random_run(root: Path) -> Path:
+    """A PyTorch run directory of the reference spec with seeded random weights (BN stats included)."""
+    from deepepi.config import REPO_CONFIGS, load_config
+    from deepepi.io import write_json
+    from deepepi.models import torch_deepepi as tdm
+    from deepepi.models.spec import ArchSpec
+    from deepepi.models.weights import save_weights
+
+    cfg = load_config(REPO_CONFIGS / "nnConfig_deep_pytorch.json")
+    spec = ArchSpec.from_config(cfg)
+    rng = np.random.default_rng(0)
+    weights = {}
+    for key, shape in spec.weight_shapes().items():
+        param = key.split("/")[1]
+        if param == "kernel":
+            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:-1])), shape)
+        elif param in ("gamma", "moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.normal(0.0, 0.1, shape)
+        weights[key] = value.astype(np.float32)
+    run = root / "run"
+    run.mkdir()
+    write_json(run / "config.json", cfg.to_dict())
+    save_weights(run / "weights.npz", weights, spec)
+    model = tdm.DeepEpiCnn(spec).eval()
+    tdm.import_weights(model, spec, weights)
+    tdm.save_checkpoint(run / "model.pt", model, spec, cfg.to_dict())
+    return run
+
+
+def export_all(run: Path, out: Path, csv: Path) -> dict[str, Path]:
+    """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses."""
+    from deepepi.export import export_run
+    from deepepi.export_app import export_app, export_onnx_quantized
+
+    files = {"ORT fp32": export_run(run, out=out / "model.onnx").path}
+    for kind in ("int8", "fp16"):
+        files[f"ORT {kind}"] = export_onnx_quantized(run, kind, out=out / f"model.{kind}.onnx",
+                                                     calibration=csv)[1].path
+    files["LiteRT fp32"] = export_app(run, "tflite", out=out / "model.tflite").path
+    files["LiteRT int8"] = export_app(run, "tflite", out=out / "model.int8.tflite", quantize="int8",
+                                      calibration=csv).path
+    files["ExecuTorch (XNNPACK)"] = export_app(run, "pte", out=out / "model.pte").path
+    return files
+
+
+def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
+    import torch
+
+    from deepepi.export import resolve_run
+    from deepepi.models.torch_deepepi import load_checkpoint
+    from deepepi.preprocessing import from_config
+
+    torch.set_num_threads(threads)
+    model, _, _ = load_checkpoint(resolve_run(run).model_file)
+    pre = from_config(resolve_run(run).config)
+
+    def predict(raw: np.ndarray) -> Any:
+        with torch.no_grad():
+            return torch.softmax(model.eval()(torch.from_numpy(pre.apply(raw))), dim=-1).numpy()
+    return predict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=None, help="trained run directory (default: seeded random weights)")
+    parser.add_argument("--repeats", type=int, default=400, help="timed single-window calls per format")
+    parser.add_argument("--rounds", type=int, default=20, help="alternating blocks the calls are split into")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batch-rounds", type=int, default=5, help="timed batch calls per format")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--agreement-windows", type=int, default=2000)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from converters.contract import realistic_windows
+    from deepepi.data.csvio import load_csv
+    from deepepi.data.synth import default_dataset
+    from deepepi.data.windows import make_windows
+    from deepepi.runtimes import open_model
+
+    csv = default_dataset()
+    data = make_windows(load_csv(csv), preprocessing=None).X
+    data = data[np.random.default_rng(0).permutation(len(data))[:args.agreement_windows]]
+    raw = realistic_windows(max(args.batch, 1), WINDOW, seed=1)
+    with tempfile.TemporaryDirectory(prefix="deepepi-bench-") as tmp:
+        root = Path(tmp)
+        run = args.run or random_run(root)
+        files = export_all(run, root, csv)
+        runtimes = {name: open_model(path, threads=args.threads) for name, path in files.items()}
+        predict = {name: runtime.predict_proba for name, runtime in runtimes.items()}
+        predict["PyTorch eager"] = torch_eager(run, args.threads)
+        single = interleaved({n: (lambda f=f: f(raw[:1])) for n, f in predict.items()},
+                             args.repeats, args.rounds)
+        batch = interleaved({n: (lambda f=f: f(raw[:args.batch])) for n, f in predict.items()},
+                            args.batch_rounds, args.batch_rounds)
+        rows: dict[str, dict[str, Any]] = {
+            name: {"p50_ms": 1e3 * float(np.median(single[name])),
+                   "p99_ms": 1e3 * float(np.percentile(single[name], 99)),
+                   "batch_windows_per_s": args.batch / float(np.median(batch[name]))}
+            for name in predict}
+        reference = runtimes["ORT fp32"].predict_proba(data)
+        for name, runtime in runtimes.items():
+            probs = runtime.predict_proba(data)
+            rows[name].update(size_bytes=files[name].stat().st_size,
+                              agreement=float(np.mean(probs.argmax(1) == reference.argmax(1))),
+                              max_abs_diff=float(np.max(np.abs(probs - reference))))
+        predicted = np.bincount(reference.argmax(1), minlength=2).tolist()
+
+    fp32 = rows["ORT fp32"]["p50_ms"]
+    eager = rows["PyTorch eager"]["p50_ms"]
+    targets = {
+        "ORT int8 p50 / ORT fp32 p50 (<= 0.65)": rows["ORT int8"]["p50_ms"] / fp32,
+        "ORT int8 agreement (>= 0.99)": rows["ORT int8"]["agreement"],
+        "LiteRT int8 agreement (>= 0.99)": rows["LiteRT int8"]["agreement"],
+        "LiteRT fp32 p50 / ORT fp32 p50 (<= 1.5)": rows["LiteRT fp32"]["p50_ms"] / fp32,
+    }
+    targets.update({f"PyTorch eager p50 / {name} p50 (>= 3)": eager / rows[name]["p50_ms"] for name in files})
+    print(f"# deepepi deploy benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, threads {args.threads}, "
+          f"model {'trained run ' + str(args.run) if args.run else 'reference spec, seeded random weights'}, "
+          f"agreement on {len(data)} built-in dataset windows (ORT fp32 predicts classes {predicted})")
+    print("\n| format | p50 ms | p99 ms | batch windows/s | size bytes | agreement vs ORT fp32 | max abs diff |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        extra = (f"{r['size_bytes']} | {r['agreement']:.4f} | {r['max_abs_diff']:.2e}" if "size_bytes" in r
+                 else "- | - | -")
+        print(f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['batch_windows_per_s']:.0f} | {extra} |")
+    print("\n| target | value |\n|---|---|")
+    for name, value in targets.items():
+        print(f"| {name} | {value:.3f} |")
+    if args.json:
+        from deepepi.io import write_json
+
+        write_json(args.json, {"rows": rows, "targets": targets, "threads": args.threads})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The phone app's model metadata JSON, written beside every .tflite / .pte file.
+
+The OpenSeizureDetector app (``SdAlgMl``) reads ``framework`` ("tflite" or "pytorch"),
+``input_size`` (its default of 125 is wrong for DeepEpi, so it is always written), ``input_format_val``
+(1 = "1d_mag", the only format) and the two threshold seeds ``accel_std_threshold_pct`` and
+``seizure_probability_threshold_pct``. deepepi adds what its own runtimes and ``deepepi verify`` need:
+the file's I/O convention and, under ``deepepi``, the same provenance keys the ONNX metadata_props
+hold (contract.META_KEYS), so a .tflite or .pte is compared with an ONNX file key by key.
+Framework-free.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from converters.contract import META_KEYS, THRESHOLD_KEY
+from deepepi.errors import UnusableInputError
+from deepepi.io import open_input, write_json
+from deepepi.preprocessing import Preprocessing
+
+INPUT_FORMAT_1D_MAG = 1
+APP_DEFAULT_ACC_SD_PCT = 5.0
+APP_DEFAULT_PROBABILITY_PCT = 50.0
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a deployment format is fed and what it returns (the app's, per format)."""
+
+    app_framework: str          # the app's metadata value: "tflite" or "pytorch"
+    input_shape: tuple[int, ...]  # per window; 0 marks where the window length goes
+    input_unit: str             # "g" for both app formats
+    output: str                 # "probabilities" or "logits"
+    delegate: str | None = None  # backend the converter lowers the graph to, recorded in the sidecar
+
+    def shape(self, window: int) -> list[int]:
+        return [window if d == 0 else d for d in self.input_shape]
+
+
+TFLITE = Convention("tflite", (1, 0, 1), "g", "probabilities")
+PTE = Convention("pytorch", (1, 1, 0), "g", "logits", "XnnpackBackend")
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """``model.tflite`` -> ``model.tflite.json`` (one sidecar per file, whatever its format)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".json")
+
+
+def build(convention: Convention, provenance: dict[str, str], *, window: int,
+          acc_sd_threshold_pct: float | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar content; ``provenance`` is contract.metadata(...) of the exported model, whose
+    optional decision threshold also seeds the app's probability threshold."""
+    recorded = provenance.get(THRESHOLD_KEY)
+    decision_threshold = None if recorded is None else float(recorded)
+    probability_pct = (APP_DEFAULT_PROBABILITY_PCT if decision_threshold is None
+                       else round(100.0 * decision_threshold, 6))
+    data: dict[str, Any] = {
+        "framework": convention.app_framework,
+        "input_size": int(window),
+        "input_format_val": INPUT_FORMAT_1D_MAG,
+        "accel_std_threshold_pct": float(APP_DEFAULT_ACC_SD_PCT if acc_sd_threshold_pct is None
+                                         else acc_sd_threshold_pct),
+        "seizure_probability_threshold_pct": probability_pct,
+    }
+    if decision_threshold is not None:
+        data[THRESHOLD_KEY] = decision_threshold
+    data["io"] = {"input_shape": convention.shape(window), "input_dtype": "float32",
+                  "input_unit": convention.input_unit, "output": convention.output}
+    if convention.delegate:
+        data["io"]["delegate"] = convention.delegate
+    data["deepepi"] = {key: provenance[key] for key in META_KEYS}
+    if extra:
+        data["deepepi"].update({k: str(v) for k, v in extra.items()})
+    return data
+
+
+def write(model_path: str | Path, data: dict[str, Any]) -> Path:
+    path = sidecar_path(model_path)
+    write_json(path, data)
+    return path
+
+
+def read(model_path: str | Path) -> dict[str, Any]:
+    """The sidecar of ``model_path``; missing or unreadable is UnusableInputError naming the file."""
+    path = sidecar_path(model_path)
+    with open_input(path, "model metadata JSON (written by deepepi export beside the model)",
+                    UnusableInputError) as handle:
+        try:
+            data = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise UnusableInputError(f"not valid JSON: {exc.msg} (line {exc.lineno})",
+                                     source=str(path)) from None
+    missing = [k for k in ("input_size", "io", "deepepi") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise UnusableInputError(f"not a deepepi model metadata file: lacks {', '.join(missing)}",
+                                 source=str(path))
+    return data
+
+
+def runtime_metadata(data: dict[str, Any]) -> dict[str, str]:
+    """The contract metadata a Runtime exposes: the provenance keys, plus the decision threshold."""
+    meta = {str(k): str(v) for k, v in data["deepepi"].items()}
+    if THRESHOLD_KEY in data:
+        meta[THRESHOLD_KEY] = repr(float(data[THRESHOLD_KEY]))
+    return meta
+
+
+def check_convention(data: dict[str, Any], convention: Convention, source: str) -> int:
+    """The window the sidecar declares, after checking it describes ``convention``."""
+    io = data["io"]
+    window = int(data["input_size"])
+    if io.get("input_shape") != convention.shape(window) or io.get("output") != convention.output \
+            or io.get("input_unit") != convention.input_unit:
+        raise UnusableInputError(f"metadata declares input {io.get('input_shape')} in {io.get('input_unit')} "
+                         f"with {io.get('output')} out; this format needs {convention.shape(window)} "
+                         f"in {convention.input_unit} with {convention.output} out", source=source)
+    return window
+
+
+def preprocessing(meta: dict[str, str], source: str) -> Preprocessing:
+    """The training preprocessing recorded in ``meta``; the adapters take its scale (milli-g -> g)."""
+    try:
+        return Preprocessing.from_dict(json.loads(meta["preprocessing"]))
+    except (KeyError, TypeError, ValueError):
+        raise UnusableInputError("model metadata lacks a readable preprocessing entry",
+                                 source=source) from None

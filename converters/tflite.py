@@ -1,0 +1,96 @@
+"""Keras DeepEpi -> TFLite in the phone app's convention, optionally fp16 or full-integer quantised.
+
+The app feeds float32 [1, window, 1] in g and reads softmax [1, 2] directly (converters.app_meta.TFLITE),
+so a functional wrapper puts a Reshape in front of the trained model, the per-window normalisation
+when training used it, and a Softmax behind it; ``tf.lite.TFLiteConverter.from_keras_model`` converts
+that (a bare concrete function loses the captured weights and gives NaN). The converter's own console
+output is captured and shown only when it fails. Imported lazily (needs TensorFlow).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from converters.app_meta import TFLITE
+from converters.contract import Exporter
+from deepepi.errors import ExportError
+from deepepi.models.spec import ArchSpec
+from deepepi.preprocessing import FLAT_STD, Preprocessing
+from deepepi.quiet import captured_output
+
+QUANTIZE = ("int8", "fp16")
+
+
+class WindowNormalise(keras.layers.Layer):
+    """Per-window (x - mean) / population std, flat windows only centred (deepepi.preprocessing)."""
+
+    def call(self, x):  # noqa: ANN001, ANN201 - Keras tensors
+        centred = x - keras.ops.mean(x, axis=-1, keepdims=True)
+        std = keras.ops.sqrt(keras.ops.mean(centred * centred, axis=-1, keepdims=True))
+        return centred / keras.ops.where(std > FLAT_STD, std, keras.ops.ones_like(std))
+
+
+def app_model(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing) -> keras.Model:
+    """[1, window, 1] g -> (normalise) -> model (inference) -> softmax [1, classes]."""
+    inputs = keras.Input(shape=tuple(TFLITE.shape(spec.window)[1:]), batch_size=1, name="acc_g")
+    x = keras.layers.Reshape((spec.window,))(inputs)
+    if preprocessing.normalise:
+        x = WindowNormalise()(x)
+    outputs = keras.layers.Softmax(axis=-1)(model(x, training=False))
+    return keras.Model(inputs, outputs, name="deepepi_app")
+
+
+def exporter_info(quantize: str | None) -> Exporter:
+    name = "tf.lite.TFLiteConverter" + (f" ({quantize})" if quantize else "")
+    return Exporter("tensorflow", f"{tf.__version__} (keras {keras.__version__})", name, tf.__version__)
+
+
+def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
+              quantize: str | None = None, calibration_g: np.ndarray | None = None) -> bytes:
+    """The converted flatbuffer. ``int8`` is integer weights and activations (calibrated on
+    ``calibration_g`` [n, window] in g) up to a float32 softmax, with float32 I/O kept for the app;
+    ``fp16`` stores fp16 weights."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if calibration_g is None or len(calibration_g) == 0:
+            raise ExportError("int8 quantisation needs calibration windows")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: _representative(calibration_g, spec.window)
+        # int8 kernels everywhere, float kernels allowed only for what the debugger keeps float.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+    elif quantize is not None:
+        raise ExportError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
+    with captured_output() as log:
+        try:
+            return _int8_float_softmax(converter, calibration_g, spec.window) if quantize == "int8" \
+                else converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+            failure = exc
+    raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
+                      f"{str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
+                      f"{' (' + log.last_line() + ')' if log.last_line() else ''}")
+
+
+def _int8_float_softmax(converter: tf.lite.TFLiteConverter, calibration_g: np.ndarray,
+                        window: int) -> bytes:
+    """Full-integer conversion with the final softmax left in float32 (selective quantisation):
+    an int8 softmax steps in 1/256, so its two outputs need not sum to 1 within the contract's
+    tolerance, while the app reads p1 directly."""
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"])
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: _representative(calibration_g, window),
+        debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def _representative(windows_g: np.ndarray, window: int) -> Iterable[list[np.ndarray]]:
+    for row in np.asarray(windows_g, dtype=np.float32):
+        yield [row.reshape(1, window, 1)]

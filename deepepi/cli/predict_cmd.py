@@ -1,0 +1,57 @@
+"""`deepepi predict`: run a model file on recorded data with the phone app's decision rules."""
+
+from __future__ import annotations
+
+import click
+
+from deepepi.cli.params import POSITIVE_INT, Number
+from deepepi.io import refuse_overwrite
+
+
+@click.command("predict")
+@click.argument("model", type=click.Path())
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Flattened CSV, or an OSDB JSON file (flattened with the config's eventFilters).")
+@click.option("--stream", is_flag=True,
+              help="Feed one 5 s datapoint at a time into a circular buffer, as the app does "
+              "(p = 0 until it is full); default: all windows at once.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="predictions.csv",
+              show_default=True, help="CSV: per datapoint probability, decision, state and alarm.")
+@click.option("--threshold", type=Number(0, 1), default=None,
+              help="Positive when p > threshold. Default: the model's decision_threshold, else 0.5.")
+@click.option("--acc-sd-threshold", type=Number(0), default=5.0, show_default=True,
+              help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Config whose eventFilters apply to OSDB JSON input.")
+@click.option("--threads", type=POSITIVE_INT, default=None,
+              help="Intra-op threads of the model's runtime.")
+def predict(model: str, data: str, stream: bool, output: str, threshold: float | None,
+            acc_sd_threshold: float, config: str | None, threads: int | None) -> None:
+    """Probabilities, OK/WARNING/ALARM states and alarms for every datapoint of DATA, from MODEL
+    (.onnx, .tflite, .pte, a run directory, ...) with the app's movement gate, strict threshold and
+    WarnTime 5 s / AlarmTime 10 s state machine."""
+    from deepepi.config import load_config
+    from deepepi.predict import (Rules, predict_batch, predict_stream, read_datapoints,
+                                 write_csv)
+    from deepepi.runtimes import open_model
+    from deepepi.runtimes.base import decision_threshold
+
+    refuse_overwrite(output, [model, data, config], option="--output")
+    runtime = open_model(model, threads=threads)
+    if threshold is None:
+        threshold = decision_threshold(runtime.metadata, model)
+    rules = Rules(threshold=0.5 if threshold is None else threshold, acc_sd_threshold=acc_sd_threshold)
+    filters = load_config(config).filters if data.lower().endswith(".json") else None
+    frame = read_datapoints(data, filters)
+    if stream:
+        result = predict_stream(runtime, frame, rules)
+    else:
+        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", 125)))
+    write_csv(result, output)
+    alarmed = int(result.groupby("eventId")["alarm"].max().sum())
+    click.echo(f"{'stream' if stream else 'batch'}: {len(result)} rows, {result['eventId'].nunique()} "
+               f"events, threshold {rules.threshold:g}, movement gate {rules.acc_sd_threshold:g} %, "
+               f"{alarmed} event(s) reached ALARM -> {output}")
+
+
+COMMANDS = [predict]
