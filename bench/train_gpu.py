@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -55,7 +56,7 @@ def _job(run_dir: Path, n: int, *, batch: int, precision: str, compile_: bool, d
     ids = np.arange(n, dtype=np.int64)
     w = Windows(X=x, y=(rng.random(n) < 0.3).astype(np.int64), event_id=ids, user_id=np.zeros(n, dtype=np.int64),
                 end_time=ids.astype(np.float64))
-    data = Datasets(train=w, val=w, test=w, val_source="train events", notes=[])
+    data = Datasets(train=w, val=w, test=w, val_source="train events", notes=[], augmentation=pd.DataFrame())
     return Job(cfg=cfg, spec=ArchSpec.from_config(cfg), build=registry.resolve(cfg.model["modelClass"], "pytorch").build,
                data=data, run_dir=run_dir, log=RunLog(run_dir / "train.log", quiet=True), resume=False, quiet=quiet,
                writer=is_writer())
