@@ -7,6 +7,7 @@ keeps per-rank BatchNorm statistics (the negative control the test expects to di
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -44,6 +45,10 @@ def main(out: str, local_bn: bool) -> None:
         arrays.update({f"buffer/{k}": b.numpy() for k, b in model.named_buffers() if b.is_floating_point()})
         np.savez(out, **arrays)
     group.close()
+    # Exit before DDP is freed: freeing its reducer right after its only backward can drop the last
+    # reference to the gloo process group while a gloo thread still frees that backward's all-reduce,
+    # whose context needs the GIL the destructor holds while it joins that thread (a deadlock).
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -117,8 +117,13 @@ class Group:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = False) -> None:
+        """Leave the group. ``wait`` (every rank finished normally) meets the others at a barrier first,
+        which gives gloo's threads time, with the GIL free, to release the last backward's all-reduces:
+        freeing the group while one still does can deadlock at exit. After an error no rank waits."""
         if self.active and dist.is_initialized():
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 

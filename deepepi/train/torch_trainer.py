@@ -299,6 +299,9 @@ def fit(job: Job) -> FitResult:
     (rank 0 only under torchrun)."""
     trainer = TorchTrainer(job)
     try:
-        return trainer.run()
-    finally:
+        result = trainer.run()
+    except BaseException:
         trainer.group.close()
+        raise
+    trainer.group.close(wait=True)
+    return result
