@@ -125,6 +125,19 @@ def test_a_rank_other_than_0_writes_nothing(config: Path, csv_path: Path, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_torchrun_with_tensorflow_is_refused_before_any_file(config: Path, csv_path: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepepi.config import load_config
+    from deepepi.errors import ConfigError
+    from deepepi.train.run import train
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="torchrun distributes PyTorch training only"):
+        train(load_config(config), data=csv_path, out=tmp_path / "run", framework="tensorflow", epochs=1, quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 def _saved_epoch(out: Path) -> int:
     import torch
 
