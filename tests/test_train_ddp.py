@@ -53,10 +53,33 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and its ranks (it starts each rank in a session of its own, so they outlive it)."""
+    for worker in _children(proc.pid) if proc.poll() is None else []:
+        os.kill(worker, signal.SIGKILL)
+    proc.kill()
+    proc.communicate(timeout=60)
+
+
+def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run to the end; on timeout kill every rank too (no orphans left on the machine) and fail."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        pytest.fail(f"no result within {timeout} s: {' '.join(cmd)}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def _grads(out: Path, *, ranks: int, local_bn: bool = False) -> dict[str, np.ndarray]:
     worker = [str(HERE / "ddp_grad_worker.py"), str(out)] + (["--local-bn"] if local_bn else [])
     cmd = [*TORCHRUN[:-1], str(ranks), *worker] if ranks > 1 else [sys.executable, *worker]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    done = _run(cmd, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as z:
         return {k: z[k] for k in z.files}
@@ -82,16 +105,14 @@ def _train_cmd(config: Path, csv: Path, out: Path, epochs: int, *extra: str) -> 
 
 
 def _torchrun(config: Path, csv: Path, out: Path, epochs: int, *extra: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([*TORCHRUN, *_train_cmd(config, csv, out, epochs, *extra)], capture_output=True,
-                          text=True, timeout=600, env=ENV)
+    done = _run([*TORCHRUN, *_train_cmd(config, csv, out, epochs, *extra)], timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 def test_two_processes_match_one_and_only_rank_0_writes(config: Path, csv_path: Path, tmp_path: Path) -> None:
     two = _torchrun(config, csv_path, tmp_path / "two", 1)
-    one = subprocess.run([sys.executable, *_train_cmd(config, csv_path, tmp_path / "one", 1)],
-                         capture_output=True, text=True, timeout=600, env=ENV)
+    one = _run([sys.executable, *_train_cmd(config, csv_path, tmp_path / "one", 1)], timeout=600)
     assert one.returncode == 0, one.stderr
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     # rank 1 printed and logged nothing: every line once, as from one process
@@ -148,10 +169,6 @@ def _saved_epoch(out: Path) -> int:
         return 0
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 def test_resume_after_sigkill_under_two_processes(config: Path, csv_path: Path, tmp_path: Path) -> None:
     epochs, out = 3, tmp_path / "killed"
     proc = subprocess.Popen([*TORCHRUN, *_train_cmd(config, csv_path, out, epochs)], stdout=subprocess.DEVNULL,
@@ -161,10 +178,7 @@ def test_resume_after_sigkill_under_two_processes(config: Path, csv_path: Path, 
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no resume checkpoint within 300 s"
         time.sleep(0.05)
-    for worker in _children(proc.pid):  # torchrun starts each rank in a session of its own
-        os.kill(worker, signal.SIGKILL)
-    proc.kill()
-    proc.communicate(timeout=60)
+    _kill(proc)
     done = _saved_epoch(out)
     assert 1 <= done < epochs, "the run finished before it could be killed"
     resumed = _torchrun(config, csv_path, out, epochs, "--resume")
