@@ -21,6 +21,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """Train DeepEpi in TensorFlow or PyTorch, export to ONNX, verify the two are equivalent.
 
     Run `deepepi doctor` to see what is installed and which GPUs are visible."""
+    # PyTorch's OpenMP threads spin while they wait; when anything else wants the cores (the other
+    # framework's thread pool, a second job) a training step took 5x longer (docs/PERFORMANCE.md).
+    # Set before torch is imported (the commands import it lazily); a user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if verbose:
         return
     # TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's C++ logging once it is set up; the import hook
