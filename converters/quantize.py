@@ -1,7 +1,10 @@
 """Quantise a contract ONNX file: int8 (onnxruntime static QDQ, per-channel) or fp16 (float32 I/O kept).
 
 int8 calibrates activation ranges on raw milli-g training windows fed through the graph's own
-``acc`` input, so the in-graph preprocessing is calibrated too. fp16 converts weights and
+``acc`` input, so the in-graph preprocessing is calibrated too. The input scaling and the first
+convolution stay float32: the raw input carries 1 g of gravity, so int8 steps over its range are
+about 12 mg, coarser than a resting wrist's whole signal (measured on the test fixture model:
+agreement 99.6 % -> 100 %, max probability error 0.24 -> 0.05). fp16 converts weights and
 arithmetic but keeps the float32 ``acc`` input and ``probabilities`` output, so the file still
 follows the ONNX contract. Both keep the source file's metadata_props, plus a ``quantization``
 entry. Framework-free (onnx, onnxruntime).
@@ -39,7 +42,7 @@ class _Windows:
 
 def int8(model: onnx.ModelProto, calibration_raw: np.ndarray) -> onnx.ModelProto:
     """Static QDQ int8, per-channel weights, MinMax activation ranges from ``calibration_raw``;
-    the final softmax stays float32."""
+    the input side up to the first convolution and the final softmax stay float32."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -55,7 +58,8 @@ def int8(model: onnx.ModelProto, calibration_raw: np.ndarray) -> onnx.ModelProto
                                 quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.MinMax,
-                                op_types_to_quantize=_quantizable_ops(model))
+                                op_types_to_quantize=_quantizable_ops(model),
+                                nodes_to_exclude=float_input_nodes(model))
                 failure = None
             except Exception as exc:  # onnxruntime.quantization raises many unrelated types
                 failure = exc
@@ -71,6 +75,17 @@ def _quantizable_ops(model: onnx.ModelProto) -> list[str]:
     """Every op type of the graph except Softmax: the probabilities stay float32, so rows still sum
     to 1 within the contract's tolerance (a quantised softmax steps in 1/256 and sums to 1 +- 4e-3)."""
     return sorted({node.op_type for node in model.graph.node} - {"Softmax"})
+
+
+def float_input_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes from the input up to and including the first Conv (graph order is
+    topological), which int8 leaves float32."""
+    names = []
+    for node in model.graph.node:
+        names.append(node.name)
+        if node.op_type == "Conv":
+            return names
+    return []
 
 
 def fp16(model: onnx.ModelProto) -> onnx.ModelProto:
