@@ -1,7 +1,7 @@
-"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT fp32/int8, ExecuTorch) against PyTorch eager.
+"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT fp32/int8, ExecuTorch fp32/int8) against PyTorch eager.
 
-One DeepEpi model (reference spec, window 750; seeded random weights, or a trained run with --run)
-is exported through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`,
+One DeepEpi model (reference spec, window 750; seeded random weights, or a trained run of either
+framework with --run; PyTorch eager runs a TensorFlow run's twin built from weights.npz) is exported through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`,
 calibrated on the built-in dataset's training windows). Each file then runs in its own runtime
 through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in one process:
 - single-window latency p50/p99 (ms), raw milli-g in, probabilities out (adapter included), and
@@ -92,19 +92,23 @@ def export_all(run: Path, out: Path, csv: Path) -> dict[str, Path]:
     files["LiteRT int8"] = export_app(run, "tflite", out=out / "model.int8.tflite", quantize="int8",
                                       calibration=csv).path
     files["ExecuTorch (XNNPACK)"] = export_app(run, "pte", out=out / "model.pte").path
+    files["ExecuTorch int8"] = export_app(run, "pte", out=out / "model.int8.pte", quantize="int8",
+                                          calibration=csv).path
     return files
 
 
 def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
     import torch
 
-    from deepepi.export import resolve_run
+    from deepepi.export import build_twin, resolve_run
     from deepepi.models.torch_deepepi import load_checkpoint
     from deepepi.preprocessing import from_config
 
     torch.set_num_threads(threads)
-    model, _, _ = load_checkpoint(resolve_run(run).model_file)
-    pre = from_config(resolve_run(run).config)
+    resolved = resolve_run(run)
+    model = load_checkpoint(resolved.model_file)[0] if resolved.framework == "pytorch" \
+        else build_twin(resolved.weights_file, "pytorch")[0]
+    pre = from_config(resolved.config)
 
     def predict(raw: np.ndarray) -> Any:
         with torch.no_grad():
@@ -165,6 +169,7 @@ def main() -> None:
         "ORT int8 p50 / ORT fp32 p50 (<= 0.65)": rows["ORT int8"]["p50_ms"] / fp32,
         "ORT int8 agreement (>= 0.99)": rows["ORT int8"]["agreement"],
         "LiteRT int8 agreement (>= 0.99)": rows["LiteRT int8"]["agreement"],
+        "ExecuTorch int8 agreement (>= 0.99)": rows["ExecuTorch int8"]["agreement"],
         "LiteRT fp32 p50 / ORT fp32 p50 (<= 1.5)": rows["LiteRT fp32"]["p50_ms"] / fp32,
     }
     targets.update({f"PyTorch eager p50 / {name} p50 (>= 3)": eager / rows[name]["p50_ms"] for name in files})

@@ -23,13 +23,14 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
               "in, logits out, XNNPACK) and its metadata JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file. Default: RUN/model.onnx (model.<tf|torch>.onnx for --framework), "
-              "RUN/model.tflite, RUN/model.pte; with --quantize Q: model.Q.onnx / model.Q.tflite.")
+              "RUN/model.tflite, RUN/model.pte; with --quantize Q: model.Q.onnx / model.Q.tflite / model.Q.pte.")
 @click.option("--framework", type=click.Choice(FRAMEWORK_CHOICES, case_sensitive=False), default=None,
               help="--onnx only: export this framework's model; the other framework's twin is built "
               "from weights.npz.")
 @click.option("--quantize", type=click.Choice(["int8", "fp16"]), default=None,
               help="--onnx: int8 static QDQ per-channel (onnxruntime) or fp16 with float32 I/O, written "
-              "beside the float32 file; --tflite: full-integer int8 or fp16 weights.")
+              "beside the float32 file; --tflite: int8 (integer from the second convolution to a float32 "
+              "softmax) or fp16 weights; --pte: int8 (XNNPACK PT2E quantizer, whole network).")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
               help="Flattened CSV whose training split (the run's config) calibrates --quantize. "
               "Default: the built-in dataset.")
