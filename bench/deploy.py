@@ -79,22 +79,27 @@ def random_run(root: Path) -> Path:
     return run
 
 
-def export_all(run: Path, out: Path, csv: Path) -> dict[str, Path]:
-    """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses."""
+def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[dict[str, Path], dict[str, float]]:
+    """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses, and each
+    quantised file's agreement on its export's calibration windows. The quantised files are written
+    even where the export's gate (>= 99 % agreement) refuses them, so that they can be measured; the
+    table says which ones `deepepi export` would refuse."""
     from deepepi.export import export_run
     from deepepi.export_app import export_app, export_onnx_quantized
 
-    files = {"ORT fp32": export_run(run, out=out / "model.onnx").path}
+    files = {"ORT fp32": export_run(run, out=out / "model.onnx", framework=framework).path}
+    results = {}
     for kind in ("int8", "fp16"):
-        files[f"ORT {kind}"] = export_onnx_quantized(run, kind, out=out / f"model.{kind}.onnx",
-                                                     calibration=csv)[1].path
+        results[f"ORT {kind}"] = export_onnx_quantized(run, kind, out=out / f"model.{kind}.onnx", framework=framework,
+                                                       calibration=csv, min_agreement=0.0)[1]
     files["LiteRT fp32"] = export_app(run, "tflite", out=out / "model.tflite").path
-    files["LiteRT int8"] = export_app(run, "tflite", out=out / "model.int8.tflite", quantize="int8",
-                                      calibration=csv).path
+    results["LiteRT int8"] = export_app(run, "tflite", out=out / "model.int8.tflite", quantize="int8",
+                                        calibration=csv, min_agreement=0.0)
     files["ExecuTorch (XNNPACK)"] = export_app(run, "pte", out=out / "model.pte").path
-    files["ExecuTorch int8"] = export_app(run, "pte", out=out / "model.int8.pte", quantize="int8",
-                                          calibration=csv).path
-    return files
+    results["ExecuTorch int8"] = export_app(run, "pte", out=out / "model.int8.pte", quantize="int8",
+                                            calibration=csv, min_agreement=0.0)
+    files.update({name: result.path for name, result in results.items()})
+    return files, {name: result.agreement for name, result in results.items()}
 
 
 def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
@@ -124,6 +129,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--batch-rounds", type=int, default=5, help="timed batch calls per format")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--framework", choices=("tensorflow", "pytorch"), default=None,
+                        help="whose ONNX graph the ORT rows use (default: the run's; the other is its twin)")
     parser.add_argument("--agreement-windows", type=int, default=2000)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -142,7 +149,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deepepi-bench-") as tmp:
         root = Path(tmp)
         run = args.run or random_run(root)
-        files = export_all(run, root, csv)
+        files, calibration_agreement = export_all(run, root, csv, args.framework)
         runtimes = {name: open_model(path, threads=args.threads) for name, path in files.items()}
         predict = {name: runtime.predict_proba for name, runtime in runtimes.items()}
         predict["PyTorch eager"] = torch_eager(run, args.threads)
@@ -158,6 +165,8 @@ def main() -> None:
         reference = runtimes["ORT fp32"].predict_proba(data)
         for name, runtime in runtimes.items():
             probs = runtime.predict_proba(data)
+            if name in calibration_agreement:
+                rows[name]["export_gate_agreement"] = calibration_agreement[name]
             rows[name].update(size_bytes=files[name].stat().st_size,
                               agreement=float(np.mean(probs.argmax(1) == reference.argmax(1))),
                               max_abs_diff=float(np.max(np.abs(probs - reference))))
@@ -176,12 +185,16 @@ def main() -> None:
     print(f"# deepepi deploy benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, threads {args.threads}, "
           f"model {'trained run ' + str(args.run) if args.run else 'reference spec, seeded random weights'}, "
+          f"ONNX graph of {args.framework or 'its own framework'}, "
           f"agreement on {len(data)} built-in dataset windows (ORT fp32 predicts classes {predicted})")
-    print("\n| format | p50 ms | p99 ms | batch windows/s | size bytes | agreement vs ORT fp32 | max abs diff |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| format | p50 ms | p99 ms | batch windows/s | size bytes | agreement vs ORT fp32 | max abs diff "
+          "| export gate (agreement on calibration windows) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        extra = (f"{r['size_bytes']} | {r['agreement']:.4f} | {r['max_abs_diff']:.2e}" if "size_bytes" in r
-                 else "- | - | -")
+        gate = r.get("export_gate_agreement")
+        verdict = "-" if gate is None else f"{'pass' if gate >= 0.99 else 'REFUSED'} ({gate:.4f})"
+        extra = (f"{r['size_bytes']} | {r['agreement']:.4f} | {r['max_abs_diff']:.2e} | {verdict}" if "size_bytes" in r
+                 else "- | - | - | -")
         print(f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['batch_windows_per_s']:.0f} | {extra} |")
     print("\n| target | value |\n|---|---|")
     for name, value in targets.items():
