@@ -1,9 +1,11 @@
-"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT fp32/int8, ExecuTorch fp32/int8) against PyTorch eager.
+"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT and ExecuTorch fp32/int8) against PyTorch eager.
 
 One DeepEpi model (reference spec, window 750; seeded random weights, or a trained run of either
-framework with --run; PyTorch eager runs a TensorFlow run's twin built from weights.npz) is exported through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`,
-calibrated on the built-in dataset's training windows). Each file then runs in its own runtime
-through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in one process:
+framework with --run; PyTorch eager runs a TensorFlow run's twin built from weights.npz) is exported
+through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`, calibrated on
+the built-in dataset's training windows; quantised files are kept even where the export's 99 %
+gate refuses them, and the table says so). Each file then runs in its own runtime through
+``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in one process:
 - single-window latency p50/p99 (ms), raw milli-g in, probabilities out (adapter included), and
 - batch throughput (windows/s) at --batch windows per call (the app files take one window per
   invoke, so their adapters loop), both timed in alternating blocks across formats so that load
@@ -12,7 +14,8 @@ through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in
 Then the targets as ratios within this run: int8 p50 <= 0.65x fp32 p50 with agreement >= 99 %,
 LiteRT fp32 p50 within 1.5x of ORT fp32, every format >= 3x faster than PyTorch eager.
 
-    python bench/deploy.py [--run RUN_DIR] [--repeats 400] [--rounds 20] [--batch 256] [--threads 1] [--json out.json]
+    python bench/deploy.py [--run RUN_DIR] [--framework tensorflow|pytorch] [--repeats 400] [--rounds 20]
+                           [--batch 256] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations

@@ -73,8 +73,9 @@ def int8(model: onnx.ModelProto, calibration_raw: np.ndarray) -> onnx.ModelProto
             raise ExportError(f"onnxruntime int8 quantisation failed: {type(failure).__name__}: "
                               f"{failure} {log.last_line()}".strip())
         quantized = onnx.load(str(out))
-    return _with_metadata(quantized, source, f"int8 static QDQ per-channel (onnxruntime), MinMax "
-                                            f"calibration on {len(calibration_raw)} windows")
+    how = (f"int8 static QDQ per-channel (onnxruntime), MinMax calibration on {len(calibration_raw)} "
+           f"windows; input side to the first Conv and softmax float32")
+    return _with_metadata(quantized, source, how)
 
 
 def _quantizable_ops(model: onnx.ModelProto) -> list[str]:
