@@ -172,6 +172,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "bnMomentum": _opt(_key(None, _OPEN_FRACTION)),
         "precision": _choice("fp32", "fp32", "bf16", "fp16"),
         "compile": _bool(False),
+        "deterministic": _bool(False),  # CUDA: deterministic kernels (slower); CPU is always deterministic
     },
     "dataProcessing": {
         "window": _opt(_key(None, _POS_INT)),
