@@ -170,6 +170,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "numClasses": _key(2, _num(2, 2, integer=True)),
         "bnEpsilon": _opt(_key(None, _POS)),
         "bnMomentum": _opt(_key(None, _OPEN_FRACTION)),
+        # SpecCnn (deepepi.models.spec_speccnn): analysed span (null: the window), slice length and step.
+        "analysisSamp": _opt(_key(None, _POS_INT)),
+        "specSamp": _key(50, _num(2, integer=True)),
+        "specStep": _key(5, _POS_INT),
+        # AMBER (deepepi.models.spec_amber): BiLSTM and LSTM widths.
+        "amberRowHidden": _key(128, _POS_INT),
+        "amberColHidden": _key(128, _POS_INT),
         "precision": _choice("fp32", "fp32", "bf16", "fp16"),
         "compile": _bool(False),
     },
