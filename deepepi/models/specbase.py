@@ -9,6 +9,7 @@ frameworks, the summary and the neutral weights file all read one source.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -70,7 +71,7 @@ def fields_from_dict(cls: Any, d: Any, *, source: str | None) -> dict[str, Any]:
     tag = d.pop("model", cls.model)
     if tag != cls.model:
         raise SpecError(f"spec: model {tag!r} is not {cls.model!r}", source=source)
-    names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
+    names = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
     unknown = sorted(set(d) - set(names))
     missing = [n for n in names if n not in d]
     if unknown or missing:
