@@ -126,7 +126,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "epochs": _key(100, _POS_INT),
         "batchSize": _key(64, _POS_INT),
         "nLayers": _key(14, _POS_INT),
-        "dims": _key(1, _num(1, 1, integer=True)),
+        # 2 is the reference SpecCnn's setting; its spectrogram is computed in the graph here, so both
+        # values build the same SpecCnn (deepepi.models.specs refuses 2 for the 1-D models).
+        "dims": _key(1, _num(1, 2, integer=True)),
         "lrStart": _key(1e-3, _POS),
         "lrFactor": _key(0.1, _OPEN_FRACTION),
         "lrPatience": _key(5, _NONNEG_INT),

@@ -104,6 +104,13 @@ def test_dispatch_by_model_class_and_config_keys():
     assert model_name(cfg(modelClass="some.user.Model")) == "deepEpiCnn"
 
 
+def test_dims_2_is_the_speccnn_setting_only():
+    assert spec_from_config(cfg(modelClass="specCnn", dims=2)) == spec_from_config(cfg(modelClass="specCnn"))
+    for model in ("deepEpiCnn", "amber"):
+        with pytest.raises(SpecError, match="modelConfig.dims: got 2"):
+            spec_from_config(cfg(modelClass=model, dims=2))
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(SpecError, match="modelConfig.filters has 2 items") as err:
         spec_from_config(cfg(modelClass="specCnn", nLayers=3, filters=[4, 8]))

@@ -342,7 +342,8 @@ def test_register_rejects_duplicates_and_unknown_frameworks():
 def test_framework_free_import_and_errors_are_deepepi_errors():
     code = ("import sys, deepepi.models, deepepi.models.registry, deepepi.models.weights, "
             "deepepi.models.summary, deepepi.models.quantile, deepepi.cli.model_cmd, deepepi.models.reference, "
-            "deepepi.import_run, deepepi.cli.import_cmd\n"
+            "deepepi.import_run, deepepi.cli.import_cmd, deepepi.models.specs, deepepi.models.spec_speccnn, "
+            "deepepi.models.spec_amber, deepepi.models.specbase\n"
             "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -30,8 +30,13 @@ def model_name(cfg: Config) -> str:
 
 
 def spec_from_config(cfg: Config) -> Any:
-    """The spec of cfg's architecture (ArchSpec, SpecCnnSpec or AmberSpec)."""
-    return SPEC_TYPES.get(model_name(cfg), ArchSpec).from_config(cfg)
+    """The spec of cfg's architecture (ArchSpec, SpecCnnSpec or AmberSpec). ``dims`` 2 (the reference
+    SpecCnn config's value) is accepted for SpecCnn only: its spectrogram is built in the graph either way."""
+    name = model_name(cfg)
+    if int(cfg.model["dims"]) == 2 and name != SpecCnnSpec.model:
+        raise SpecError(f"modelConfig.dims: got 2, but {name} reads 1-D windows; set 1 (2 is for specCnn)",
+                        source=cfg.source)
+    return SPEC_TYPES.get(name, ArchSpec).from_config(cfg)
 
 
 def spec_from_dict(d: Any, *, source: str | None = None) -> Any:
