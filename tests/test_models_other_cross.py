@@ -228,3 +228,28 @@ def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from deepepi.data.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("data"), users=3, events=24, seed=0).csv_path
+
+
+@pytest.mark.slow
+@pytest.mark.litert
+@pytest.mark.parametrize("name", list(TINY))
+def test_app_file_tflite(tmp_path, capsys, name):
+    """`export --tflite` (self-checked against the Keras model before it is written): the spectrogram
+    layer and the unrolled LSTMs convert."""
+    cfg = load_config(CONFIGS[name]).with_overrides(framework="tensorflow", modelType="tensorflow")
+    run = make_run(tmp_path / "run", cfg, seed=8)
+    code, out, err = cli(capsys, "export", "--tflite", run)
+    assert code == 0 and (run / "model.tflite").is_file(), out + err
+    assert json.loads((run / "model.tflite.json").read_text())["input_size"] == 750
+
+
+@pytest.mark.slow
+@pytest.mark.executorch
+def test_app_file_pte_of_speccnn(tmp_path, capsys):
+    """`export --pte` (self-checked against the PyTorch model): the DFT kernel is a plain tensor
+    attribute, which ExecuTorch's export accepts (it refuses non-persistent buffers). AMBER's .pte
+    export works the same way; it is left out here for time (about 45 s)."""
+    cfg = load_config(CONFIGS["specCnn"]).with_overrides(framework="pytorch", modelType="pytorch")
+    run = make_run(tmp_path / "run", cfg, seed=9)
+    code, out, err = cli(capsys, "export", "--pte", run)
+    assert code == 0 and (run / "model.pte").is_file(), out + err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepepi.config import from_dict
+from deepepi.config import REPO_CONFIGS, from_dict
 from deepepi.errors import ModelError, SpecError
 from deepepi.models.registry import lookup, resolve
 from deepepi.models.spec import ArchSpec
@@ -158,3 +158,16 @@ def test_registry_knows_the_reference_classes():
     assert lookup("amber")[0].name == "amber"
     with pytest.warns(UserWarning, match="tensorflow reference class"):
         assert resolve("x.amberModel.AmberModel", "pytorch").name == "amber"
+
+
+def test_import_of_a_non_deepepi_config_is_one_line_exit_2(tmp_path, capsys):
+    from deepepi.cli import main
+
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(SystemExit) as done:
+        main(["import", str(tmp_path / "model.pt"), "-c", str(REPO_CONFIGS / "smoke_amber.json"),
+              "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert done.value.code == 2
+    assert err.startswith("deepepi: error: ") and "import reads reference DeepEpi files only" in err
+    assert not (tmp_path / "run").exists()

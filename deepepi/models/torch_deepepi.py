@@ -142,13 +142,10 @@ class DeepEpiCnn(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> ParamCounts:
-    """Trainable parameters and BatchNorm running statistics (num_batches_tracked is not a weight, nor
-    is a non-persistent constant such as SpecCnn's DFT kernel)."""
+    """Trainable parameters and BatchNorm running statistics (num_batches_tracked is not a weight)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    persistent = set(model.state_dict())
-    stats = sum(b.numel() for name, b in model.named_buffers()
-                if name in persistent and not name.endswith("num_batches_tracked"))
+    stats = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
     return ParamCounts(trainable, frozen + stats)
 
 

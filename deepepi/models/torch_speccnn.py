@@ -17,17 +17,19 @@ from deepepi.models.torch_deepepi import KerasBatchNorm2d, bn_tensors
 
 class Spectrogram(nn.Module):
     """[B, window] g -> [B, 1, n_bins, n_spec]: one strided convolution with the constant DFT kernel
-    (a non-persistent buffer: not a weight, not in the state_dict), magnitude, small values zeroed."""
+    (a plain tensor attribute: not a weight, not in the state_dict; a non-persistent buffer would be
+    refused by ExecuTorch's export), magnitude, small values zeroed."""
 
     def __init__(self, spec: SpecCnnSpec) -> None:
         super().__init__()
         self.spec = spec
         kernel = torch.from_numpy(spec.dft_kernel().T.copy())[:, None, :]  # (2 * n_bins, 1, spec_samples)
-        self.register_buffer("kernel", kernel, persistent=False)
+        self.kernel = kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.spec
-        frames = F.conv1d(x[:, None, s.offset:], self.kernel, stride=s.spec_step)[..., :s.n_spec]
+        kernel = self.kernel.to(device=x.device, dtype=x.dtype)
+        frames = F.conv1d(x[:, None, s.offset:], kernel, stride=s.spec_step)[..., :s.n_spec]
         re, im = frames[:, :s.n_bins], frames[:, s.n_bins:]
         mag = torch.sqrt(re * re + im * im)
         return torch.where(mag < s.zero_tol, torch.zeros_like(mag), mag).unsqueeze(1)
