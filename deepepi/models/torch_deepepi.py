@@ -130,15 +130,25 @@ class DeepEpiCnn(nn.Module):
 
     def neutral_tensors(self) -> dict[str, tuple[torch.Tensor, str | None]]:
         """{neutral key: (tensor, torch kernel layout)} for every weight of the spec."""
-        out: dict[str, tuple[torch.Tensor, str | None]] = {}
-        for layer in self.spec.weighted_layers():
-            m = getattr(self, layer.name)
-            if layer.kind == "bn":
-                out.update(bn_tensors(m, layer.name))
-            else:
-                out[f"{layer.name}/kernel"] = (m.weight, "conv1d" if layer.kind == "conv" else "dense")
-                out[f"{layer.name}/bias"] = (m.bias, None)
-        return out
+        return _named_layer_tensors(self, self.spec)
+
+
+def _named_layer_tensors(model: nn.Module, spec: ArchSpec) -> dict[str, tuple[torch.Tensor, str | None]]:
+    """DeepEpi's weights found by layer name: DeepEpiCnn's, and those of a user class built with the
+    spec's layer names (``--allow-import``), which has no ``neutral_tensors`` of its own."""
+    out: dict[str, tuple[torch.Tensor, str | None]] = {}
+    for layer in spec.weighted_layers():
+        m = getattr(model, layer.name)
+        if layer.kind == "bn":
+            out.update(bn_tensors(m, layer.name))
+        else:
+            out[f"{layer.name}/kernel"] = (m.weight, "conv1d" if layer.kind == "conv" else "dense")
+            out[f"{layer.name}/bias"] = (m.bias, None)
+    return out
+
+
+def _neutral_tensors(model: nn.Module, spec: Any) -> dict[str, tuple[torch.Tensor, str | None]]:
+    return model.neutral_tensors() if hasattr(model, "neutral_tensors") else _named_layer_tensors(model, spec)
 
 
 def count_parameters(model: nn.Module) -> ParamCounts:
@@ -151,7 +161,7 @@ def count_parameters(model: nn.Module) -> ParamCounts:
 
 def export_weights(model: nn.Module, spec: Any) -> dict[str, np.ndarray]:
     """Neutral weights (Keras layout, float32) keyed ``<layer>/<param>``, for any spec's model."""
-    tensors = model.neutral_tensors()
+    tensors = _neutral_tensors(model, spec)
     out: dict[str, np.ndarray] = {}
     for key in spec.weight_shapes():
         tensor, layout = tensors[key]
@@ -162,7 +172,7 @@ def export_weights(model: nn.Module, spec: Any) -> dict[str, np.ndarray]:
 def import_weights(model: nn.Module, spec: Any, weights: dict[str, np.ndarray]) -> None:
     """Copy neutral weights into ``model`` after checking every key and shape (ModelError names the key)."""
     check_weights(weights, spec)
-    tensors = model.neutral_tensors()
+    tensors = _neutral_tensors(model, spec)
     with torch.no_grad():
         for key in spec.weight_shapes():
             tensor, layout = tensors[key]

@@ -34,16 +34,6 @@ def check_weights(weights: dict[str, np.ndarray], spec: Any, *, source: str | No
         raise ModelError(f"weights hold keys the spec does not know: {extra[:5]}", source=source)
 
 
-def swap_torch_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
-    """Torch <-> neutral (Keras) kernel layout: conv (out, in, k) <-> (k, in, out); dense (out, in) <-> (in, out).
-
-    Both are pure transposes (their own inverse), so transfers are bit-exact.
-    """
-    if param == "kernel":
-        arr = arr.transpose(2, 1, 0) if kind == "conv" else arr.T
-    return np.ascontiguousarray(arr)
-
-
 # Torch -> neutral (Keras) axis order of each kernel layout; the inverse permutation goes back.
 TORCH_TO_NEUTRAL = {"conv1d": (2, 1, 0), "conv2d": (2, 3, 1, 0), "dense": (1, 0)}
 
@@ -60,6 +50,14 @@ def to_torch_layout(layout: str | None, arr: np.ndarray) -> np.ndarray:
     """Inverse of from_torch_layout."""
     perm = TORCH_TO_NEUTRAL.get(layout) if layout else None
     return np.ascontiguousarray(arr if perm is None else arr.transpose(np.argsort(perm)))
+
+
+def swap_torch_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
+    """Torch <-> neutral (Keras) kernel layout: conv (out, in, k) <-> (k, in, out); dense (out, in) <-> (in, out).
+
+    Both are pure transposes (their own inverse), so transfers are bit-exact.
+    """
+    return from_torch_layout(("conv1d" if kind == "conv" else "dense") if param == "kernel" else None, arr)
 
 
 def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: Any) -> None:
