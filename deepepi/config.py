@@ -181,6 +181,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "amberColHidden": _key(128, _POS_INT),
         "precision": _choice("fp32", "fp32", "bf16", "fp16"),
         "compile": _bool(False),
+        "deterministic": _bool(False),  # CUDA: deterministic kernels (slower); CPU is always deterministic
     },
     "dataProcessing": {
         "window": _opt(_key(None, _POS_INT)),

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from imblearn.over_sampling import RandomOverSampler
-from imblearn.under_sampling import RandomUnderSampler
 
 from deepepi.errors import ConfigError, DataError
 
@@ -30,8 +28,12 @@ def balance_events(events: pd.DataFrame, *, oversample: str, undersample: str, s
         raise DataError(f"cannot balance classes: the {len(labels)} training events are all of class "
                         f"{int(labels[0]) if len(labels) else 'none'}")
     if oversample == "random":
+        from imblearn.over_sampling import RandomOverSampler  # lazy: off the bench/train_gpu.py path
+
         ids, labels = RandomOverSampler(random_state=seed).fit_resample(ids, labels)
     if undersample == "random":
+        from imblearn.under_sampling import RandomUnderSampler
+
         ids, labels = RandomUnderSampler(random_state=seed).fit_resample(ids, labels)
     return np.asarray(ids, dtype=np.int64).ravel()
 

@@ -62,6 +62,19 @@ class RunLog:
         self._add(line)
 
 
+class SilentLog(RunLog):
+    """The log of a torchrun rank other than 0: keeps the lines in memory, writes and prints nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(LOG), quiet=True)
+
+    def _add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def summary(self, line: str) -> None:
+        self._add(line)
+
+
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     io.write_json(run_dir / HISTORY, history)
 

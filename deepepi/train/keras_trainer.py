@@ -12,6 +12,10 @@ Batches come from the shared training plan (``plan.Plan``: ``batches.BatchStream
 generator that spans all remaining evaluation periods. The optimiser is
 built from ``optim.AdamSettings`` (epsilon 1e-7 stated, not left to each framework's default).
 
+Precision and distribution (``keras_scale``): ``precision`` bf16/fp16 trains under a Keras mixed
+policy with float32 logits; the saved model is always float32. tf.distribute strategies come from
+TF_CONFIG (several workers) or from several visible GPUs.
+
 Determinism: keras.utils.set_random_seed + tf.config.experimental.enable_op_determinism, so the
 same seed on the same CPU build repeats the run. Resume: after every epoch the compiled model
 (optimiser state included) is saved under resume/ and a JSON file records the epoch, history and
@@ -33,6 +37,7 @@ from deepepi import io
 from deepepi.models.keras_deepepi import build_keras_model, export_weights, import_weights, save_keras_model
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
+from deepepi.train import keras_scale
 from deepepi.train.batches import BatchStream
 from deepepi.train.plan import Stream
 from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
@@ -255,18 +260,21 @@ def fit(job: Job) -> FitResult:
     m, seed = job.cfg.model, job.cfg.seed
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    model, saved = _load_resume(job) if job.resume else (None, None)
+    dist = keras_scale.strategy()
+    with keras_scale.scope(dist):
+        model, saved = _load_resume(job) if job.resume else (None, None)
+        if model is None:
+            model = keras_scale.build(lambda: job.build(job.spec), m["precision"])
+            if job.init_weights is not None:
+                import_weights(model, job.spec, job.init_weights)
+            job.save_init_weights(export_weights(model, job.spec))
+            compile_model(model, m)
     start = 0 if saved is None else int(saved["epoch"])
-    if model is None:
-        model = job.build(job.spec)
-        if job.init_weights is not None:
-            import_weights(model, job.spec, job.init_weights)
-        job.save_init_weights(export_weights(model, job.spec))
-        compile_model(model, m)
-    if m["precision"] != "fp32" or m["compile"]:
-        job.log.info("modelConfig.precision and modelConfig.compile apply to PyTorch only; Keras trains in fp32")
+    if m["compile"]:
+        job.log.info("modelConfig.compile applies to PyTorch only (Keras compiles its own graph)")
     schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
     job.log.info(f"TensorFlow {tf.__version__} (Keras {keras.__version__}), "
+                 f"{keras_scale.describe(m['precision'], dist)}, "
                  f"{AdamSettings.from_model_config(m).name}, "
                  + ("three-phase LR schedule (ReduceLROnPlateau off)" if schedule else "ReduceLROnPlateau"))
     train, plan = job.data.train, job.plan

@@ -7,11 +7,15 @@ Resuming needs the run directory alone: ``resume/run.json`` records the resolved
 framework, the data path and the data's sha256. A resumed run uses those; a --framework or --seed
 that disagrees is refused, and data whose sha256 differs from the recorded one (another CSV, or the
 same path rewritten) is refused unless ``force_data`` is set.
+
+Under torchrun (PyTorch only, ``torch_ddp``) every rank runs ``train``; rank 0 alone checks and writes
+the run directory and prints, the others train silently and read only the resume state.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,7 +26,7 @@ import numpy as np
 
 from deepepi import io
 from deepepi.config import Config, from_dict
-from deepepi.errors import DeepEpiError, ModelError
+from deepepi.errors import ConfigError, DeepEpiError, ModelError
 from deepepi.train import artifacts as art
 from deepepi.train.dataset import Datasets, EventSplit, prepare
 from deepepi.train.metrics import final_report, fmt
@@ -33,6 +37,16 @@ from deepepi.train.selection import Selector
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
 _EXTRAS = {"tensorflow": "tf", "pytorch": "torch"}
 DEFAULT_ROOT = Path("artifacts")
+
+
+def world_size() -> int:
+    """Processes in this training run: torchrun's WORLD_SIZE, 1 when started without it."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run directory and prints: rank 0 (or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class RunDirError(DeepEpiError):
@@ -69,6 +83,7 @@ class Job:
     history: list[dict[str, Any]] = field(default_factory=list)
     selector: Selector = field(default_factory=Selector)
     init_weights: dict[str, np.ndarray] | None = None  # neutral weights to start from (--init-weights)
+    writer: bool = True  # False on torchrun ranks other than 0: they write and print nothing
 
     @cached_property
     def plan(self) -> Plan:
@@ -95,7 +110,8 @@ class Job:
         (train.log only, kept out of history.json); True when it is the new best."""
         best = self.selector.update(record)
         self.history.append(record)
-        art.write_history(self.run_dir, self.history)
+        if self.writer:
+            art.write_history(self.run_dir, self.history)
         self.log.summary(summary_line(record, self.epochs, seconds, best))
         self.log.note(f"epoch {record['epoch']} wall time {seconds:.2f} s")
         return best
@@ -214,7 +230,9 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     ``split`` fixes the train/validation/test events (nested k-fold); it is kept for ``resume``.
     """
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
-    saved = _start_state(run_dir, resume)
+    writer = is_writer()
+    # Rank 0 checks the run directory (and stops every rank when it refuses); the others only read it.
+    saved = _start_state(run_dir, resume) if writer or resume else None
     if saved is not None:
         cfg = _resume_config(saved, run_dir, framework=framework, seed=seed, epochs=epochs)
         build = _model_builder(cfg, allow_import)
@@ -228,18 +246,22 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
 
             data = default_dataset()
         data = Path(data)
-        _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
+        if writer:
+            _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
     from deepepi.models.specs import spec_from_config
 
     spec = spec_from_config(cfg)
     start_weights = None if saved is not None else _initial_weights(init_weights, spec)
     datasets = prepare(cfg, data, split)
-    # Inputs are valid; the framework is checked before the first file of the run is touched.
-    trainer = _trainer(cfg.framework)
-    if saved is None:
-        _clear_outputs(run_dir)
     fw = cfg.framework
-    log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None)
+    if world_size() > 1 and fw != "pytorch":
+        raise ConfigError("torchrun distributes PyTorch training only; TensorFlow uses tf.distribute "
+                          "(several GPUs in one process, or TF_CONFIG)", source="modelConfig.framework")
+    # Inputs are valid; the framework is checked before the first file of the run is touched.
+    trainer = _trainer(fw)
+    if saved is None and writer:
+        _clear_outputs(run_dir)
+    log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None) if writer else art.SilentLog()
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
     if start_weights is not None:
@@ -249,10 +271,11 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
                      "weights drift apart (set convDropout and denseDropout to 0 for lockstep training)")
     for note in datasets.notes:
         log.info(note)
-    io.write_json(run_dir / art.CONFIG, cfg.to_dict())
-    io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
-                  {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
-                   "framework": fw, "split": split.to_dict() if split else None})
+    if writer:
+        io.write_json(run_dir / art.CONFIG, cfg.to_dict())
+        io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
+                      {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
+                       "framework": fw, "split": split.to_dict() if split else None})
     # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
     history: list[dict[str, Any]] = []
     try:
@@ -260,7 +283,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         log.info(f"selection: {selector.describe()}")
         job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log,
                   resume=saved is not None, quiet=quiet, history=history, selector=selector,
-                  init_weights=start_weights)
+                  init_weights=start_weights, writer=writer)
         log.info(f"plan: {job.plan.describe()}")
         t0 = time.perf_counter()
         fit = trainer.fit(job)
@@ -269,6 +292,9 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         log.note(f"interrupted after epoch {done}")
         raise TrainingInterrupted(f"interrupted after epoch {done}; continue with: deepepi train "
                                   f"--out {run_dir} --resume") from None
+    if not writer:
+        return RunResult(run_dir=run_dir, framework=fw, best_epoch=job.selector.best_epoch, history=job.history,
+                         metrics={})
     return _finish(job, fit, time.perf_counter() - t0)
 
 

@@ -8,6 +8,11 @@ three-phase schedule (per step); early stopping; the best epoch per ``selection`
 when present, with optional bf16/fp16 autocast (GradScaler for fp16) and torch.compile.
 
 Determinism: on CPU the same seed gives the same history.json (torch.use_deterministic_algorithms).
+On CUDA speed is the default (cudnn.benchmark on, non-deterministic kernels allowed);
+``deterministic: true`` selects deterministic kernels and turns cudnn.benchmark off.
+Under torchrun, ``torch_ddp`` shards each global batch over the ranks (DistributedDataParallel).
+The shown loss is read back from the device only every ``progress.LOSS_EVERY`` steps and each
+epoch's batch indices are copied to the device once, so a step never waits for the GPU.
 A resume checkpoint (model, optimiser, scheduler, RNG states, history, selection) is written
 atomically after every epoch and loaded with weights_only=True, so a resumed run continues
 exactly where the last completed epoch ended.
@@ -27,10 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deepepi.errors import ConfigError
 from deepepi.io import atomic_path
 from deepepi.models.torch_deepepi import export_weights, import_weights, save_checkpoint
 from deepepi.models.weights import save_weights
 from deepepi.train import artifacts as art
+from deepepi.train import torch_ddp
 from deepepi.train.batches import BatchStream
 from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
@@ -61,15 +68,20 @@ class Stepper:
     def autocast(self) -> Any:
         return torch.autocast("cuda", dtype=self.amp, enabled=self.amp is not None)
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (loss, logits), both detached."""
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor,
+                 denominator: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (loss, logits), both detached. The loss is the batch mean, or with ``denominator``
+        the summed loss divided by it (a data-parallel rank's share of the global batch mean)."""
         if self.schedule:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.schedule(self.step)
         with self.autocast():
             logits = self.forward(xb)
-        # mean over the batch, as Keras's default reduction; autocast logits are scored in fp32
-        loss = F.cross_entropy(logits.float() if self.amp is not None else logits, yb)
+        scored = logits.float() if self.amp is not None else logits  # autocast logits are scored in fp32
+        if denominator is None:
+            loss = F.cross_entropy(scored, yb)  # mean over the batch, as Keras's default reduction
+        else:
+            loss = F.cross_entropy(scored, yb, reduction="sum") / denominator
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.scale(loss).backward()
@@ -116,17 +128,25 @@ class TorchTrainer:
     def __init__(self, job: Job) -> None:
         self.job = job
         m = job.cfg.model
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.group = torch_ddp.join(torch.cuda.is_available())
+        self.device = self.group.device
         self.cuda = self.device.type == "cuda"
+        deterministic = bool(m["deterministic"]) or not self.cuda
         if self.cuda:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=self.cuda)
+            if deterministic:
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = not deterministic
+        torch.use_deterministic_algorithms(deterministic, warn_only=self.cuda)
         _seed_all(job.cfg.seed)
         self.model = job.build(job.spec)
         if job.init_weights is not None:
             import_weights(self.model, job.spec, job.init_weights)
         self.model.to(self.device)
-        self.forward = torch.compile(self.model) if m["compile"] else self.model
+        if self.group.active and int(m["batchSize"]) < self.group.world:
+            raise ConfigError(f"{m['batchSize']} is smaller than the {self.group.world} torchrun processes",
+                              source="modelConfig.batchSize")
+        net = self.group.wrap(self.model)  # DDP under torchrun, else the model itself
+        self.forward = torch.compile(net) if m["compile"] else net
         self.adam = AdamSettings.from_model_config(m)
         self.optimizer = KerasAdam(self.model.parameters(), self.adam)
         self.schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
@@ -144,6 +164,9 @@ class TorchTrainer:
         self.batch_size = int(m["batchSize"])
         if m["precision"] != "fp32" and not self.cuda:
             job.log.info(f"precision {m['precision']} applies on CUDA only; training in fp32 on CPU")
+        if self.group.active:
+            job.log.info(f"torchrun: {self.group.world} processes ({'nccl' if self.cuda else 'gloo'}), global batch "
+                         f"{self.batch_size} split between them, BatchNorm over the global batch")
         job.log.info(f"device {self.device}, {self.adam.name} (Keras update rule), "
                      + ("three-phase LR schedule (ReduceLROnPlateau off)" if self.schedule
                         else "ReduceLROnPlateau"))
@@ -166,6 +189,8 @@ class TorchTrainer:
         return state
 
     def save_resume(self, epoch: int) -> None:
+        if not self.job.writer:
+            return
         with atomic_path(self.job.resume_dir / STATE_FILE) as tmp:
             torch.save(self._state(epoch), tmp)
 
@@ -198,21 +223,27 @@ class TorchTrainer:
         figures come from its running (train-mode) predictions."""
         self.model.train()
         batches = self.job.plan.batches(epoch - 1)
-        bar = EpochBar(epoch, self.job.epochs, len(batches), quiet=self.job.quiet)
+        bar = EpochBar(epoch, self.job.epochs, len(batches), quiet=self.job.quiet or not self.job.writer)
+        order = torch.from_numpy(np.concatenate(batches)).to(self.device)  # one copy per epoch, not per step
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         preds, labels = [], []
+        start = 0
         for batch in batches:
-            idx = torch.from_numpy(batch).to(self.device)
+            lo, hi = self.group.shard(len(batch))
+            idx = order[start + lo:start + hi]
+            start += len(batch)
             xb, yb = self.x_train[idx], self.y_train[idx]
-            loss, logits = self.stepper(xb, yb)
-            loss_sum += loss.double() * len(yb)
+            share = self.group.loss_denominator(len(batch))  # the batch size with one process
+            loss, logits = self.stepper(xb, yb, share if self.group.active else None)
+            loss_sum += loss.double() * share
             preds.append(logits.argmax(dim=-1))
             labels.append(yb)
-            bar.step(None if self.job.quiet else float(loss))
+            bar.step(float(loss) if bar.wants_loss() else None)
         bar.close()
-        n = sum(len(batch) for batch in batches)
         counts = Counts.from_labels(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())
-        return summarise(float(loss_sum) / n, counts)
+        total, *summed = self.group.sum([float(loss_sum), *counts.to_dict().values()])
+        counts = Counts(*(int(round(c)) for c in summed))
+        return summarise(total / start, counts)
 
     def logits(self, x: torch.Tensor) -> np.ndarray:
         """Eval-mode logits as float32 numpy, in batches."""
@@ -226,7 +257,7 @@ class TorchTrainer:
     def run(self) -> FitResult:
         job = self.job
         start = self.load_resume() if job.resume else 0
-        if start == 0:
+        if start == 0 and job.writer:
             job.save_init_weights(export_weights(self.model, job.spec))
             self.save_resume(0)
         stopped = False
@@ -248,6 +279,8 @@ class TorchTrainer:
                 break
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        if not job.writer:
+            return FitResult(test_logits=np.empty((0, 2), dtype=np.float32), stopped_early=stopped)
         self._write_model()
         return FitResult(test_logits=self.logits(self._tensor(job.data.test.X)), stopped_early=stopped)
 
@@ -262,5 +295,13 @@ class TorchTrainer:
 
 
 def fit(job: Job) -> FitResult:
-    """Train per ``job`` and write model.pt + weights.npz; returns the test split's logits."""
-    return TorchTrainer(job).run()
+    """Train per ``job`` and write model.pt + weights.npz; returns the test split's logits
+    (rank 0 only under torchrun)."""
+    trainer = TorchTrainer(job)
+    try:
+        result = trainer.run()
+    except BaseException:
+        trainer.group.close()
+        raise
+    trainer.group.close(wait=True)
+    return result
