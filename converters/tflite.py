@@ -1,4 +1,5 @@
-"""Keras DeepEpi -> TFLite in the phone app's convention, optionally fp16 or full-integer quantised.
+"""Keras models -> TFLite in the phone app's convention, optionally fp16 or full-integer quantised;
+a Harrell-Davis ensemble of Keras twins at a fixed q (float32).
 
 The app feeds float32 [1, window, 1] in g and reads softmax [1, 2] directly (converters.app_meta.TFLITE),
 so a functional wrapper puts a Reshape in front of the trained model, the per-window normalisation
@@ -42,6 +43,51 @@ def app_model(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing) 
         x = WindowNormalise()(x)
     outputs = keras.layers.Softmax(axis=-1)(model(x, training=False))
     return keras.Model(inputs, outputs, name="deepepi_app")
+
+
+class HarrellDavis(keras.layers.Layer):
+    """Members' softmax outputs -> [1 - HD, HD]: their seizure probabilities sorted ascending and
+    combined with fixed Harrell-Davis weights (the ensemble ONNX graph's rule at one q)."""
+
+    def __init__(self, hd_weights: np.ndarray, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.hd_weights = np.asarray(hd_weights, dtype=np.float32)
+
+    def call(self, probabilities):  # noqa: ANN001, ANN201 - a list of Keras tensors
+        seizure = keras.ops.stack([p[:, 1] for p in probabilities], axis=-1)
+        hd = keras.ops.sum(keras.ops.sort(seizure, axis=-1) * self.hd_weights, axis=-1)
+        return keras.ops.stack([1.0 - hd, hd], axis=-1)
+
+
+def ensemble_app_model(members: list[keras.Model], hd_weights: np.ndarray, window: int,
+                       preprocessing: Preprocessing) -> keras.Model:
+    """[1, window, 1] g -> (normalise) -> every member (inference) -> softmax -> HD at fixed weights."""
+    inputs = keras.Input(shape=tuple(TFLITE.shape(window)[1:]), batch_size=1, name="acc_g")
+    x = keras.layers.Reshape((window,))(inputs)
+    if preprocessing.normalise:
+        x = WindowNormalise()(x)
+    probabilities = [keras.layers.Softmax(axis=-1, name=f"member{i}_softmax")(m(x, training=False))
+                     for i, m in enumerate(members)]
+    return keras.Model(inputs, HarrellDavis(hd_weights, name="harrell_davis")(probabilities),
+                       name="deepepi_app_ensemble")
+
+
+def convert_ensemble(members: list[keras.Model], hd_weights: np.ndarray, window: int,
+                     preprocessing: Preprocessing) -> bytes:
+    """The float32 flatbuffer of an ensemble (no quantisation: the HD weights are exact rank weights)."""
+    return _converted(tf.lite.TFLiteConverter.from_keras_model(
+        ensemble_app_model(members, hd_weights, window, preprocessing)))
+
+
+def _converted(converter: tf.lite.TFLiteConverter) -> bytes:
+    with captured_output() as log:
+        try:
+            return converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+            failure = exc
+    raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
+                      f"{str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
+                      f"{' (' + log.last_line() + ')' if log.last_line() else ''}")
 
 
 def exporter_info(quantize: str | None) -> Exporter:

@@ -98,7 +98,15 @@ def default_output(run: Run, fmt: str, quantize: str | None) -> Path:
 def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
                quantize: str | None = None, calibration: str | Path | None = None,
                seed: int = 0, min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> DeployResult:
-    """Convert a run to ``fmt`` ("tflite" | "pte"), self-check it in its runtime, write it + sidecar."""
+    """Convert a run to ``fmt`` ("tflite" | "pte"), self-check it in its runtime, write it + sidecar.
+    An ensemble ONNX file (``deepepi ensemble``) converts to float32 TFLite (deepepi.ensemble_app)."""
+    from deepepi.ensemble_app import export_tflite, is_ensemble
+
+    if is_ensemble(path):
+        if fmt != "tflite" or quantize is not None:
+            raise ModelError("an ensemble exports to float32 --tflite only (no --pte, no --quantize)",
+                             source=str(path))
+        return export_tflite(path, out=out, seed=seed)
     run = resolve_run(path)
     spec_fmt = FORMATS[fmt]
     converter = _import(spec_fmt.converter, spec_fmt.install)

@@ -88,13 +88,13 @@ def small_config(*, normalise: bool = False, framework: str = "pytorch", seconds
     return from_dict(raw, source="smoke-small", warn=False)
 
 
-def random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - ArchSpec
+def random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - any spec
     """Seeded neutral weights with non-trivial BatchNorm statistics, so exports are really exercised."""
     rng = np.random.default_rng(seed)
     weights = {}
     for key, shape in spec.weight_shapes().items():
         param = key.split("/")[1]
-        if param == "kernel":
+        if param.endswith("kernel"):
             fan_in = int(np.prod(shape[:-1]))
             value = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
         elif param in ("gamma", "moving_variance"):
@@ -106,11 +106,13 @@ def random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - 
 
 
 def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
-    """A run directory as the trainer leaves it: config.json, weights.npz and the native model."""
-    from deepepi.models.spec import ArchSpec
+    """A run directory as the trainer leaves it: config.json, weights.npz and the native model (any
+    registered architecture, by the config's modelClass)."""
+    from deepepi.models import registry
+    from deepepi.models.specs import spec_from_config
     from deepepi.models.weights import save_weights
 
-    spec = ArchSpec.from_config(cfg)
+    spec = spec_from_config(cfg)
     weights = random_weights(spec, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
@@ -118,13 +120,13 @@ def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
     if cfg.framework == "pytorch":
         from deepepi.models import torch_deepepi as tdm
 
-        model = tdm.DeepEpiCnn(spec).eval()
+        model = registry.build(spec, "pytorch").eval()
         tdm.import_weights(model, spec, weights)
         tdm.save_checkpoint(run_dir / "model.pt", model, spec, cfg.to_dict())
     else:
         from deepepi.models import keras_deepepi as kdm
 
-        model = kdm.build_keras_model(spec)
+        model = registry.build(spec, "tensorflow")
         kdm.import_weights(model, spec, weights)
         kdm.save_keras_model(run_dir / "model.keras", model)
     return run_dir

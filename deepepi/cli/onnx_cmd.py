@@ -16,8 +16,9 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
 @click.option("--onnx", "onnx_source", type=click.Path(), default=None,
               help="Run directory, or a model.keras / model.pt file whose directory holds config.json.")
 @click.option("--tflite", "tflite_source", type=click.Path(), default=None,
-              help="Run directory or model file: write the app's .tflite (float32 [1,750,1] g in, "
-              "softmax out) and its metadata JSON.")
+              help="Run directory, model file, or an ensemble ONNX file (`deepepi ensemble`; its members' "
+              "Keras twins and the Harrell-Davis rule at its default q): write the app's .tflite (float32 "
+              "[1,750,1] g in, softmax out) and its metadata JSON.")
 @click.option("--pte", "pte_source", type=click.Path(), default=None,
               help="Run directory or model file: write the app's ExecuTorch .pte (float32 [1,1,750] g "
               "in, logits out, XNNPACK) and its metadata JSON.")
