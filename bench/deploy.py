@@ -1,9 +1,11 @@
-"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT fp32/int8, ExecuTorch) against PyTorch eager.
+"""Benchmark: the deployment files (ONNX fp32/int8/fp16, LiteRT and ExecuTorch fp32/int8) against PyTorch eager.
 
-One DeepEpi model (reference spec, window 750; seeded random weights, or a trained run with --run)
-is exported through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`,
-calibrated on the built-in dataset's training windows). Each file then runs in its own runtime
-through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in one process:
+One DeepEpi model (reference spec, window 750; seeded random weights, or a trained run of either
+framework with --run; PyTorch eager runs a TensorFlow run's twin built from weights.npz) is exported
+through the real converters (`deepepi export --onnx/--tflite/--pte [--quantize]`, calibrated on
+the built-in dataset's training windows; quantised files are kept even where the export's 99 %
+gate refuses them, and the table says so). Each file then runs in its own runtime through
+``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in one process:
 - single-window latency p50/p99 (ms), raw milli-g in, probabilities out (adapter included), and
 - batch throughput (windows/s) at --batch windows per call (the app files take one window per
   invoke, so their adapters loop), both timed in alternating blocks across formats so that load
@@ -12,7 +14,8 @@ through ``deepepi.runtimes.open_model(path, threads=--threads)`` (default 1), in
 Then the targets as ratios within this run: int8 p50 <= 0.65x fp32 p50 with agreement >= 99 %,
 LiteRT fp32 p50 within 1.5x of ORT fp32, every format >= 3x faster than PyTorch eager.
 
-    python bench/deploy.py [--run RUN_DIR] [--repeats 400] [--rounds 20] [--batch 256] [--threads 1] [--json out.json]
+    python bench/deploy.py [--run RUN_DIR] [--framework tensorflow|pytorch] [--repeats 400] [--rounds 20]
+                           [--batch 256] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -79,32 +82,41 @@ def random_run(root: Path) -> Path:
     return run
 
 
-def export_all(run: Path, out: Path, csv: Path) -> dict[str, Path]:
-    """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses."""
+def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[dict[str, Path], dict[str, float]]:
+    """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses, and each
+    quantised file's agreement on its export's calibration windows. The quantised files are written
+    even where the export's gate (>= 99 % agreement) refuses them, so that they can be measured; the
+    table says which ones `deepepi export` would refuse."""
     from deepepi.export import export_run
     from deepepi.export_app import export_app, export_onnx_quantized
 
-    files = {"ORT fp32": export_run(run, out=out / "model.onnx").path}
+    files = {"ORT fp32": export_run(run, out=out / "model.onnx", framework=framework).path}
+    results = {}
     for kind in ("int8", "fp16"):
-        files[f"ORT {kind}"] = export_onnx_quantized(run, kind, out=out / f"model.{kind}.onnx",
-                                                     calibration=csv)[1].path
+        results[f"ORT {kind}"] = export_onnx_quantized(run, kind, out=out / f"model.{kind}.onnx", framework=framework,
+                                                       calibration=csv, min_agreement=0.0)[1]
     files["LiteRT fp32"] = export_app(run, "tflite", out=out / "model.tflite").path
-    files["LiteRT int8"] = export_app(run, "tflite", out=out / "model.int8.tflite", quantize="int8",
-                                      calibration=csv).path
+    results["LiteRT int8"] = export_app(run, "tflite", out=out / "model.int8.tflite", quantize="int8",
+                                        calibration=csv, min_agreement=0.0)
     files["ExecuTorch (XNNPACK)"] = export_app(run, "pte", out=out / "model.pte").path
-    return files
+    results["ExecuTorch int8"] = export_app(run, "pte", out=out / "model.int8.pte", quantize="int8",
+                                            calibration=csv, min_agreement=0.0)
+    files.update({name: result.path for name, result in results.items()})
+    return files, {name: result.agreement for name, result in results.items()}
 
 
 def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
     import torch
 
-    from deepepi.export import resolve_run
+    from deepepi.export import build_twin, resolve_run
     from deepepi.models.torch_deepepi import load_checkpoint
     from deepepi.preprocessing import from_config
 
     torch.set_num_threads(threads)
-    model, _, _ = load_checkpoint(resolve_run(run).model_file)
-    pre = from_config(resolve_run(run).config)
+    resolved = resolve_run(run)
+    model = load_checkpoint(resolved.model_file)[0] if resolved.framework == "pytorch" \
+        else build_twin(resolved.weights_file, "pytorch")[0]
+    pre = from_config(resolved.config)
 
     def predict(raw: np.ndarray) -> Any:
         with torch.no_grad():
@@ -120,6 +132,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--batch-rounds", type=int, default=5, help="timed batch calls per format")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--framework", choices=("tensorflow", "pytorch"), default=None,
+                        help="whose ONNX graph the ORT rows use (default: the run's; the other is its twin)")
     parser.add_argument("--agreement-windows", type=int, default=2000)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -138,7 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deepepi-bench-") as tmp:
         root = Path(tmp)
         run = args.run or random_run(root)
-        files = export_all(run, root, csv)
+        files, calibration_agreement = export_all(run, root, csv, args.framework)
         runtimes = {name: open_model(path, threads=args.threads) for name, path in files.items()}
         predict = {name: runtime.predict_proba for name, runtime in runtimes.items()}
         predict["PyTorch eager"] = torch_eager(run, args.threads)
@@ -154,6 +168,8 @@ def main() -> None:
         reference = runtimes["ORT fp32"].predict_proba(data)
         for name, runtime in runtimes.items():
             probs = runtime.predict_proba(data)
+            if name in calibration_agreement:
+                rows[name]["export_gate_agreement"] = calibration_agreement[name]
             rows[name].update(size_bytes=files[name].stat().st_size,
                               agreement=float(np.mean(probs.argmax(1) == reference.argmax(1))),
                               max_abs_diff=float(np.max(np.abs(probs - reference))))
@@ -165,18 +181,23 @@ def main() -> None:
         "ORT int8 p50 / ORT fp32 p50 (<= 0.65)": rows["ORT int8"]["p50_ms"] / fp32,
         "ORT int8 agreement (>= 0.99)": rows["ORT int8"]["agreement"],
         "LiteRT int8 agreement (>= 0.99)": rows["LiteRT int8"]["agreement"],
+        "ExecuTorch int8 agreement (>= 0.99)": rows["ExecuTorch int8"]["agreement"],
         "LiteRT fp32 p50 / ORT fp32 p50 (<= 1.5)": rows["LiteRT fp32"]["p50_ms"] / fp32,
     }
     targets.update({f"PyTorch eager p50 / {name} p50 (>= 3)": eager / rows[name]["p50_ms"] for name in files})
     print(f"# deepepi deploy benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, threads {args.threads}, "
           f"model {'trained run ' + str(args.run) if args.run else 'reference spec, seeded random weights'}, "
+          f"ONNX graph of {args.framework or 'its own framework'}, "
           f"agreement on {len(data)} built-in dataset windows (ORT fp32 predicts classes {predicted})")
-    print("\n| format | p50 ms | p99 ms | batch windows/s | size bytes | agreement vs ORT fp32 | max abs diff |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| format | p50 ms | p99 ms | batch windows/s | size bytes | agreement vs ORT fp32 | max abs diff "
+          "| export gate (agreement on calibration windows) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        extra = (f"{r['size_bytes']} | {r['agreement']:.4f} | {r['max_abs_diff']:.2e}" if "size_bytes" in r
-                 else "- | - | -")
+        gate = r.get("export_gate_agreement")
+        verdict = "-" if gate is None else f"{'pass' if gate >= 0.99 else 'REFUSED'} ({gate:.4f})"
+        extra = (f"{r['size_bytes']} | {r['agreement']:.4f} | {r['max_abs_diff']:.2e} | {verdict}" if "size_bytes" in r
+                 else "- | - | - | -")
         print(f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['batch_windows_per_s']:.0f} | {extra} |")
     print("\n| target | value |\n|---|---|")
     for name, value in targets.items():

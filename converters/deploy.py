@@ -42,10 +42,10 @@ def self_check_windows(window: int, seed: int) -> np.ndarray:
                            for i, b in enumerate(SELF_CHECK_BATCHES)])
 
 
-def compare(runtime: Any, reference: Reference, raw: np.ndarray, *, quantized: bool,
-            source: str) -> tuple[float, float]:
+def compare(runtime: Any, reference: Reference, raw: np.ndarray, *, quantized: bool, source: str,
+            min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> tuple[float, float]:
     """(max abs difference, argmax agreement) of ``runtime`` against ``reference`` on ``raw``;
-    ExportError past the fp32 tolerance or the quantised agreement bar."""
+    ExportError past the fp32 tolerance or the quantised agreement bar ``min_agreement``."""
     try:
         got = np.asarray(runtime.predict_proba(raw), dtype=np.float64)
     except DeepEpiError as exc:
@@ -59,21 +59,24 @@ def compare(runtime: Any, reference: Reference, raw: np.ndarray, *, quantized: b
     if not quantized and diff > SELF_CHECK_ATOL:
         raise ExportError(f"self-check failed: exported vs source model max abs difference "
                           f"{diff:.3g} > {SELF_CHECK_ATOL:g}; nothing was written", source=source)
-    if quantized and agreement < QUANTIZED_MIN_AGREEMENT:
+    if quantized and agreement < min_agreement:
         raise ExportError(f"self-check failed: quantised model agrees with the source model on "
                           f"{agreement:.2%} of {len(raw)} calibration windows (< "
-                          f"{QUANTIZED_MIN_AGREEMENT:.0%}); nothing was written", source=source)
+                          f"{min_agreement:.0%}); nothing was written", source=source)
     return diff, agreement
 
 
 def finish(content: bytes, out: str | Path, sidecar: dict | None, runtime: RuntimeFactory,
-           reference: Reference, check_windows: np.ndarray, *, quantized: bool) -> DeployResult:
-    """Load ``content`` in its runtime, compare with ``reference``, then write it (and the sidecar)."""
+           reference: Reference, check_windows: np.ndarray, *, quantized: bool,
+           min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> DeployResult:
+    """Load ``content`` in its runtime, compare with ``reference``, then write it (and the sidecar).
+    ``min_agreement`` is the quantised bar (bench/deploy.py lowers it to measure refused files)."""
     from converters import app_meta
 
     out = Path(out)
     loaded = runtime(content, sidecar, out)
-    diff, agreement = compare(loaded, reference, check_windows, quantized=quantized, source=str(out))
+    diff, agreement = compare(loaded, reference, check_windows, quantized=quantized, source=str(out),
+                              min_agreement=min_agreement)
     write_bytes(out, content)
     side = app_meta.write(out, sidecar) if sidecar is not None else None
     return DeployResult(out, side, len(content), diff, agreement, len(check_windows))

@@ -1,4 +1,5 @@
-"""Keras DeepEpi -> TFLite in the phone app's convention, optionally fp16 or full-integer quantised.
+"""Keras models -> TFLite in the phone app's convention, optionally fp16 or full-integer quantised;
+a Harrell-Davis ensemble of Keras twins at a fixed q (float32).
 
 The app feeds float32 [1, window, 1] in g and reads softmax [1, 2] directly (converters.app_meta.TFLITE),
 so a functional wrapper puts a Reshape in front of the trained model, the per-window normalisation
@@ -44,6 +45,51 @@ def app_model(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing) 
     return keras.Model(inputs, outputs, name="deepepi_app")
 
 
+class HarrellDavis(keras.layers.Layer):
+    """Members' softmax outputs -> [1 - HD, HD]: their seizure probabilities sorted ascending and
+    combined with fixed Harrell-Davis weights (the ensemble ONNX graph's rule at one q)."""
+
+    def __init__(self, hd_weights: np.ndarray, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.hd_weights = np.asarray(hd_weights, dtype=np.float32)
+
+    def call(self, probabilities):  # noqa: ANN001, ANN201 - a list of Keras tensors
+        seizure = keras.ops.stack([p[:, 1] for p in probabilities], axis=-1)
+        hd = keras.ops.sum(keras.ops.sort(seizure, axis=-1) * self.hd_weights, axis=-1)
+        return keras.ops.stack([1.0 - hd, hd], axis=-1)
+
+
+def ensemble_app_model(members: list[keras.Model], hd_weights: np.ndarray, window: int,
+                       preprocessing: Preprocessing) -> keras.Model:
+    """[1, window, 1] g -> (normalise) -> every member (inference) -> softmax -> HD at fixed weights."""
+    inputs = keras.Input(shape=tuple(TFLITE.shape(window)[1:]), batch_size=1, name="acc_g")
+    x = keras.layers.Reshape((window,))(inputs)
+    if preprocessing.normalise:
+        x = WindowNormalise()(x)
+    probabilities = [keras.layers.Softmax(axis=-1, name=f"member{i}_softmax")(m(x, training=False))
+                     for i, m in enumerate(members)]
+    return keras.Model(inputs, HarrellDavis(hd_weights, name="harrell_davis")(probabilities),
+                       name="deepepi_app_ensemble")
+
+
+def convert_ensemble(members: list[keras.Model], hd_weights: np.ndarray, window: int,
+                     preprocessing: Preprocessing) -> bytes:
+    """The float32 flatbuffer of an ensemble (no quantisation: the HD weights are exact rank weights)."""
+    return _converted(tf.lite.TFLiteConverter.from_keras_model(
+        ensemble_app_model(members, hd_weights, window, preprocessing)))
+
+
+def _converted(converter: tf.lite.TFLiteConverter) -> bytes:
+    with captured_output() as log:
+        try:
+            return converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+            failure = exc
+    raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
+                      f"{str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
+                      f"{' (' + log.last_line() + ')' if log.last_line() else ''}")
+
+
 def exporter_info(quantize: str | None) -> Exporter:
     name = "tf.lite.TFLiteConverter" + (f" ({quantize})" if quantize else "")
     return Exporter("tensorflow", f"{tf.__version__} (keras {keras.__version__})", name, tf.__version__)
@@ -52,7 +98,8 @@ def exporter_info(quantize: str | None) -> Exporter:
 def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
               quantize: str | None = None, calibration_g: np.ndarray | None = None) -> bytes:
     """The converted flatbuffer. ``int8`` is integer weights and activations (calibrated on
-    ``calibration_g`` [n, window] in g) up to a float32 softmax, with float32 I/O kept for the app;
+    ``calibration_g`` [n, window] in g) from the second convolution up to a float32 softmax, with
+    float32 I/O kept for the app;
     ``fp16`` stores fp16 weights."""
     converter = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
     if quantize == "fp16":
@@ -70,8 +117,10 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
         raise ExportError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
     with captured_output() as log:
         try:
-            return _int8_float_softmax(converter, calibration_g, spec.window) if quantize == "int8" \
-                else converter.convert()
+            if quantize != "int8":
+                return converter.convert()
+            float_model = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing)).convert()
+            return _int8_float_ends(converter, calibration_g, spec.window, _input_side(float_model))
         except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
             failure = exc
     raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
@@ -79,12 +128,29 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
                       f"{' (' + log.last_line() + ')' if log.last_line() else ''}")
 
 
-def _int8_float_softmax(converter: tf.lite.TFLiteConverter, calibration_g: np.ndarray,
-                        window: int) -> bytes:
-    """Full-integer conversion with the final softmax left in float32 (selective quantisation):
+def _input_side(float_model: bytes) -> list[str]:
+    """Output tensor names of the float model's ops up to and including the first convolution."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=float_model)
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    side = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - LiteRT's only listing of the op graph
+        side += [names[i] for i in op["outputs"]]
+        if op["op_name"] == "CONV_2D":
+            return side
+    return []
+
+
+def _int8_float_ends(converter: tf.lite.TFLiteConverter, calibration_g: np.ndarray, window: int,
+                     input_side: list[str]) -> bytes:
+    """Integer conversion with both ends left in float32 (selective quantisation). The final softmax:
     an int8 softmax steps in 1/256, so its two outputs need not sum to 1 within the contract's
-    tolerance, while the app reads p1 directly."""
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"])
+    tolerance, while the app reads p1 directly. The input side up to the first convolution: the raw
+    input carries 1 g of gravity, so int8 steps over its range are coarser than a resting wrist's
+    whole signal (converters.quantize does the same for ONNX)."""
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"],
+                                                            denylisted_nodes=input_side)
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: _representative(calibration_g, window),
         debug_options=options)

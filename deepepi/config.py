@@ -126,7 +126,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "epochs": _key(100, _POS_INT),
         "batchSize": _key(64, _POS_INT),
         "nLayers": _key(14, _POS_INT),
-        "dims": _key(1, _num(1, 1, integer=True)),
+        # 2 is the reference SpecCnn's setting; its spectrogram is computed in the graph here, so both
+        # values build the same SpecCnn (deepepi.models.specs refuses 2 for the 1-D models).
+        "dims": _key(1, _num(1, 2, integer=True)),
         "lrStart": _key(1e-3, _POS),
         "lrFactor": _key(0.1, _OPEN_FRACTION),
         "lrPatience": _key(5, _NONNEG_INT),
@@ -170,6 +172,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "numClasses": _key(2, _num(2, 2, integer=True)),
         "bnEpsilon": _opt(_key(None, _POS)),
         "bnMomentum": _opt(_key(None, _OPEN_FRACTION)),
+        # SpecCnn (deepepi.models.spec_speccnn): analysed span (null: the window), slice length and step.
+        "analysisSamp": _opt(_key(None, _POS_INT)),
+        "specSamp": _key(50, _num(2, integer=True)),
+        "specStep": _key(5, _POS_INT),
+        # AMBER (deepepi.models.spec_amber): BiLSTM and LSTM widths.
+        "amberRowHidden": _key(128, _POS_INT),
+        "amberColHidden": _key(128, _POS_INT),
         "precision": _choice("fp32", "fp32", "bf16", "fp16"),
         "compile": _bool(False),
         "deterministic": _bool(False),  # CUDA: deterministic kernels (slower); CPU is always deterministic

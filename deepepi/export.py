@@ -116,12 +116,12 @@ def _framework_modules(framework: str) -> tuple[Any, Any]:
 
 def _load_native(run: Run, models: Any) -> tuple[Any, Any]:
     """(model, spec) from the run's native model file."""
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.specs import spec_from_config
 
     if run.framework == "pytorch":
         model, spec, _ = models.load_checkpoint(run.model_file)
         return model, spec
-    spec = ArchSpec.from_config(run.config)
+    spec = spec_from_config(run.config)
     model = models.load_keras_model(run.model_file)
     window = model.input_shape[-1]
     if window != spec.window:
@@ -132,14 +132,14 @@ def _load_native(run: Run, models: Any) -> tuple[Any, Any]:
 
 def build_twin(weights_file: Path, framework: str) -> tuple[Any, Any]:
     """(model, spec) of ``framework`` built from a neutral weights file."""
+    from deepepi.models import registry
     from deepepi.models.weights import load_weights
 
     models, _ = _framework_modules(framework)
     weights, spec = load_weights(weights_file)
-    if framework == "tensorflow":
-        model = models.build_keras_model(spec)
-    else:
-        model = models.DeepEpiCnn(spec).eval()
+    model = registry.build(spec, framework)
+    if framework == "pytorch":
+        model.eval()
     models.import_weights(model, spec, weights)
     return model, spec
 

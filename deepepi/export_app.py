@@ -18,7 +18,7 @@ import numpy as np
 
 from converters import app_meta
 from converters.contract import ExportInfo, Reference, metadata
-from converters.deploy import DeployResult, finish, self_check_windows
+from converters.deploy import QUANTIZED_MIN_AGREEMENT, DeployResult, finish, self_check_windows
 from deepepi.errors import ModelError
 from deepepi.quiet import captured_output
 from deepepi.export import Run, _framework_modules, _load_native, build_twin, resolve_run, source_for
@@ -97,8 +97,16 @@ def default_output(run: Run, fmt: str, quantize: str | None) -> Path:
 
 def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
                quantize: str | None = None, calibration: str | Path | None = None,
-               seed: int = 0) -> DeployResult:
-    """Convert a run to ``fmt`` ("tflite" | "pte"), self-check it in its runtime, write it + sidecar."""
+               seed: int = 0, min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> DeployResult:
+    """Convert a run to ``fmt`` ("tflite" | "pte"), self-check it in its runtime, write it + sidecar.
+    An ensemble ONNX file (``deepepi ensemble``) converts to float32 TFLite (deepepi.ensemble_app)."""
+    from deepepi.ensemble_app import export_tflite, is_ensemble
+
+    if is_ensemble(path):
+        if fmt != "tflite" or quantize is not None:
+            raise ModelError("an ensemble exports to float32 --tflite only (no --pte, no --quantize)",
+                             source=str(path))
+        return export_tflite(path, out=out, seed=seed)
     run = resolve_run(path)
     spec_fmt = FORMATS[fmt]
     converter = _import(spec_fmt.converter, spec_fmt.install)
@@ -130,7 +138,7 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
     out = Path(out) if out is not None else default_output(run, fmt, quantize)
     return finish(content, out, sidecar, lambda data, side, where: runtime_cls(data, side, path=where),
                   reference, calib if quantize else self_check_windows(spec.window, seed),
-                  quantized=quantize is not None)
+                  quantized=quantize is not None, min_agreement=min_agreement)
 
 
 def _in_memory_onnx(content: bytes, path: Path) -> Any:
@@ -144,7 +152,8 @@ def _in_memory_onnx(content: bytes, path: Path) -> Any:
 
 def export_onnx_quantized(path: str | Path, kind: str, *, out: str | Path | None = None,
                           framework: str | None = None, calibration: str | Path | None = None,
-                          seed: int = 0) -> tuple[Any, DeployResult]:
+                          seed: int = 0, min_agreement: float = QUANTIZED_MIN_AGREEMENT
+                          ) -> tuple[Any, DeployResult]:
     """Export the fp32 ONNX file as ``deepepi export --onnx`` does, then quantise it (``kind`` int8 |
     fp16) to ``out`` (default: beside it, model.<kind>.onnx), self-checked against the fp32 file."""
     import onnx
@@ -159,5 +168,5 @@ def export_onnx_quantized(path: str | Path, kind: str, *, out: str | Path | None
     reference = _in_memory_onnx(fp32.path.read_bytes(), fp32.path).predict_proba
     target = Path(out) if out is not None else fp32.path.with_name(fp32.path.stem + f".{kind}.onnx")
     result = finish(quantized, target, None, lambda data, _side, where: _in_memory_onnx(data, where),
-                    reference, calib, quantized=True)
+                    reference, calib, quantized=True, min_agreement=min_agreement)
     return fp32, result

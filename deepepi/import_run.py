@@ -28,6 +28,7 @@ from deepepi.config import Config, load_config
 from deepepi.errors import ModelError
 from deepepi.models.reference import Mapped, map_keras, map_torch_state
 from deepepi.models.spec import ArchSpec
+from deepepi.models.specs import model_name
 from deepepi.models.weights import save_weights
 from deepepi.preprocessing import from_config as preprocessing_from_config
 from deepepi.train.artifacts import CONFIG, MODEL_FILES, WEIGHTS
@@ -71,6 +72,9 @@ def _resolved_config(cfg: Config, framework: str, source: str) -> tuple[Config, 
         warnings.warn(f"{cfg.source}: modelConfig.framework is {cfg.framework!r} but {source} is a {framework} "
                       f"model; importing it as {framework}", UserWarning, stacklevel=3)
     cfg = cfg.with_overrides(framework=framework, modelType=framework)
+    if model_name(cfg) != ArchSpec.model:
+        raise ModelError(f"modelConfig.modelClass {cfg.model['modelClass']!r}: import reads reference DeepEpi "
+                         f"files only", source=cfg.source)
     spec = ArchSpec.from_config(cfg)
     cfg = cfg.with_overrides(filters=list(spec.filters), strides=list(spec.strides),
                              denseWidths=list(spec.dense_widths), bnEpsilon=spec.bn_epsilon,

@@ -156,3 +156,23 @@ def test_seizure_windows_are_separable_but_not_trivially(builtin: Path) -> None:
     tpr, fpr = (pred[y == 1] == 1).mean(), (pred[y == 0] == 1).mean()
     assert tpr > 0.55 and fpr < 0.45  # band powers carry the signal, confounders make it hard
     assert tpr < 0.99 or fpr > 0.01  # a linear probe on band powers must not solve it outright
+
+
+def test_a_mix_sets_the_shares_and_families(tmp_path: Path) -> None:
+    mix = synth.Mix(seizure_share=0.3, false_alarm_share=0.15, families=("tonic-clonic", "clonic"))
+    result = synthesize(tmp_path / "m", users=3, events=40, seed=0, mix=mix)
+    events = load_csv(result.csv_path, columns=("eventId", "typeStr", "type")).drop_duplicates("eventId")
+    assert (events["type"] == 1).sum() == 12
+    assert events["typeStr"].str.startswith("False Alarm").sum() == 6
+    assert set(synth.event_families(result.json_paths[0]).values()) == {"tonic-clonic", "clonic"}
+    default = synthesize(tmp_path / "d", users=3, events=40, seed=0, mix=synth.Mix())
+    plain = synthesize(tmp_path / "p", users=3, events=40, seed=0)
+    assert default.csv_path.read_bytes() == plain.csv_path.read_bytes()
+
+
+@pytest.mark.parametrize("kwargs", [{"seizure_share": 0.0}, {"false_alarm_share": -0.1},
+                                    {"seizure_share": 0.6, "false_alarm_share": 0.4}, {"families": ()},
+                                    {"families": ("tonic-clonic", "absence")}])
+def test_an_impossible_mix_is_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="shares|families"):
+        synth.Mix(**kwargs)

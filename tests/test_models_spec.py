@@ -336,13 +336,14 @@ def test_register_rejects_duplicates_and_unknown_frameworks():
         register(ModelEntry("other", {"pytorch": "x:y"}, {"tensorflow": "a.deepEpiCnnModel.DeepEpiCnnModel"}))
     with pytest.raises(ModelError, match="unknown framework"):
         register(ModelEntry("other", {"jax": "x:y"}))
-    assert [e.name for e in known_models()] == ["deepEpiCnn"]
+    assert [e.name for e in known_models()] == ["amber", "deepEpiCnn", "specCnn"]
 
 
 def test_framework_free_import_and_errors_are_deepepi_errors():
     code = ("import sys, deepepi.models, deepepi.models.registry, deepepi.models.weights, "
             "deepepi.models.summary, deepepi.models.quantile, deepepi.cli.model_cmd, deepepi.models.reference, "
-            "deepepi.import_run, deepepi.cli.import_cmd\n"
+            "deepepi.import_run, deepepi.cli.import_cmd, deepepi.models.specs, deepepi.models.spec_speccnn, "
+            "deepepi.models.spec_amber, deepepi.models.specbase\n"
             "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -362,7 +363,10 @@ def _cli(argv, capsys):
 def test_cli_model_list(capsys):
     code, out, _ = _cli(["model", "list"], capsys)
     assert code == 0
-    assert out.startswith("deepEpiCnn: ") and PT_CLASS in out and TF_CLASS in out
+    assert PT_CLASS in out and TF_CLASS in out
+    assert [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")] == \
+        ["amber", "deepEpiCnn", "specCnn"]
+    assert "user_tools.nnTraining2.specCnnModel.SpecCnnModel" in out and "keras_amber:build_keras_model" in out
 
 
 def test_cli_model_summary_bad_spec_is_one_line_exit_2(tmp_path, capsys):

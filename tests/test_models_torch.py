@@ -213,3 +213,25 @@ def test_accepts_the_reference_input_shapes(T):
         with pytest.raises(ValueError, match=r"got shape \(4, 47\)"):
             model(x[:, :47])
     np.testing.assert_array_equal(T.predict_proba(model, x.numpy()[..., None]), T.predict_proba(model, x.numpy()))
+
+
+def test_a_user_module_with_the_spec_layer_names_transfers_weights(T):
+    """An --allow-import class has no neutral_tensors(): its weights are found by the spec's layer names."""
+    from torch import nn
+
+    spec = ArchSpec(filters=(4, 8), strides=(1, 2), dense_widths=(8,), window=64)
+    source = T.DeepEpiCnn(spec)
+    _randomise(source)
+
+    class Plain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            for name, module in T.DeepEpiCnn(spec).named_children():
+                self.add_module(name, module)
+
+    plain = Plain()
+    assert not hasattr(plain, "neutral_tensors")
+    weights = T.export_weights(source, spec)
+    T.import_weights(plain, spec, weights)
+    again = T.export_weights(plain, spec)
+    assert list(again) == list(weights) and all(again[k].tobytes() == weights[k].tobytes() for k in weights)

@@ -67,7 +67,8 @@ def test_train_modules_import_no_framework() -> None:
 
 
 @pytest.mark.parametrize("model_class,expected", [
-    ("resnet50", "unknown model 'resnet50'; known models: deepEpiCnn"),
+    ("resnet50", "unknown model 'resnet50'; known models: amber [user_tools.nnTraining2.amberModel.AmberModel "
+                 "(tensorflow)]; deepEpiCnn"),
     ("mylab.models.Custom", "opt in with allow_import=True (deepepi train --allow-import)"),
 ])
 def test_unknown_model_class_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,

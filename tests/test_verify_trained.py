@@ -1,7 +1,8 @@
 """`deepepi verify --mode trained` on real (tiny) trained models: two seeds pass, damaged models fail.
 
 PyTorch trains configs/smoke.json twice (seeds 1 and 2) on one synthetic dataset; both are scored
-on another synthetic dataset none of them saw, through their ONNX exports, as a user would.
+on another synthetic dataset none of them saw, through their ONNX exports, as a user would. Both
+datasets use the generator's separable mix (onnx_helpers.SEPARABLE_MIX), so the tiny models learn.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS, from_dict, load_config
+from deepepi.config import REPO_CONFIGS
+from onnx_helpers import SEPARABLE_MIX, learning_smoke
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 SMOKE = REPO_CONFIGS / "smoke.json"
@@ -27,27 +29,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from deepepi.train.run import train
 
     root = tmp_path_factory.mktemp("trained")
-    csv = synthesize(root / "train_data", users=4, events=60, seed=0).csv_path
+    csv = synthesize(root / "train_data", users=4, events=60, seed=0, mix=SEPARABLE_MIX).csv_path
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         out = {}
         for seed in (1, 2):
-            run = train(_balanced(), data=csv, framework="pytorch", out=root / f"seed{seed}", seed=seed,
-                        epochs=8, quiet=True).run_dir
+            run = train(learning_smoke(), data=csv, framework="pytorch", out=root / f"seed{seed}", seed=seed,
+                        quiet=True).run_dir
             out[f"seed{seed}"] = export_run(run).path
     finally:
         torch.set_num_threads(before)
-    out["held_out"] = synthesize(root / "held_out", users=3, events=40, seed=99).csv_path
+    out["held_out"] = synthesize(root / "held_out", users=3, events=40, seed=99, mix=SEPARABLE_MIX).csv_path
     return out
-
-
-def _balanced():  # noqa: ANN202 - deepepi.config.Config
-    """smoke.json with the training events oversampled and a higher rate, so its tiny models learn to fire."""
-    raw = load_config(SMOKE).to_dict()
-    raw["dataProcessing"]["oversample"] = "random"
-    raw["modelConfig"]["lrStart"] = 0.01
-    return from_dict(raw, source=str(SMOKE), warn=False)
 
 
 def _shifted(onnx_path: Path, dest: Path, shift: float) -> Path:
@@ -74,9 +68,6 @@ def _failed(report) -> set[str]:  # noqa: ANN001
     return {c.name for c in report.checks if c.status == "FAIL"}
 
 
-@pytest.mark.xfail(reason="the smoke fixture models do not learn the built-in generator's (v3) data: one seed "
-                          "predicts a single class, so the pair fails before the seed-spread comparison",
-                   strict=False)
 def test_two_seeds_pass_trained_mode(runs: dict[str, Path]) -> None:
     report = _verify(runs["seed1"], runs["seed2"], runs["held_out"], "trained")
     stat = next(c for c in report.checks if c.name == "TPR / FPR difference vs seed spread")
@@ -86,9 +77,6 @@ def test_two_seeds_pass_trained_mode(runs: dict[str, Path]) -> None:
         assert interval["low"] <= interval["diff"] <= interval["high"], rate
 
 
-@pytest.mark.xfail(reason="the smoke fixture models do not learn the built-in generator's (v3) data: one seed "
-                          "predicts a single class, so the pair fails before the seed-spread comparison",
-                   strict=False)
 def test_model_with_shifted_last_bias_fails_trained_mode(runs: dict[str, Path], tmp_path: Path) -> None:
     damaged = _shifted(runs["seed2"], tmp_path / "damaged", 2.5)  # fires far more often
     report = _verify(runs["seed1"], damaged, runs["held_out"], "trained")

@@ -1,4 +1,4 @@
-"""`deepepi model summary|list`: the DeepEpi layer tables in both frameworks, and the model registry."""
+"""`deepepi model summary|list`: a model's layer tables in both frameworks, and the model registry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from deepepi.config import load_config
 
 @click.group("model")
 def model_group() -> None:
-    """Inspect the DeepEpi architecture and the known model names."""
+    """Inspect a config's architecture (DeepEpi, SpecCnn, AMBER) and the known model names."""
 
 
 @model_group.command("summary")
@@ -17,10 +17,10 @@ def model_group() -> None:
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
 def summary(config: str | None) -> None:
     """Print the Keras and PyTorch layer tables side by side, the counts, and whether they match."""
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.specs import spec_from_config
     from deepepi.models.summary import build_tables, render
 
-    spec = ArchSpec.from_config(load_config(config))
+    spec = spec_from_config(load_config(config))
     click.echo(render(spec, build_tables(spec)))
 
 

@@ -16,20 +16,22 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
 @click.option("--onnx", "onnx_source", type=click.Path(), default=None,
               help="Run directory, or a model.keras / model.pt file whose directory holds config.json.")
 @click.option("--tflite", "tflite_source", type=click.Path(), default=None,
-              help="Run directory or model file: write the app's .tflite (float32 [1,750,1] g in, "
-              "softmax out) and its metadata JSON.")
+              help="Run directory, model file, or an ensemble ONNX file (`deepepi ensemble`; its members' "
+              "Keras twins and the Harrell-Davis rule at its default q): write the app's .tflite (float32 "
+              "[1,750,1] g in, softmax out) and its metadata JSON.")
 @click.option("--pte", "pte_source", type=click.Path(), default=None,
               help="Run directory or model file: write the app's ExecuTorch .pte (float32 [1,1,750] g "
               "in, logits out, XNNPACK) and its metadata JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file. Default: RUN/model.onnx (model.<tf|torch>.onnx for --framework), "
-              "RUN/model.tflite, RUN/model.pte; with --quantize Q: model.Q.onnx / model.Q.tflite.")
+              "RUN/model.tflite, RUN/model.pte; with --quantize Q: model.Q.onnx / model.Q.tflite / model.Q.pte.")
 @click.option("--framework", type=click.Choice(FRAMEWORK_CHOICES, case_sensitive=False), default=None,
               help="--onnx only: export this framework's model; the other framework's twin is built "
               "from weights.npz.")
 @click.option("--quantize", type=click.Choice(["int8", "fp16"]), default=None,
               help="--onnx: int8 static QDQ per-channel (onnxruntime) or fp16 with float32 I/O, written "
-              "beside the float32 file; --tflite: full-integer int8 or fp16 weights.")
+              "beside the float32 file; --tflite: int8 (integer from the second convolution to a float32 "
+              "softmax) or fp16 weights; --pte: int8 (XNNPACK PT2E quantizer, whole network).")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
               help="Flattened CSV whose training split (the run's config) calibrates --quantize. "
               "Default: the built-in dataset.")

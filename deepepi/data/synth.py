@@ -80,6 +80,27 @@ class SynthResult:
 
 
 @dataclass(frozen=True)
+class Mix:
+    """What share of the events are seizures and false alarms, and which seizure families occur.
+
+    The default is the built-in dataset's mix. Tests that need a tiny model to separate the classes
+    ask for more seizures, fewer confounders or fewer families; every event is still generated alike.
+    """
+
+    seizure_share: float = SEIZURE_SHARE
+    false_alarm_share: float = FALSE_ALARM_SHARE
+    families: tuple[str, ...] = FAMILIES
+
+    def __post_init__(self) -> None:
+        if not (0 < self.seizure_share and 0 < self.false_alarm_share
+                and self.seizure_share + self.false_alarm_share < 1):
+            raise ValueError(f"need positive seizure and false-alarm shares summing below 1, got "
+                             f"{self.seizure_share} and {self.false_alarm_share}")
+        if not self.families or not set(self.families) <= set(FAMILIES):
+            raise ValueError(f"families must be a non-empty subset of {FAMILIES}, got {self.families}")
+
+
+@dataclass(frozen=True)
 class _User:
     user_id: int
     noise: float          # sensor noise floor sigma, mg
@@ -434,13 +455,13 @@ def _users(rng: np.random.Generator, n: int) -> list[_User]:
                   o2_rest=rng.uniform(95, 99), source=str(rng.choice(_SOURCES))) for u in range(n)]
 
 
-def _plan(rng: np.random.Generator, users: int, events: int) -> list[tuple[str, int, str | None]]:
-    """(type, user index, seizure family) per event: SEIZURE_SHARE seizures dealt over two thirds of
-    the users with the families in turn, FALSE_ALARM_SHARE false alarms, the rest NDA."""
-    n_sz = max(1, round(events * SEIZURE_SHARE))
-    n_fa = max(1, round(events * FALSE_ALARM_SHARE))
+def _plan(rng: np.random.Generator, users: int, events: int, mix: Mix) -> list[tuple[str, int, str | None]]:
+    """(type, user index, seizure family) per event: the mix's seizure share dealt over two thirds of
+    the users with its families in turn, its false-alarm share, the rest NDA."""
+    n_sz = max(1, round(events * mix.seizure_share))
+    n_fa = max(1, round(events * mix.false_alarm_share))
     seizure_users = max(1, -(-2 * users // 3))
-    plan: list[tuple[str, int, str | None]] = [("Seizure", i % seizure_users, FAMILIES[i % len(FAMILIES)])
+    plan: list[tuple[str, int, str | None]] = [("Seizure", i % seizure_users, mix.families[i % len(mix.families)])
                                               for i in range(n_sz)]
     plan += [("False Alarm", int(u), None) for u in rng.integers(0, users, n_fa)]
     plan += [("NDA", int(u), None) for u in rng.integers(0, users, events - n_sz - n_fa)]
@@ -460,7 +481,7 @@ def _write_json(path: Path, events: list[dict[str, Any]]) -> None:
 
 
 def synthesize(out_dir: str | Path, *, users: int = DEFAULT_USERS, events: int = DEFAULT_EVENTS,
-               seed: int = DEFAULT_SEED) -> SynthResult:
+               seed: int = DEFAULT_SEED, mix: Mix = Mix()) -> SynthResult:
     """Write the three OSDB JSON files and their flattened CSV (via ``flatten``) into ``out_dir``."""
     if users < 1 or events < 3:
         raise ValueError(f"need users >= 1 and events >= 3, got users={users}, events={events}")
@@ -468,7 +489,7 @@ def synthesize(out_dir: str | Path, *, users: int = DEFAULT_USERS, events: int =
     people = _users(rng, users)
     by_type: dict[str, list[dict[str, Any]]] = {etype: [] for etype in FILES}
     starts = np.sort(rng.choice(365 * 24 * 720, size=events, replace=False)) * 5
-    for i, (etype, u, family) in enumerate(_plan(rng, users, events)):
+    for i, (etype, u, family) in enumerate(_plan(rng, users, events, mix)):
         start = _EPOCH + timedelta(seconds=int(starts[i]))
         by_type[etype].append(_event(rng, 1000 + i, etype, people[u], start, family))
     out_dir = Path(out_dir)

@@ -1,7 +1,8 @@
-"""The DeepEpi CNN: one spec, a Keras and a PyTorch builder, neutral weights, a model registry.
+"""The models (DeepEpi, SpecCnn, AMBER): one spec each, Keras and PyTorch builders, neutral weights,
+a model registry and dispatch by model name (`specs`).
 
-Only framework-free modules are imported here; `keras_deepepi` and `torch_deepepi` are imported by
-their callers when needed.
+Only framework-free modules are imported here; the framework-named builder modules (`keras_*`,
+`torch_*`) are imported by their callers when needed.
 """
 
 from deepepi.models.spec import ArchSpec, ParamCounts

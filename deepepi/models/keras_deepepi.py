@@ -7,7 +7,7 @@ the spec, so `keras.saving.load_model(path, safe_mode=True)` needs no custom obj
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -16,7 +16,7 @@ from deepepi.errors import ModelError
 from deepepi.io import atomic_path
 from deepepi.models.quantile import harrell_davis
 from deepepi.models.reference import KerasLayer
-from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer, ParamCounts, model_input
+from deepepi.models.spec import ArchSpec, Layer, ParamCounts, model_input
 from deepepi.models.weights import check_weights
 
 MODEL_NAME = "deepepi_cnn"
@@ -66,25 +66,26 @@ def _get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
         raise ModelError(f"Keras model has no layer {name!r}; it was not built from this spec") from None
 
 
-def export_weights(model: keras.Model, spec: ArchSpec) -> dict[str, np.ndarray]:
-    """Neutral weights keyed ``<layer>/<param>``; Keras layout is the neutral layout, so no conversion."""
+def export_weights(model: keras.Model, spec: Any) -> dict[str, np.ndarray]:
+    """Neutral weights keyed ``<layer>/<param>`` for any spec; Keras layout is the neutral layout, so
+    no conversion (each layer's get_weights() order is the spec's weight_groups() order)."""
     out: dict[str, np.ndarray] = {}
-    for layer in spec.weighted_layers():
-        values = _get_layer(model, layer.name).get_weights()
-        for param, value in zip(LAYER_PARAMS[layer.kind], values, strict=True):
-            out[f"{layer.name}/{param}"] = np.ascontiguousarray(value, dtype=np.float32)
+    for name, params in spec.weight_groups():
+        values = _get_layer(model, name).get_weights()
+        for param, value in zip(params, values, strict=True):
+            out[f"{name}/{param}"] = np.ascontiguousarray(value, dtype=np.float32)
     return out
 
 
-def import_weights(model: keras.Model, spec: ArchSpec, weights: dict[str, np.ndarray]) -> None:
+def import_weights(model: keras.Model, spec: Any, weights: dict[str, np.ndarray]) -> None:
     """Set every weighted layer from neutral weights after checking keys and shapes (ModelError names the key)."""
     check_weights(weights, spec)
-    for layer in spec.weighted_layers():
-        target = _get_layer(model, layer.name)
-        values = [np.asarray(weights[f"{layer.name}/{p}"], dtype=np.float32) for p in LAYER_PARAMS[layer.kind]]
+    for name, params in spec.weight_groups():
+        target = _get_layer(model, name)
+        values = [np.asarray(weights[f"{name}/{p}"], dtype=np.float32) for p in params]
         current = [tuple(w.shape) for w in target.get_weights()]
         if current != [v.shape for v in values]:
-            raise ModelError(f"layer {layer.name!r}: weights {[v.shape for v in values]} do not fit the "
+            raise ModelError(f"layer {name!r}: weights {[v.shape for v in values]} do not fit the "
                              f"model's {current}")
         target.set_weights(values)
 
@@ -109,7 +110,10 @@ def save_keras_model(path: str | Path, model: keras.Model) -> None:
 
 
 def load_keras_model(path: str | Path) -> keras.Model:
-    """Load a `.keras` (or legacy `.h5`) file with safe_mode=True (no lambdas, no custom code)."""
+    """Load a `.keras` (or legacy `.h5`) file with safe_mode=True (no lambdas, no custom code; the
+    only custom layer, SpecCnn's spectrogram, is registered by importing its module)."""
+    from deepepi.models import keras_speccnn  # noqa: F401 - registers the Spectrogram layer
+
     path = Path(path)
     if not path.is_file():
         raise ModelError("Keras model file not found", source=str(path))

@@ -80,6 +80,26 @@ def _known_list() -> str:
     return "; ".join(parts)
 
 
+def lookup(name: str) -> tuple[ModelEntry, str | None] | None:
+    """(entry, the framework of the reference class it was named by, or None for a short name) for a
+    known short name or reference class path; None for anything else. Imports nothing."""
+    for entry in known_models():
+        if name == entry.name:
+            return entry, None
+        matches = [fw for fw, c in entry.reference_classes.items() if "." in name and _suffix(c) == _suffix(name)]
+        if matches:
+            return entry, matches[0]
+    return None
+
+
+def build(spec: Any, framework: str) -> Any:
+    """The native model of ``spec`` (any registered architecture) in ``framework``."""
+    entry = _REGISTRY.get(spec.model)
+    if entry is None or framework not in entry.builders:
+        raise ModelError(f"model {spec.model!r} has no {framework} implementation")
+    return _lazy(entry.builders[framework])(spec)
+
+
 def resolve(name: str, framework: str, allow_import: bool = False) -> ResolvedModel:
     """Resolve a modelClass string for ``framework`` ('tensorflow' or 'pytorch').
 
@@ -93,13 +113,9 @@ def resolve(name: str, framework: str, allow_import: bool = False) -> ResolvedMo
         raise ModelError(f"framework: got {framework!r}, expected one of {', '.join(map(repr, FRAMEWORKS))}")
     if not isinstance(name, str) or not name:
         raise ModelError(f"model name: got {name!r}, expected a non-empty string; known models: {_known_list()}")
-    for entry in known_models():
-        reference_fw = None
-        if name != entry.name:
-            matches = [fw for fw, c in entry.reference_classes.items() if "." in name and _suffix(c) == _suffix(name)]
-            if not matches:
-                continue
-            reference_fw = matches[0]
+    found = lookup(name)
+    if found is not None:
+        entry, reference_fw = found
         if framework not in entry.builders:
             raise ModelError(f"model {name!r} has no {framework} implementation "
                              f"(available: {', '.join(sorted(entry.builders))})")
@@ -159,4 +175,19 @@ register(ModelEntry(
     reference_classes={"tensorflow": "user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel",
                        "pytorch": "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch"},
     description="DeepEpi 1-D CNN (Spahr et al. 2025): conv blocks, global average pooling, dense head",
+))
+register(ModelEntry(
+    name="specCnn",
+    builders={"tensorflow": "deepepi.models.keras_speccnn:build_keras_model",
+              "pytorch": "deepepi.models.torch_speccnn:SpecCnn"},
+    reference_classes={"tensorflow": "user_tools.nnTraining2.specCnnModel.SpecCnnModel"},
+    description="SpecCnn: in-graph spectrogram (framing + DFT magnitude) and a 2-D CNN (reference SpecCnnModel)",
+))
+
+register(ModelEntry(
+    name="amber",
+    builders={"tensorflow": "deepepi.models.keras_amber:build_keras_model",
+              "pytorch": "deepepi.models.torch_amber:Amber"},
+    reference_classes={"tensorflow": "user_tools.nnTraining2.amberModel.AmberModel"},
+    description="AMBER (Pordoy): conv stack, BiLSTM, LSTM, attention, multi-head fusion (reference AmberModel)",
 ))

@@ -10,11 +10,12 @@ import json
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from deepepi.errors import DataError, SpecError
+from deepepi.models.specbase import BN_STATS, SpecMethods, fields_from_dict
 
 if TYPE_CHECKING:
     from deepepi.config import Config
@@ -67,7 +68,7 @@ REFERENCE_PRESETS = {"tensorflow": PRESETS["reference-tensorflow"], "pytorch": P
 CONV_PARAMS = ("kernel", "bias")
 DENSE_PARAMS = ("kernel", "bias")
 BN_TRAINABLE = ("gamma", "beta")
-BN_STATS = ("moving_mean", "moving_variance")
+# BN_STATS (the moving statistics, non-trainable) comes from specbase.
 BN_PARAMS = BN_TRAINABLE + BN_STATS
 LAYER_PARAMS = {"conv": CONV_PARAMS, "dense": DENSE_PARAMS, "bn": BN_PARAMS}
 
@@ -105,7 +106,7 @@ class Layer:
 
 
 @dataclass(frozen=True)
-class ArchSpec:
+class ArchSpec(SpecMethods):
     """DeepEpi CNN: Conv1D->BN->ReLU blocks, global average pooling, Dense->BN->ReLU head, logits.
 
     The defaults are the reference Keras model (preset ``reference-tensorflow``).
@@ -127,6 +128,7 @@ class ArchSpec:
     bn_epsilon: float = 1e-3
     bn_momentum: float = 0.99
     _layers: tuple[Layer, ...] = field(default=(), init=False, repr=False, compare=False)
+    model: ClassVar[str] = "deepEpiCnn"
 
     def __post_init__(self) -> None:
         for name in ("filters", "strides", "dense_widths"):
@@ -197,16 +199,9 @@ class ArchSpec:
     @classmethod
     def from_dict(cls, d: Any, *, source: str | None = None) -> "ArchSpec":
         """Inverse of to_dict; unknown or missing keys are a SpecError (a spec is never guessed)."""
-        if not isinstance(d, dict):
-            raise SpecError(f"spec must be a JSON object, got {type(d).__name__}", source=source)
-        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
-        unknown = sorted(set(d) - set(names))
-        missing = [n for n in names if n not in d]
-        if unknown or missing:
-            parts = ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])
-            raise SpecError("spec: " + "; ".join(parts), source=source)
+        fields = fields_from_dict(cls, d, source=source)
         try:
-            return cls(**{n: d[n] for n in names})
+            return cls(**fields)
         except SpecError as err:
             raise SpecError(str(err), source=source) from None
 
@@ -332,22 +327,10 @@ class ArchSpec:
                     shapes[f"{layer.name}/{p}"] = (layer.units,)
         return shapes
 
-    def layer_param_counts(self) -> dict[str, int]:
-        """Parameters (trainable + BN statistics) per layer name, 0 for weightless layers."""
-        counts = {name: 0 for name in self.layer_names()}
-        for key, shape in self.weight_shapes().items():
-            counts[key.split("/")[0]] += math.prod(shape)
-        return counts
-
-    def expected_counts(self) -> ParamCounts:
-        """Parameter counts derived from the spec alone; both frameworks must report exactly these."""
-        trainable = non_trainable = 0
-        for key, shape in self.weight_shapes().items():
-            if key.split("/")[1] in BN_STATS:
-                non_trainable += math.prod(shape)
-            else:
-                trainable += math.prod(shape)
-        return ParamCounts(trainable, non_trainable)
+    def summary_lines(self) -> list[str]:
+        """The title line of `deepepi model summary` (the preset lines are added by the summary)."""
+        return [f"DeepEpi CNN: window {self.window}, {self.n_layers} conv layers, dense {list(self.dense_widths)}, "
+                f"{self.num_classes} classes"]
 
 
 def model_input(x_g: Any, window: int) -> np.ndarray:

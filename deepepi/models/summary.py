@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 from deepepi.models.spec import PRESETS, ArchSpec, ParamCounts
 
@@ -32,20 +33,20 @@ def framework_available(framework: str) -> bool:
     return importlib.util.find_spec(FRAMEWORK_MODULES[framework]) is not None
 
 
-def keras_table(spec: ArchSpec) -> FrameworkTable:
-    from deepepi.models import keras_deepepi
+def keras_table(spec: Any) -> FrameworkTable:
+    from deepepi.models import keras_deepepi, registry
 
-    model = keras_deepepi.build_keras_model(spec)
+    model = registry.build(spec, "tensorflow")
     rows = [LayerRow(layer.name, tuple(layer.output.shape), int(layer.count_params())) for layer in model.layers]
     return FrameworkTable(rows, keras_deepepi.count_parameters(model))
 
 
-def torch_table(spec: ArchSpec) -> FrameworkTable:
+def torch_table(spec: Any) -> FrameworkTable:
     import torch
 
-    from deepepi.models import torch_deepepi
+    from deepepi.models import registry, torch_deepepi
 
-    model = torch_deepepi.DeepEpiCnn(spec).eval()
+    model = registry.build(spec, "pytorch").eval()
     shapes: dict[str, tuple[int | None, ...]] = {"input": (None, spec.window)}
     hooks = [module.register_forward_hook(
         lambda _m, _i, out, name=name: shapes.__setitem__(name, (None, *out.shape[1:])))
@@ -62,13 +63,13 @@ def torch_table(spec: ArchSpec) -> FrameworkTable:
     return FrameworkTable(rows, torch_deepepi.count_parameters(model))
 
 
-def build_tables(spec: ArchSpec) -> dict[str, FrameworkTable | None]:
+def build_tables(spec: Any) -> dict[str, FrameworkTable | None]:
     """One table per framework, None where the framework is not installed."""
     makers = {"tensorflow": keras_table, "pytorch": torch_table}
     return {fw: makers[fw](spec) if framework_available(fw) else None for fw in makers}
 
 
-def tables_match(spec: ArchSpec, tables: dict[str, FrameworkTable | None]) -> bool:
+def tables_match(spec: Any, tables: dict[str, FrameworkTable | None]) -> bool:
     """Every available table has the spec's layers, per-layer parameters and totals."""
     expected_layers = spec.layer_param_counts()
     for table in tables.values():
@@ -105,7 +106,7 @@ def _shape(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def render(spec: ArchSpec, tables: dict[str, FrameworkTable | None]) -> str:
+def render(spec: Any, tables: dict[str, FrameworkTable | None]) -> str:
     """The text `deepepi model summary` prints: one column per installed framework, then the verdict."""
     present = {fw: t for fw, t in tables.items() if t is not None}
     by_name = {fw: {r.name: r for r in t.rows} for fw, t in present.items()}
@@ -113,8 +114,8 @@ def render(spec: ArchSpec, tables: dict[str, FrameworkTable | None]) -> str:
     shape_w, param_w = 20, 10
     header = f"{'layer':<{name_w}}" + "".join(f" | {TITLES[fw] + ' output shape':<{shape_w}}{'params':>{param_w}}"
                                                 for fw in present)
-    lines = [f"DeepEpi CNN: window {spec.window}, {spec.n_layers} conv layers, dense {list(spec.dense_widths)}, "
-             f"{spec.num_classes} classes", *architecture_lines(spec), header, "-" * len(header)]
+    about = spec.summary_lines() + (architecture_lines(spec) if isinstance(spec, ArchSpec) else [])
+    lines = [*about, header, "-" * len(header)]
     for name in spec.layer_names():
         cells = []
         for fw in present:

@@ -17,9 +17,11 @@ from torch.nn import functional as F
 from deepepi import __version__
 from deepepi.errors import ModelError
 from deepepi.io import atomic_path
+from deepepi.models import registry
 from deepepi.models.quantile import harrell_davis
 from deepepi.models.spec import ArchSpec, Layer, ParamCounts, model_input
-from deepepi.models.weights import check_weights, swap_torch_layout
+from deepepi.models.specs import spec_from_dict
+from deepepi.models.weights import check_weights, from_torch_layout, to_torch_layout
 
 CHECKPOINT_KEYS = ("state_dict", "spec", "config", "deepepi_version")
 
@@ -50,28 +52,43 @@ class _ToChannels(nn.Module):
                          f"or [B, {w}, 1]")
 
 
-class KerasBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm1d whose running variance follows Keras: the *biased* batch variance.
+class _KerasRunningStats:
+    """BatchNorm whose running variance follows Keras: the *biased* batch variance.
 
-    nn.BatchNorm1d updates running_var with the unbiased variance (n / (n - 1)), Keras with the biased
+    nn.BatchNorm updates running_var with the unbiased variance (n / (n - 1)), Keras with the biased
     one; for the dense head (n = batch size) that is 1.6 % at batch 64, so the two frameworks' moving
     statistics drifted apart from the first step. Normalisation itself (biased variance in both) and
-    eval mode are nn.BatchNorm1d's; the state_dict is identical.
+    eval mode are torch's; the state_dict is identical.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.track_running_stats):
-            return super().forward(x)
-        dims = [0, 2] if x.dim() == 3 else [0]
+            return super().forward(x)  # type: ignore[misc]
+        dims = [0, *range(2, x.dim())]
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         with torch.no_grad():
             var, mean = torch.var_mean(x.detach(), dim=dims, correction=0)
             self.num_batches_tracked.add_(1)
-            # momentum None: cumulative average, as nn.BatchNorm1d does
+            # momentum None: cumulative average, as nn.BatchNorm does
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             self.running_mean.lerp_(mean, factor)  # running += factor * (batch - running)
             self.running_var.lerp_(var, factor)
         return out
+
+
+class KerasBatchNorm1d(_KerasRunningStats, nn.BatchNorm1d):
+    """nn.BatchNorm1d with Keras's running-variance rule ([B, C] or [B, C, L])."""
+
+
+class KerasBatchNorm2d(_KerasRunningStats, nn.BatchNorm2d):
+    """nn.BatchNorm2d with Keras's running-variance rule ([B, C, H, W])."""
+
+
+def bn_tensors(module: nn.Module, prefix: str) -> dict[str, tuple[torch.Tensor, str | None]]:
+    """A BatchNorm module's tensors under their neutral keys."""
+    return {f"{prefix}/gamma": (module.weight, None), f"{prefix}/beta": (module.bias, None),
+            f"{prefix}/moving_mean": (module.running_mean, None),
+            f"{prefix}/moving_variance": (module.running_var, None)}
 
 
 def _make_layer(layer: Layer, spec: ArchSpec) -> nn.Module | None:
@@ -111,6 +128,28 @@ class DeepEpiCnn(nn.Module):
             x = getattr(self, name)(x)
         return x
 
+    def neutral_tensors(self) -> dict[str, tuple[torch.Tensor, str | None]]:
+        """{neutral key: (tensor, torch kernel layout)} for every weight of the spec."""
+        return _named_layer_tensors(self, self.spec)
+
+
+def _named_layer_tensors(model: nn.Module, spec: ArchSpec) -> dict[str, tuple[torch.Tensor, str | None]]:
+    """DeepEpi's weights found by layer name: DeepEpiCnn's, and those of a user class built with the
+    spec's layer names (``--allow-import``), which has no ``neutral_tensors`` of its own."""
+    out: dict[str, tuple[torch.Tensor, str | None]] = {}
+    for layer in spec.weighted_layers():
+        m = getattr(model, layer.name)
+        if layer.kind == "bn":
+            out.update(bn_tensors(m, layer.name))
+        else:
+            out[f"{layer.name}/kernel"] = (m.weight, "conv1d" if layer.kind == "conv" else "dense")
+            out[f"{layer.name}/bias"] = (m.bias, None)
+    return out
+
+
+def _neutral_tensors(model: nn.Module, spec: Any) -> dict[str, tuple[torch.Tensor, str | None]]:
+    return model.neutral_tensors() if hasattr(model, "neutral_tensors") else _named_layer_tensors(model, spec)
+
 
 def count_parameters(model: nn.Module) -> ParamCounts:
     """Trainable parameters and BatchNorm running statistics (num_batches_tracked is not a weight)."""
@@ -120,39 +159,31 @@ def count_parameters(model: nn.Module) -> ParamCounts:
     return ParamCounts(trainable, frozen + stats)
 
 
-def _tensors(model: DeepEpiCnn, layer: Layer) -> dict[str, torch.Tensor]:
-    """The torch tensors behind each neutral parameter of one layer, in torch layout."""
-    m = getattr(model, layer.name)
-    if layer.kind in ("conv", "dense"):
-        return {"kernel": m.weight, "bias": m.bias}
-    return {"gamma": m.weight, "beta": m.bias, "moving_mean": m.running_mean, "moving_variance": m.running_var}
-
-
-def export_weights(model: DeepEpiCnn, spec: ArchSpec) -> dict[str, np.ndarray]:
-    """Neutral weights (Keras layout, float32) keyed ``<layer>/<param>``."""
+def export_weights(model: nn.Module, spec: Any) -> dict[str, np.ndarray]:
+    """Neutral weights (Keras layout, float32) keyed ``<layer>/<param>``, for any spec's model."""
+    tensors = _neutral_tensors(model, spec)
     out: dict[str, np.ndarray] = {}
-    for layer in spec.weighted_layers():
-        for param, tensor in _tensors(model, layer).items():
-            arr = tensor.detach().cpu().numpy().astype(np.float32, copy=False)
-            out[f"{layer.name}/{param}"] = swap_torch_layout(layer.kind, param, arr)
+    for key in spec.weight_shapes():
+        tensor, layout = tensors[key]
+        out[key] = from_torch_layout(layout, tensor.detach().cpu().numpy().astype(np.float32, copy=False))
     return out
 
 
-def import_weights(model: DeepEpiCnn, spec: ArchSpec, weights: dict[str, np.ndarray]) -> None:
+def import_weights(model: nn.Module, spec: Any, weights: dict[str, np.ndarray]) -> None:
     """Copy neutral weights into ``model`` after checking every key and shape (ModelError names the key)."""
     check_weights(weights, spec)
+    tensors = _neutral_tensors(model, spec)
     with torch.no_grad():
-        for layer in spec.weighted_layers():
-            for param, tensor in _tensors(model, layer).items():
-                key = f"{layer.name}/{param}"
-                arr = swap_torch_layout(layer.kind, param, np.asarray(weights[key], dtype=np.float32))
-                if tuple(arr.shape) != tuple(tensor.shape):
-                    raise ModelError(f"weight {key!r}: shape {tuple(arr.shape)} does not fit the model's "
-                                     f"{tuple(tensor.shape)}")
-                tensor.copy_(torch.from_numpy(arr))
+        for key in spec.weight_shapes():
+            tensor, layout = tensors[key]
+            arr = to_torch_layout(layout, np.asarray(weights[key], dtype=np.float32))
+            if tuple(arr.shape) != tuple(tensor.shape):
+                raise ModelError(f"weight {key!r}: shape {tuple(arr.shape)} does not fit the model's "
+                                 f"{tuple(tensor.shape)}")
+            tensor.copy_(torch.from_numpy(arr))
 
 
-def predict_proba(model: DeepEpiCnn, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def predict_proba(model: nn.Module, x_g: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Softmax probabilities float32 [n, num_classes] for windows in g, in eval mode, without grads."""
     x = model_input(x_g, model.spec.window)
     was_training = model.training
@@ -171,7 +202,7 @@ def predict_proba(model: DeepEpiCnn, x_g: np.ndarray, batch_size: int = 512) -> 
     return np.concatenate(outs).astype(np.float32, copy=False)
 
 
-def save_checkpoint(path: str | Path, model: DeepEpiCnn, spec: ArchSpec, config_dict: dict[str, Any],
+def save_checkpoint(path: str | Path, model: nn.Module, spec: Any, config_dict: dict[str, Any],
                     extra: dict[str, Any] | None = None) -> None:
     """Write {state_dict, spec, config, deepepi_version, **extra} atomically; loadable with weights_only."""
     extra = dict(extra or {})
@@ -195,8 +226,9 @@ def _load_weights_only(path: Path) -> Any:
                          source=str(path)) from None
 
 
-def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, Any]]:
-    """Load with torch.load(weights_only=True), rebuild the model from the stored spec, eval mode."""
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Load with torch.load(weights_only=True), rebuild the model (any registered architecture) from the
+    stored spec, eval mode."""
     path = Path(path)
     payload = _load_weights_only(path)
     if not isinstance(payload, dict):
@@ -204,8 +236,8 @@ def load_checkpoint(path: str | Path) -> tuple[DeepEpiCnn, ArchSpec, dict[str, A
     missing = [k for k in CHECKPOINT_KEYS if k not in payload]
     if missing:
         raise ModelError(f"checkpoint lacks keys {missing}", source=str(path))
-    spec = ArchSpec.from_dict(payload["spec"], source=str(path))
-    model = DeepEpiCnn(spec)
+    spec = spec_from_dict(payload["spec"], source=str(path))
+    model = registry.build(spec, "pytorch")
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, TypeError) as exc:  # TypeError: state_dict is not a dict

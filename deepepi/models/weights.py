@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from deepepi.errors import ModelError, SpecError
 from deepepi.io import save_npz
-from deepepi.models.spec import SPEC_KEY, ArchSpec
+from deepepi.models.spec import SPEC_KEY
 
 
-def check_weights(weights: dict[str, np.ndarray], spec: ArchSpec, *, source: str | None = None) -> None:
+def check_weights(weights: dict[str, np.ndarray], spec: Any, *, source: str | None = None) -> None:
     """Every key the spec needs is present with its shape, and nothing else; else ModelError naming the key."""
     shapes = spec.weight_shapes()
     for key, shape in shapes.items():
@@ -33,17 +34,33 @@ def check_weights(weights: dict[str, np.ndarray], spec: ArchSpec, *, source: str
         raise ModelError(f"weights hold keys the spec does not know: {extra[:5]}", source=source)
 
 
+# Torch -> neutral (Keras) axis order of each kernel layout; the inverse permutation goes back.
+TORCH_TO_NEUTRAL = {"conv1d": (2, 1, 0), "conv2d": (2, 3, 1, 0), "dense": (1, 0)}
+
+
+def from_torch_layout(layout: str | None, arr: np.ndarray) -> np.ndarray:
+    """A torch tensor's values in the neutral layout: conv1d (out, in, k) -> (k, in, out), conv2d
+    (out, in, kh, kw) -> (kh, kw, in, out), dense (out, in) -> (in, out); None: as is. Transposes
+    only, so transfers are bit-exact."""
+    perm = TORCH_TO_NEUTRAL.get(layout) if layout else None
+    return np.ascontiguousarray(arr if perm is None else arr.transpose(perm))
+
+
+def to_torch_layout(layout: str | None, arr: np.ndarray) -> np.ndarray:
+    """Inverse of from_torch_layout."""
+    perm = TORCH_TO_NEUTRAL.get(layout) if layout else None
+    return np.ascontiguousarray(arr if perm is None else arr.transpose(np.argsort(perm)))
+
+
 def swap_torch_layout(kind: str, param: str, arr: np.ndarray) -> np.ndarray:
     """Torch <-> neutral (Keras) kernel layout: conv (out, in, k) <-> (k, in, out); dense (out, in) <-> (in, out).
 
     Both are pure transposes (their own inverse), so transfers are bit-exact.
     """
-    if param == "kernel":
-        arr = arr.transpose(2, 1, 0) if kind == "conv" else arr.T
-    return np.ascontiguousarray(arr)
+    return from_torch_layout(("conv1d" if kind == "conv" else "dense") if param == "kernel" else None, arr)
 
 
-def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: ArchSpec) -> None:
+def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: Any) -> None:
     """Check the weights against the spec, then write them and the spec JSON atomically."""
     check_weights(weights, spec, source=str(path))
     arrays = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
@@ -51,8 +68,11 @@ def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: ArchSpe
     save_npz(path, arrays)
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], ArchSpec]:
-    """Read a neutral weights file (np.load allow_pickle=False); the result is checked against its spec."""
+def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], Any]:
+    """Read a neutral weights file (np.load allow_pickle=False); the result is checked against its spec
+    (whichever architecture the stored spec names)."""
+    from deepepi.models.specs import spec_from_json
+
     path = Path(path)
     if not path.is_file():
         raise ModelError("weights file not found", source=str(path))
@@ -70,7 +90,7 @@ def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], ArchSpec]:
     if raw.shape != () or raw.dtype.kind != "U":
         raise ModelError(f"{SPEC_KEY!r} must be a 0-d string array, got {raw.dtype} {raw.shape}", source=str(path))
     try:
-        spec = ArchSpec.from_json(str(raw[()]), source=str(path))
+        spec = spec_from_json(str(raw[()]), source=str(path))
     except SpecError as err:
         raise ModelError(str(err)) from None
     check_weights(arrays, spec, source=str(path))

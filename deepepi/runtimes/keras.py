@@ -26,12 +26,12 @@ def load(path: Path, *, threads: int | None = None) -> NativeRuntime:
 
     from deepepi.export import resolve_run
     from deepepi.models import keras_deepepi as kdm
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.specs import spec_from_config
 
     if threads is not None:
         _set_threads(tf, threads)
     run = resolve_run(path)
-    spec = ArchSpec.from_config(run.config)
+    spec = spec_from_config(run.config)
     model = kdm.load_keras_model(path)
     window = int(model.input_shape[-1])
     if window != spec.window:

@@ -248,9 +248,9 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         data = Path(data)
         if writer:
             _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.specs import spec_from_config
 
-    spec = ArchSpec.from_config(cfg)
+    spec = spec_from_config(cfg)
     start_weights = None if saved is not None else _initial_weights(init_weights, spec)
     datasets = prepare(cfg, data, split)
     fw = cfg.framework
