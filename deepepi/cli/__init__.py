@@ -21,8 +21,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """Train DeepEpi in TensorFlow or PyTorch, export to ONNX, verify the two are equivalent.
 
     Run `deepepi doctor` to see what is installed and which GPUs are visible."""
-    # PyTorch's OpenMP threads spin while they wait; when anything else wants the cores (the other
-    # framework's thread pool, a second job) a training step took 5x longer (docs/PERFORMANCE.md).
+    # PyTorch's OpenMP threads spin while they wait, which starves anything else that wants the cores
+    # (the other framework's thread pool, a second job); sleeping instead trained 1.2-1.3x faster on
+    # a busy 2-core CPU (docs/PERFORMANCE.md, "Training throughput").
     # Set before torch is imported (the commands import it lazily); a user's own setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if verbose:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from deepepi.errors import DataError, SpecError
-from deepepi.models.specbase import BN_STATS, SpecMethods, fields_from_dict
+from deepepi.models.specbase import BN_STATS, SpecMethods
 
 if TYPE_CHECKING:
     from deepepi.config import Config
@@ -195,18 +195,6 @@ class ArchSpec(SpecMethods):
         for key in ("filters", "strides", "dense_widths"):
             d[key] = list(d[key])
         return d
-
-    @classmethod
-    def from_dict(cls, d: Any, *, source: str | None = None) -> "ArchSpec":
-        """Inverse of to_dict; unknown or missing keys are a SpecError (a spec is never guessed)."""
-        fields = fields_from_dict(cls, d, source=source)
-        try:
-            return cls(**fields)
-        except SpecError as err:
-            raise SpecError(str(err), source=source) from None
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, *, source: str | None = None) -> "ArchSpec":

@@ -12,14 +12,13 @@ MultiHeadAttention weight layouts, so the parameters match one for one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from deepepi.errors import SpecError
-from deepepi.models.specbase import (SpecMethods, check_bn, check_int, check_rate, fields_from_dict,
+from deepepi.models.specbase import (SpecMethods, check_bn, check_int, check_rate,
                                      tagged_dict)
 
 if TYPE_CHECKING:
@@ -91,17 +90,6 @@ class AmberSpec(SpecMethods):
         d = asdict(self)
         d["filters"] = list(d["filters"])
         return tagged_dict(self.model, d)
-
-    @classmethod
-    def from_dict(cls, d: Any, *, source: str | None = None) -> "AmberSpec":
-        fields = fields_from_dict(cls, d, source=source)
-        try:
-            return cls(**fields)
-        except SpecError as err:
-            raise SpecError(str(err), source=source) from None
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
     def steps(self) -> int:

@@ -13,7 +13,6 @@ compute it the same way. Stack: n x [Conv2D 3x3 same -> ReLU -> MaxPool2D(2, sam
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from deepepi.errors import SpecError
-from deepepi.models.specbase import (SpecMethods, check_bn, check_int, check_rate, fields_from_dict,
+from deepepi.models.specbase import (SpecMethods, check_bn, check_int, check_rate,
                                      tagged_dict)
 
 if TYPE_CHECKING:
@@ -96,17 +95,6 @@ class SpecCnnSpec(SpecMethods):
         d = asdict(self)
         d["filters"] = list(d["filters"])
         return tagged_dict(self.model, d)
-
-    @classmethod
-    def from_dict(cls, d: Any, *, source: str | None = None) -> "SpecCnnSpec":
-        fields = fields_from_dict(cls, d, source=source)
-        try:
-            return cls(**fields)
-        except SpecError as err:
-            raise SpecError(str(err), source=source) from None
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     # ----- derived facts ------------------------------------------------------------------------
     @property

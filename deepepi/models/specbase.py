@@ -10,6 +10,7 @@ frameworks, the summary and the neutral weights file all read one source.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -28,6 +29,21 @@ class SpecMethods:
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:  # pragma: no cover - every spec defines it
         raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every spec defines it
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str | None = None) -> Any:
+        """Inverse of to_dict; unknown or missing keys are a SpecError (a spec is never guessed)."""
+        fields = fields_from_dict(cls, d, source=source)
+        try:
+            return cls(**fields)
+        except SpecError as err:
+            raise SpecError(str(err), source=source) from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     def weight_groups(self) -> list[tuple[str, list[str]]]:
         """(layer name, its params in Keras get_weights() order) for every layer holding weights."""
