@@ -8,7 +8,7 @@ over hundreds of steps (bench/lockstep_drift.py; docs/PERFORMANCE.md), so the ve
 statistical one (TPR/FPR differences within the seed-to-seed spread, neither model single-class),
 with the argmax agreement reported. Then transfer the TensorFlow model's weights to PyTorch, export
 that twin and verify it against the TensorFlow export (same-weights mode). Writes OUT/report.json.
-Epochs default to 4 (about 20 minutes on a busy 2-core CPU, see docs/PERFORMANCE.md); the verdicts, not the
+Epochs default to 4 (about 14 minutes on a busy 2-core CPU, see docs/PERFORMANCE.md); the verdicts, not the
 accuracy, are the point of the default run.
 """
 
