@@ -23,9 +23,10 @@ from scipy.stats import binomtest
 RATES = ("window_tpr", "window_fpr", "event_tpr", "event_fpr")
 CONFIDENCE = 0.95
 BOOTSTRAP_DRAWS = 2000
-# Largest |A - B| between two seeds of one framework (default config, built-in data), rounded up;
-# see docs/PERFORMANCE.md "Trained-mode margins".
-SEED_MARGINS = {"window_tpr": 0.10, "window_fpr": 0.05, "event_tpr": 0.15, "event_fpr": 0.15}
+# Largest |A - B| between two seeds of one framework (default config, built-in data, 624 steps = the
+# pipeline's 4 epochs), rounded up to the next 0.05; measured 0.160 / 0.048 / 0.111 / 0.167 (PyTorch
+# pair) and 0.059 / 0.009 / 0.056 / 0.000 (TensorFlow pair); docs/PERFORMANCE.md "Trained-mode margins".
+SEED_MARGINS = {"window_tpr": 0.20, "window_fpr": 0.05, "event_tpr": 0.15, "event_fpr": 0.20}
 
 
 @dataclass(frozen=True)
