@@ -43,6 +43,16 @@ def learning_smoke(epochs: int = 15) -> Config:
     return from_dict(raw, source=f"{SMOKE} (learning_smoke)", warn=False)
 
 
+def realistic_g(n: int, window: int, seed: int) -> np.ndarray:
+    """About 1 g of gravity, slow orientation drift, and movement of varying strength per window."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(window) / 25.0
+    freq = rng.uniform(0.5, 8.0, (n, 1))
+    amp = rng.uniform(0.0, 0.6, (n, 1))
+    x = 1.0 + rng.normal(0, 0.05, (n, 1)) + amp * np.sin(2 * np.pi * freq * t) + 0.1 * rng.standard_normal((n, window))
+    return x.astype(np.float32)
+
+
 def tiny_weights(window: int = 64, classes: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return (rng.normal(0, 0.3, (window, classes)).astype(np.float32),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from onnx_helpers import realistic_g
 
 from deepepi.models.spec import ArchSpec, ParamCounts
 
@@ -29,16 +30,6 @@ def T():
     from deepepi.models import torch_deepepi
 
     return torch_deepepi
-
-
-def _realistic(n: int, window: int, seed: int) -> np.ndarray:
-    """About 1 g of gravity, slow orientation drift, and movement of varying strength per window."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(window) / 25.0
-    freq = rng.uniform(0.5, 8.0, (n, 1))
-    amp = rng.uniform(0.0, 0.6, (n, 1))
-    x = 1.0 + rng.normal(0, 0.05, (n, 1)) + amp * np.sin(2 * np.pi * freq * t) + 0.1 * rng.standard_normal((n, window))
-    return x.astype(np.float32)
 
 
 def _calibrate_and_randomise(model, spec: ArchSpec, x: np.ndarray, seed: int) -> None:
@@ -72,7 +63,7 @@ def _calibrate_and_randomise(model, spec: ArchSpec, x: np.ndarray, seed: int) ->
 def pair(K, T):
     """Default-spec PyTorch model with calibrated random weights, and the Keras model given the same."""
     torch_model = T.DeepEpiCnn(DEFAULT)
-    _calibrate_and_randomise(torch_model, DEFAULT, _realistic(256, DEFAULT.window, seed=100), seed=1)
+    _calibrate_and_randomise(torch_model, DEFAULT, realistic_g(256, DEFAULT.window, seed=100), seed=1)
     keras_model = K.build_keras_model(DEFAULT)
     K.import_weights(keras_model, DEFAULT, T.export_weights(torch_model, DEFAULT))
     return torch_model, keras_model
@@ -119,7 +110,7 @@ def test_round_trip_torch_keras_torch_bit_exact(K, T, pair):
 
 
 def test_agree_on_random_windows(K, T, pair):
-    x = _realistic(1000, DEFAULT.window, seed=7)
+    x = realistic_g(1000, DEFAULT.window, seed=7)
     p = _assert_agree(K, T, pair, x)
     assert p[:, 1].std() > 0.05  # outputs depend on the input: the comparison is not between constants
 
@@ -138,7 +129,7 @@ def test_bn_momentum_is_the_same_rule(K, T):
     torch_model = T.DeepEpiCnn(spec)
     keras_model = K.build_keras_model(spec)
     K.import_weights(keras_model, spec, T.export_weights(torch_model, spec))
-    x = _realistic(8, 20, seed=1)
+    x = realistic_g(8, 20, seed=1)
     torch_model.train()
     with torch.no_grad():
         torch_model(torch.from_numpy(x))
@@ -169,7 +160,7 @@ def small_specs(draw) -> ArchSpec:
 @given(spec=small_specs(), seed=st.integers(0, 2**16))
 def test_random_specs_same_counts_and_outputs(K, T, spec, seed):
     torch_model = T.DeepEpiCnn(spec)
-    x = _realistic(32, spec.window, seed=seed)
+    x = realistic_g(32, spec.window, seed=seed)
     _calibrate_and_randomise(torch_model, spec, x, seed=seed)
     keras_model = K.build_keras_model(spec)
     assert K.count_parameters(keras_model) == T.count_parameters(torch_model) == spec.expected_counts()
@@ -204,6 +195,6 @@ def test_presets_same_conv_lengths_counts_and_outputs(K, T, preset):
         hook.remove()
     assert [lengths[i] for i in range(1, 15)] == expected
     assert keras_model.get_layer("conv1_bn").epsilon == torch_model.conv1_bn.eps == p.bn_epsilon
-    _calibrate_and_randomise(torch_model, spec, _realistic(256, spec.window, seed=100), seed=3)
+    _calibrate_and_randomise(torch_model, spec, realistic_g(256, spec.window, seed=100), seed=3)
     K.import_weights(keras_model, spec, T.export_weights(torch_model, spec))
-    _assert_agree(K, T, (torch_model, keras_model), _realistic(200, spec.window, seed=8))
+    _assert_agree(K, T, (torch_model, keras_model), realistic_g(200, spec.window, seed=8))

@@ -16,7 +16,7 @@ from deepepi.models import registry
 from deepepi.models.spec_amber import AmberSpec
 from deepepi.models.spec_speccnn import SpecCnnSpec
 from deepepi.models.specs import spec_from_config
-from onnx_helpers import cli, make_run
+from onnx_helpers import cli, make_run, realistic_g
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf]
 
@@ -38,15 +38,6 @@ def T():
     from deepepi.models import torch_deepepi
 
     return torch_deepepi
-
-
-def _windows(n: int, window: int, seed: int) -> np.ndarray:
-    """About 1 g, slow drift and movement of varying frequency and strength per window, in g."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(window) / 25.0
-    freq, amp = rng.uniform(0.5, 8.0, (n, 1)), rng.uniform(0.0, 0.6, (n, 1))
-    x = 1.0 + rng.normal(0, 0.05, (n, 1)) + amp * np.sin(2 * np.pi * freq * t) + 0.1 * rng.standard_normal((n, window))
-    return x.astype(np.float32)
 
 
 def _random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - any spec
@@ -90,7 +81,7 @@ def test_spectrogram_front_end_equals_numpy_fft_in_both_frameworks():
     from deepepi.models import keras_speccnn, torch_speccnn
 
     spec = SpecCnnSpec(analysis_samples=250)
-    x = _windows(16, spec.window, seed=3)
+    x = realistic_g(16, spec.window, seed=3)
     x[0] = 1.0  # a still wrist: every bin is below zero_tol and becomes exactly 0
     want = spec.numpy_spectrogram(x)
     with torch.no_grad():
@@ -128,7 +119,7 @@ def torch_equal(a, b) -> bool:  # noqa: ANN001
 def test_outputs_agree_and_every_weight_matters(K, T, name):
     spec = TINY[name]
     _, torch_model, keras_model = _pair(K, T, spec, seed=2)
-    x = _windows(64, spec.window, seed=4)
+    x = realistic_g(64, spec.window, seed=4)
     p_torch, p_keras = T.predict_proba(torch_model, x), K.predict_proba(keras_model, x)
     assert np.abs(p_torch - p_keras).max() <= TOL
     assert p_torch[:, 1].std() > 1e-3  # the windows are told apart: the comparison is not of constants
@@ -149,7 +140,7 @@ def test_native_files_round_trip(K, T, name, tmp_path):
     checkpoint rebuilds its architecture from the stored spec."""
     spec = TINY[name]
     _, torch_model, keras_model = _pair(K, T, spec, seed=5)
-    x = _windows(8, spec.window, seed=6)
+    x = realistic_g(8, spec.window, seed=6)
     K.save_keras_model(tmp_path / "m.keras", keras_model)
     loaded = K.load_keras_model(tmp_path / "m.keras")
     assert np.array_equal(K.predict_proba(loaded, x), K.predict_proba(keras_model, x))
