@@ -4,7 +4,7 @@ Lockstep: train TensorFlow from configs/nnConfig_deep.json, then PyTorch from th
 the TensorFlow run's initial weights (its init_weights.npz) and the same seeded batch stream,
 both with dropout off (dropout masks cannot match across frameworks). Export both to ONNX and
 verify the pair in trained mode on the held-out test events: in float32, lockstep runs drift apart
-over hundreds of steps (bench/lockstep_drift.py; docs/PERFORMANCE.md), so the verdict is the
+within tens of steps (bench/lockstep_drift.py; docs/PERFORMANCE.md), so the verdict is the
 statistical one (TPR/FPR differences within the seed-to-seed spread, neither model single-class),
 with the argmax agreement reported. Then transfer the TensorFlow model's weights to PyTorch, export
 that twin and verify it against the TensorFlow export (same-weights mode). Writes OUT/report.json.
