@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from deepepi.errors import DataError, SpecError
-from deepepi.models.specbase import BN_STATS, SpecMethods
+from deepepi.models.specbase import BN_STATS, SpecMethods, int_tuple, plain_int
 
 if TYPE_CHECKING:
     from deepepi.config import Config
@@ -132,12 +131,9 @@ class ArchSpec(SpecMethods):
 
     def __post_init__(self) -> None:
         for name in ("filters", "strides", "dense_widths"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise SpecError(f"{name}: got {value!r}, expected a list of integers")
-            object.__setattr__(self, name, tuple(_plain_int(v) for v in value))
+            object.__setattr__(self, name, int_tuple(name, getattr(self, name)))
         for name in ("window", "in_channels", "kernel_size", "num_classes"):
-            object.__setattr__(self, name, _plain_int(getattr(self, name)))
+            object.__setattr__(self, name, plain_int(getattr(self, name)))
         self._validate()
         object.__setattr__(self, "_layers", self._build_layers())
 
@@ -335,8 +331,3 @@ def model_input(x_g: Any, window: int) -> np.ndarray:
 
 def _is_real(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _plain_int(v: Any) -> Any:
-    """numpy integers become Python ints (so the spec stays JSON-able); anything else is validated as given."""
-    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v

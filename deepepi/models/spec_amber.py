@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from deepepi.errors import SpecError
-from deepepi.models.specbase import (SpecMethods, check_bn, check_int, check_rate,
+from deepepi.models.specbase import (SpecMethods, check_bn, check_int, check_rate, int_tuple,
                                      tagged_dict)
 
 if TYPE_CHECKING:
@@ -50,9 +48,7 @@ class AmberSpec(SpecMethods):
     model: ClassVar[str] = "amber"
 
     def __post_init__(self) -> None:
-        if isinstance(self.filters, (str, bytes)) or not hasattr(self.filters, "__iter__"):
-            raise SpecError(f"filters: got {self.filters!r}, expected a list of integers")
-        object.__setattr__(self, "filters", tuple(int(f) if isinstance(f, np.integer) else f for f in self.filters))
+        object.__setattr__(self, "filters", int_tuple("filters", self.filters))
         for name in ("window", "datapoint", "kernel_size", "row_hidden", "col_hidden", "heads", "key_dim",
                      "dense_units"):
             check_int(name, getattr(self, name))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from typing import Any
 
 from deepepi.errors import SpecError
@@ -94,6 +95,18 @@ def fields_from_dict(cls: Any, d: Any, *, source: str | None) -> dict[str, Any]:
         parts = ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])
         raise SpecError("spec: " + "; ".join(parts), source=source)
     return {n: d[n] for n in names}
+
+
+def plain_int(v: Any) -> Any:
+    """numpy integers become Python ints (so the spec stays JSON-able); anything else is validated as given."""
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+
+
+def int_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    """A list field as a tuple of plain ints (each value is validated by the spec afterwards)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise SpecError(f"{name}: got {value!r}, expected a list of integers")
+    return tuple(plain_int(v) for v in value)
 
 
 def check_int(name: str, v: Any, lo: int = 1) -> None:
