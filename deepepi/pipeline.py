@@ -8,17 +8,19 @@ within tens of steps (bench/lockstep_drift.py; docs/PERFORMANCE.md), so the verd
 statistical one (TPR/FPR differences within the seed-to-seed spread, neither model single-class),
 with the argmax agreement reported. Then transfer the TensorFlow model's weights to PyTorch, export
 that twin and verify it against the TensorFlow export (same-weights mode). Writes OUT/report.json.
-Epochs default to 4 (about 14 minutes on a busy 2-core CPU, see docs/PERFORMANCE.md); the verdicts, not the
-accuracy, are the point of the default run.
+Each framework trains in its own child process. Epochs default to 4 (about 4 minutes on an idle 2-core
+CPU, see docs/PERFORMANCE.md); the verdicts, not the accuracy, are the point of the default run.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from deepepi import quiet
 from deepepi.config import REPO_CONFIGS, load_config
 from deepepi.errors import DeepEpiError
 from deepepi.io import atomic_path, refuse_overwrite, write_json
@@ -46,22 +48,51 @@ def require_frameworks() -> None:
 
 
 def train_runs(out: Path, csv: Path, epochs: int, echo: Echo) -> dict[str, Path]:
-    """Train both frameworks in lockstep into OUT/<framework>; returns the run directories."""
-    from deepepi.train.artifacts import INIT_WEIGHTS
-    from deepepi.train.lockstep import without_dropout
-    from deepepi.train.run import train
+    """Train both frameworks in lockstep into OUT/<framework>; returns the run directories.
 
-    cfg = load_config(CONFIG)
-    cfg = cfg.with_overrides(**without_dropout(cfg.model))
+    Each framework trains in a fresh child process: in the process where TensorFlow had just trained,
+    PyTorch's epochs took 1.8x as long on a 2-core CPU (44 s against 25 s, much of the extra time in the
+    kernel, in futex and munmap calls), so one framework's runtime never shares a process with the other's."""
+    from deepepi.train.artifacts import INIT_WEIGHTS
+
     runs: dict[str, Path] = {}
     for framework in FRAMEWORKS:
         start = runs["tensorflow"] / INIT_WEIGHTS if runs else None
         echo(f"== training {framework} ({CONFIG.name}, dropout off, {epochs} epochs"
              + (f", from {start})" if start else ")"))
-        result = train(cfg, data=csv, framework=framework, out=out / framework, epochs=epochs, quiet=True,
-                       init_weights=start)
-        runs[framework] = result.run_dir
+        runs[framework] = train_in_child(framework, csv, out / framework, epochs, start=start)
     return runs
+
+
+def _train_one(framework: str, csv: Path, out: Path, epochs: int, start: Path | None, seed: int | None,
+               split: Any, quiet_imports: bool) -> Path:
+    """One run of the pipeline's training (the body of a child process); returns its run directory."""
+    from deepepi.train.lockstep import without_dropout
+    from deepepi.train.run import train
+
+    if quiet_imports:
+        quiet.install()
+    cfg = load_config(CONFIG)
+    cfg = cfg.with_overrides(**without_dropout(cfg.model))
+    return train(cfg, data=csv, framework=framework, out=out, epochs=epochs, seed=seed, quiet=True,
+                 init_weights=start, split=split).run_dir
+
+
+def train_in_child(framework: str, csv: Path, out: Path, epochs: int, *, start: Path | None = None,
+                   seed: int | None = None, split: Any = None) -> Path:
+    """The pipeline's training (CONFIG, dropout off) in a fresh, spawned process; returns the run
+    directory. ``start``: initial weights; ``seed`` overrides randomSeed; ``split`` (an EventSplit)
+    fixes the events. A DeepEpiError the child raises is raised here, one line as ever."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_train_one, framework, csv, out, epochs, start, seed, split,
+                               quiet.installed()).result()
+        except BrokenProcessPool:
+            raise PipelineError(f"the {framework} training process died (killed, or out of memory) "
+                                f"while writing {out}") from None
 
 
 def write_test_split(runs: dict[str, Path], csv: Path, out: Path) -> Path:

@@ -142,6 +142,11 @@ def install() -> None:
         sys.meta_path.insert(0, _FINDER)
 
 
+def installed() -> bool:
+    """Whether the hook is on (a child process the CLI starts installs it too)."""
+    return _FINDER in sys.meta_path
+
+
 def uninstall() -> None:
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
