@@ -18,6 +18,9 @@ from onnx_helpers import SEPARABLE_MIX, learning_smoke
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 SMOKE = REPO_CONFIGS / "smoke.json"
+# The damaged model's seizure-logit shift: far enough that its window FPR rises by more than the
+# widest seed-to-seed spread (SEED_MARGINS), while it still predicts both classes.
+DAMAGE = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +81,12 @@ def test_two_seeds_pass_trained_mode(runs: dict[str, Path]) -> None:
 
 
 def test_model_with_shifted_last_bias_fails_trained_mode(runs: dict[str, Path], tmp_path: Path) -> None:
-    damaged = _shifted(runs["seed2"], tmp_path / "damaged", 2.5)  # fires far more often
+    damaged = _shifted(runs["seed2"], tmp_path / "damaged", DAMAGE)  # fires far more often
     report = _verify(runs["seed1"], damaged, runs["held_out"], "trained")
     stat = next(c for c in report.checks if c.name == "TPR / FPR difference vs seed spread")
     assert stat.status == "FAIL" and "window_fpr" in stat.figures["beyond_margin"], report.table()
     assert stat.figures["intervals"]["window_fpr"]["high"] < -stat.figures["margins"]["window_fpr"]
+    assert _failed(report) == {"TPR / FPR difference vs seed spread"}  # not a one-class model: the spread catches it
     assert not report.passed
 
 
@@ -95,3 +99,21 @@ def test_two_models_that_never_fire_fail(runs: dict[str, Path], tmp_path: Path, 
     assert agree.figures["agreement"] == 1.0  # they agree perfectly, and that proves nothing
     assert {"predicts both classes A", "predicts both classes B"} <= _failed(report), report.table()
     assert "never fires" in next(c.detail for c in report.checks if c.name == "predicts both classes A")
+
+
+def test_margin_option_sets_the_margins(runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--margin RATE=X` replaces that rate's margin: the damaged pair that fails by default passes
+    when every margin is 1 (no difference of rates can lie beyond it), and the report records them."""
+    import json
+
+    from onnx_helpers import cli
+
+    damaged = _shifted(runs["seed2"], tmp_path / "damaged", DAMAGE)
+    margins = [arg for rate in ("window_tpr", "window_fpr", "event_tpr", "event_fpr")
+               for arg in ("--margin", f"{rate}=1")]
+    code, out, _ = cli(capsys, "verify", runs["seed1"], damaged, "--mode", "trained", "--data", runs["held_out"],
+                       "--config", SMOKE, "--report", tmp_path / "r.json", *margins)
+    assert code == 0, out
+    stat = next(c for c in json.loads((tmp_path / "r.json").read_text())["checks"]
+                if c["name"] == "TPR / FPR difference vs seed spread")
+    assert stat["status"] == "PASS" and stat["figures"]["margins"] == dict.fromkeys(stat["figures"]["margins"], 1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from deepepi.cli.params import POSITIVE_INT, SEED, Number
+from deepepi.cli.params import POSITIVE_INT, SEED, Number, RateMargin
 from deepepi.errors import DeepEpiError, UnusableInputError
 from deepepi.io import refuse_overwrite
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
@@ -103,6 +103,10 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
 @click.option("--max-drop", type=Number(0, 1), default=0.01, show_default=True,
               help="quantized mode: largest allowed drop of event sensitivity and window TPR "
               "(0.01 = 1 point), 0 to 1.")
+@click.option("--margin", "margins", type=RateMargin(), multiple=True,
+              help="trained mode: replace one seed-to-seed margin, e.g. window_fpr=0.1 (repeatable; rates: "
+              "window_tpr, window_fpr, event_tpr, event_fpr). Measure your own with two seeds of one "
+              "framework on your data (bench/seed_spread.py does it for the built-in data).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write every figure to this JSON file.")
 @click.option("--providers", default=None,
@@ -111,7 +115,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
               help="Config used to window --data. Default: configs/nnConfig_deep.json.")
 def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, seed: int,
            atol: float, rtol: float, mode: str, min_agreement: float, max_drop: float,
-           report_path: str | None, providers: str | None, config: str | None) -> int:
+           margins: tuple[tuple[str, float], ...], report_path: str | None, providers: str | None, config: str | None) -> int:
     """Check two DeepEpi model files (.onnx, .tflite, .pte; each run in its own runtime) are
     equivalent. Exit 0: all pass, 1: a check failed, 2: the files cannot be compared (missing,
     unreadable, different contract)."""
@@ -124,7 +128,7 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
     report = run_verify(model_a, model_b, data=data,
                         random_n=DEFAULT_RANDOM if random_n is None else random_n, seed=seed,
                         config=config, mode=mode, atol=atol, rtol=rtol, min_agreement=min_agreement,
-                        max_drop=max_drop,
+                        max_drop=max_drop, margins=dict(margins),
                         providers=[p.strip() for p in providers.split(",") if p.strip()]
                         if providers else None)
     click.echo(f"A: {model_a}\nB: {model_b}")

@@ -39,3 +39,23 @@ class Number(click.ParamType):
 
 SEED = Number(0, MAX_SEED, integer=True)
 POSITIVE_INT = Number(1, integer=True)
+
+
+class RateMargin(click.ParamType):
+    """``RATE=X``: a trained-mode margin, RATE one of deepepi.verify.stats.RATES, X a number in [0, 1]."""
+
+    name = "margin"
+    _value = Number(0, 1)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from deepepi.verify.stats import RATES
+
+        if isinstance(value, tuple):
+            return value
+        rate, sep, number = str(value).partition("=")
+        if not sep or rate not in RATES:
+            self.fail(f"{value!r}: expected RATE=X with RATE one of {', '.join(RATES)}", param, ctx)
+        return rate, self._value.convert(number, param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "RATE=X"
