@@ -84,7 +84,7 @@ def random_run(root: Path) -> Path:
 
 def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[dict[str, Path], dict[str, float]]:
     """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses, and each
-    quantised file's agreement on its export's calibration windows. The quantised files are written
+    quantised file's agreement on its export's check windows (up to 2,048 validation windows). The quantised files are written
     even where the export's gate (>= 99 % agreement) refuses them, so that they can be measured; the
     table says which ones `deepepi export` would refuse."""
     from deepepi.export import export_run
@@ -191,7 +191,7 @@ def main() -> None:
           f"ONNX graph of {args.framework or 'its own framework'}, "
           f"agreement on {len(data)} built-in dataset windows (ORT fp32 predicts classes {predicted})")
     print("\n| format | p50 ms | p99 ms | batch windows/s | size bytes | agreement vs ORT fp32 | max abs diff "
-          "| export gate (agreement on calibration windows) |")
+          "| export gate (agreement on its check windows) |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         gate = r.get("export_gate_agreement")

@@ -3,7 +3,8 @@
 The converted bytes are loaded into the runtime that will run them (LiteRT, ExecuTorch,
 onnxruntime) and compared with the source model before anything is written: float32 exports must
 match within 1e-5 (max abs, probabilities) on realistic windows at the self-check's batch sizes;
-quantised exports must keep argmax agreement >= 99 % on the calibration (training) windows, the
+quantised exports must keep argmax agreement >= 99 % on the check windows (in `deepepi export`, up to
+2,048 windows of the run's validation events), the
 same bar as ``deepepi verify --mode quantized``. Only then are the model and its metadata sidecar
 written atomically. Framework-free.
 """
@@ -61,7 +62,7 @@ def compare(runtime: Any, reference: Reference, raw: np.ndarray, *, quantized: b
                           f"{diff:.3g} > {SELF_CHECK_ATOL:g}; nothing was written", source=source)
     if quantized and agreement < min_agreement:
         raise ExportError(f"self-check failed: quantised model agrees with the source model on "
-                          f"{agreement:.2%} of {len(raw)} calibration windows (< "
+                          f"{agreement:.2%} of {len(raw)} check windows (< "
                           f"{min_agreement:.0%}); nothing was written", source=source)
     return diff, agreement
 

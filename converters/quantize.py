@@ -5,8 +5,9 @@ int8 calibrates activation ranges on raw milli-g training windows fed through th
 convolution stay float32: the raw input carries 1 g of gravity, so int8 steps over its range are
 about 12 mg, coarser than a resting wrist's whole signal (measured on the test fixture model:
 agreement 99.6 % -> 100 %, max probability error 0.24 -> 0.05). When that leaves the int8 file
-under 99 % argmax agreement with float32 on the calibration windows, more convolutions stay
-float32, the fewest that reach it (``shortest_float_prefix``). Before quantising, ``fold_affine``
+under 99 % argmax agreement with float32 on the check windows (in `deepepi export`, up to 2,048
+windows of the run's validation events), more convolutions stay float32, the fewest that reach it
+(``shortest_float_prefix``). Before quantising, ``fold_affine``
 folds the BatchNorm Add/Mul chains tf2onnx leaves behind convolutions and dense layers into their
 weights and moves each Relu next to its Conv, so the quantiser fuses it (on a trained reference
 network exported from Keras: agreement 91.5 % -> 99.2 %, max probability error 0.94 -> 0.13). fp16 converts weights and
@@ -47,13 +48,14 @@ class _Windows:
         return None
 
 
-def int8(model: onnx.ModelProto, calibration_raw: np.ndarray, *,
+def int8(model: onnx.ModelProto, calibration_raw: np.ndarray, check_raw: np.ndarray | None = None, *,
          min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> onnx.ModelProto:
     """Static QDQ int8, per-channel weights, MinMax activation ranges from ``calibration_raw``, after
     folding per-channel affine chains into their convolutions; softmax stays float32, and so does
     the input side through the first convolution, or through as many convolutions as it takes for
-    the int8 file to keep ``min_agreement`` argmax agreement with the float32 graph on the
-    calibration windows (the fewest such, found by bisection; every convolution when none do).
+    the int8 file to keep ``min_agreement`` argmax agreement with the float32 graph on ``check_raw``
+    (default: the calibration windows; the fewest such, found by bisection; every convolution when
+    none do).
 
     Why a float32 prefix: rounding error compounds through the stack, and the early convolutions
     work at full time resolution on raw gravity-laden input. On a 20-epoch reference network all
@@ -63,20 +65,21 @@ def int8(model: onnx.ModelProto, calibration_raw: np.ndarray, *,
         raise ExportError("int8 quantisation needs calibration windows")
     source, model = model, fold_affine(model)
     windows = np.asarray(calibration_raw, dtype=np.float32)
-    want = _predict(model, windows).argmax(axis=1)
+    check = windows if check_raw is None else np.asarray(check_raw, dtype=np.float32)
+    want = _predict(model, check).argmax(axis=1)
     convs = sum(node.op_type == "Conv" for node in model.graph.node)
     tried: dict[int, tuple[onnx.ModelProto, float]] = {}
 
     def agreement(n_float: int) -> float:
         quantized = _static_int8(model, windows, float_prefix(model, n_float))
-        tried[n_float] = quantized, float(np.mean(_predict(quantized, windows).argmax(axis=1) == want))
+        tried[n_float] = quantized, float(np.mean(_predict(quantized, check).argmax(axis=1) == want))
         return tried[n_float][1]
 
     n_float = shortest_float_prefix(convs, agreement, min_agreement)
     quantized, agreement_kept = tried[n_float]
     how = (f"int8 static QDQ per-channel (onnxruntime), MinMax calibration on {len(windows)} windows; "
            f"float32: the input side through convolution {n_float} of {convs}, and softmax; "
-           f"argmax agreement with float32 on the calibration windows {agreement_kept:.4f}")
+           f"argmax agreement with float32 on {len(check)} check windows {agreement_kept:.4f}")
     return _with_metadata(quantized, source, how)
 
 
@@ -162,9 +165,11 @@ def fp16(model: onnx.ModelProto) -> onnx.ModelProto:
                                             "(onnxruntime.transformers.float16)")
 
 
-def quantize(model: onnx.ModelProto, kind: str, calibration_raw: np.ndarray | None) -> onnx.ModelProto:
+def quantize(model: onnx.ModelProto, kind: str, calibration_raw: np.ndarray | None,
+             check_raw: np.ndarray | None = None) -> onnx.ModelProto:
+    """``kind`` int8 (calibrated on ``calibration_raw``, its float32 prefix sized on ``check_raw``) or fp16."""
     if kind == "int8":
-        return int8(model, calibration_raw if calibration_raw is not None else np.empty((0, 0)))
+        return int8(model, calibration_raw if calibration_raw is not None else np.empty((0, 0)), check_raw)
     if kind == "fp16":
         return fp16(model)
     raise ExportError(f"--quantize: got {kind!r}, expected one of {', '.join(QUANTIZE)}")

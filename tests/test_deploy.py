@@ -212,7 +212,7 @@ def test_pte_int8_is_smaller_and_passes_the_gate(run, csv_path, tmp_path, capsys
     fp32 = tmp_path / "fp32.pte"
     assert cli(capsys, "export", "--pte", run, "-o", fp32)[0] == 0
     code, out, _ = cli(capsys, "export", "--pte", run, "--quantize", "int8", "--calibration", csv_path)
-    assert code == 0 and "model.int8.pte (int8" in out, out
+    assert code == 0 and "model.int8.pte (int8" in out, (out, _)
     side = json.loads((run / "model.int8.pte.json").read_text())
     assert side["deepepi"]["quantization"] == "int8" and side["io"]["output"] == "logits"
     # int8 weights: the program shrinks although quantisation parameters are added (3,586 weights

@@ -33,7 +33,8 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
               "beside the float32 file; --tflite: int8 (integer from the second convolution to a float32 "
               "softmax) or fp16 weights; --pte: int8 (XNNPACK PT2E quantizer, whole network).")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
-              help="Flattened CSV whose training split (the run's config) calibrates --quantize. "
+              help="Flattened CSV whose training split (the run's config) calibrates --quantize and whose "
+              "validation split checks the quantised file. "
               "Default: the built-in dataset.")
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the windows used by the export's self-check (and of the calibration draw).")
@@ -43,7 +44,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
     """Export a trained model to ONNX (input `acc` milli-g, output `probabilities`), or to the phone
     app's TFLite or ExecuTorch file. Each file is run in its own runtime and checked against the
     trained model before anything is written: float32 max abs diff <= 1e-5, quantised argmax
-    agreement >= 99% on training windows."""
+    agreement >= 99% on the run's validation windows (int8 is calibrated on training windows)."""
     chosen = {name: src for name, src in (("onnx", onnx_source), ("tflite", tflite_source),
                                            ("pte", pte_source)) if src is not None}
     if not chosen:
@@ -73,7 +74,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
     else:
         app = export_app(source, fmt, out=output, quantize=quantize, calibration=calibration, seed=seed)
     kind = quantize or "float32"
-    check = (f"argmax agreement {app.agreement:.2%} on {app.windows} training windows, max abs diff "
+    check = (f"argmax agreement {app.agreement:.2%} on {app.windows} validation windows, max abs diff "
              f"{app.max_abs_diff:.2e}" if quantize else f"self-check max abs diff {app.max_abs_diff:.2e}")
     click.echo(f"wrote {app.path} ({kind}, {app.size_bytes} bytes, {check})")
     if app.sidecar is not None:
