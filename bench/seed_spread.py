@@ -9,6 +9,10 @@ event FPR. `deepepi verify --mode trained` takes its margins (deepepi.verify.sta
 from the largest of these.
 
     python bench/seed_spread.py [--seeds 1 2 3 4] [--frameworks tensorflow pytorch] [--epochs 4] [--out DIR]
+                                [--dropout]
+
+--dropout keeps the config's dropout (denseDropout 0.025), which lockstep training turns off: the
+same seeds with and without it measure what turning it off costs.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=["tensorflow", "pytorch"])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run (the pipeline's default: 4)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/seed_spread"))
+    parser.add_argument("--dropout", action="store_true", help="keep the config's dropout (the pipeline turns it off)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -77,14 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         rates = {}
         for seed in args.seeds:
             t0 = time.perf_counter()
-            run_dir = train_in_child(fw, csv, args.out / f"{fw}-{seed}", args.epochs, seed=seed, split=split)
+            run_dir = train_in_child(fw, csv, args.out / f"{fw}-{seed}", args.epochs, seed=seed, split=split,
+                                     dropout=args.dropout)
             rates[seed] = test_rates(run_dir, csv, split)
             runs.append(f"| {fw} | {seed} | " + " | ".join(f"{rates[seed][r]:.3f}" for r in RATES)
                         + f" | {time.perf_counter() - t0:.0f} |")
             print(runs[-1], file=sys.stderr, flush=True)
+        mean = {r: float(np.mean([rates[seed][r] for seed in args.seeds])) for r in RATES}
+        runs.append(f"| {fw} | mean | " + " | ".join(f"{mean[r]:.3f}" for r in RATES) + " | |")
         for a, b in itertools.combinations(args.seeds, 2):
             pairs.append((fw, a, b, [abs(rates[a][r] - rates[b][r]) for r in RATES]))
-    print(f"seed spread: default DeepEpi architecture, dropout off, {args.epochs} epochs, built-in dataset, the "
+    print(f"seed spread: default DeepEpi architecture, dropout {'on' if args.dropout else 'off'}, {args.epochs} epochs, built-in dataset, the "
           f"pipeline's split; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
           f"{os.cpu_count()} cores\n")
     print("| framework | seed | window TPR | window FPR | event TPR | event FPR | seconds |")

@@ -54,9 +54,12 @@ def exporter_info(quantize: str | None = None) -> Exporter:
 
 
 def convert(model: nn.Module, spec: ArchSpec, preprocessing: Preprocessing, *,
-            quantize: str | None = None, calibration_g: np.ndarray | None = None) -> bytes:
+            quantize: str | None = None, calibration_g: np.ndarray | None = None,
+            check_g: np.ndarray | None = None) -> bytes:
     """The serialised ExecuTorch program (static input [1, 1, window]); float32, or ``int8``
-    calibrated on ``calibration_g`` [n, window] in g."""
+    calibrated on ``calibration_g`` [n, window] in g. ``check_g`` (the converters' shared signature)
+    is not used: the int8 program is quantised whole, since XNNPACK refuses a float32 first
+    convolution feeding int8 ones, so there is no float32 prefix to size on it."""
     if quantize not in (None, *QUANTIZE):
         raise ExportError(f"--quantize {quantize} is not offered for .pte (float32 or int8); "
                           f"quantise the ONNX or TFLite export instead")

@@ -10,7 +10,7 @@ output is captured and shown only when it fails. Imported lazily (needs TensorFl
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import keras
 import numpy as np
@@ -80,9 +80,14 @@ def convert_ensemble(members: list[keras.Model], hd_weights: np.ndarray, window:
 
 
 def _converted(converter: tf.lite.TFLiteConverter) -> bytes:
+    return _captured(converter.convert)
+
+
+def _captured(convert: Callable[[], bytes]) -> bytes:
+    """``convert()`` with the converter's console output captured; a failure is one ExportError line."""
     with captured_output() as log:
         try:
-            return converter.convert()
+            return convert()
         except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
             failure = exc
     raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
@@ -96,65 +101,92 @@ def exporter_info(quantize: str | None) -> Exporter:
 
 
 def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
-              quantize: str | None = None, calibration_g: np.ndarray | None = None) -> bytes:
+            quantize: str | None = None, calibration_g: np.ndarray | None = None,
+            check_g: np.ndarray | None = None) -> bytes:
     """The converted flatbuffer. ``int8`` is integer weights and activations (calibrated on
-    ``calibration_g`` [n, window] in g) from the second convolution up to a float32 softmax, with
-    float32 I/O kept for the app;
-    ``fp16`` stores fp16 weights."""
+    ``calibration_g`` [n, window] in g) up to a float32 softmax, with float32 I/O kept for the app;
+    the input side through the first convolution stays float32, or through as many convolutions as
+    it takes to keep 99 % argmax agreement with the float32 file on ``check_g`` (default: the
+    calibration windows; converters.quantize.shortest_float_prefix). ``fp16`` stores fp16 weights."""
+    if quantize not in (None, *QUANTIZE):
+        raise ExportError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
     converter = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        if calibration_g is None or len(calibration_g) == 0:
-            raise ExportError("int8 quantisation needs calibration windows")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: _representative(calibration_g, spec.window)
+    if quantize != "int8":
+        return _converted(converter)
+    if calibration_g is None or len(calibration_g) == 0:
+        raise ExportError("int8 quantisation needs calibration windows")
+    from converters.deploy import QUANTIZED_MIN_AGREEMENT
+    from converters.quantize import shortest_float_prefix
+
+    float_model = _converted(converter)
+    check = calibration_g if check_g is None else check_g
+    want = _predict(float_model, check, spec.window).argmax(axis=1)
+    convs = sum(op["op_name"] == "CONV_2D" for op in _ops(float_model)[1])
+    tried: dict[int, bytes] = {}
+
+    def agreement(n_float: int) -> float:
+        int8 = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
+        int8.optimizations = [tf.lite.Optimize.DEFAULT]
+        int8.representative_dataset = lambda: _representative(calibration_g, spec.window)
         # int8 kernels everywhere, float kernels allowed only for what the debugger keeps float.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
-    elif quantize is not None:
-        raise ExportError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
-    with captured_output() as log:
-        try:
-            if quantize != "int8":
-                return converter.convert()
-            float_model = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing)).convert()
-            return _int8_float_ends(converter, calibration_g, spec.window, _input_side(float_model))
-        except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
-            failure = exc
-    raise ExportError(f"TFLite conversion failed: {type(failure).__name__}: "
-                      f"{str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
-                      f"{' (' + log.last_line() + ')' if log.last_line() else ''}")
+        int8.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        tried[n_float] = _int8_float_ends(int8, calibration_g, spec.window, _input_side(float_model, n_float))
+        return float(np.mean(_predict(tried[n_float], check, spec.window).argmax(axis=1) == want))
+
+    return tried[shortest_float_prefix(convs, agreement, QUANTIZED_MIN_AGREEMENT)]
 
 
-def _input_side(float_model: bytes) -> list[str]:
-    """Output tensor names of the float model's ops up to and including the first convolution."""
+def _ops(content: bytes) -> tuple[dict[int, str], list[dict]]:
+    """(tensor names by index, op details in graph order) of a flatbuffer."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=float_model)
+    interpreter = Interpreter(model_content=content)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
-    side = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - LiteRT's only listing of the op graph
+    return names, interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only listing of the op graph
+
+
+def _input_side(float_model: bytes, convs: int = 1) -> list[str]:
+    """Output tensor names of the float model's ops up to and including its ``convs``-th convolution."""
+    names, ops = _ops(float_model)
+    side, seen = [], 0
+    for op in ops:
         side += [names[i] for i in op["outputs"]]
-        if op["op_name"] == "CONV_2D":
+        seen += op["op_name"] == "CONV_2D"
+        if seen == convs:
             return side
     return []
+
+
+def _predict(content: bytes, windows_g: np.ndarray, window: int) -> np.ndarray:
+    """The flatbuffer's softmax for each window (one invoke per window, as in the app)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    rows = []
+    for row in np.asarray(windows_g, dtype=np.float32):
+        interpreter.set_tensor(inp["index"], row.reshape(1, window, 1))
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.asarray(rows)
 
 
 def _int8_float_ends(converter: tf.lite.TFLiteConverter, calibration_g: np.ndarray, window: int,
                      input_side: list[str]) -> bytes:
     """Integer conversion with both ends left in float32 (selective quantisation). The final softmax:
     an int8 softmax steps in 1/256, so its two outputs need not sum to 1 within the contract's
-    tolerance, while the app reads p1 directly. The input side up to the first convolution: the raw
-    input carries 1 g of gravity, so int8 steps over its range are coarser than a resting wrist's
-    whole signal (converters.quantize does the same for ONNX)."""
+    tolerance, while the app reads p1 directly. The input side up to the first convolution (or
+    further): the raw input carries 1 g of gravity, so int8 steps over its range are coarser than a
+    resting wrist's whole signal (converters.quantize does the same for ONNX)."""
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"],
                                                             denylisted_nodes=input_side)
-    debugger = tf.lite.experimental.QuantizationDebugger(
+    return _captured(lambda: tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: _representative(calibration_g, window),
-        debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+        debug_options=options).get_nondebug_quantized_model())
 
 
 def _representative(windows_g: np.ndarray, window: int) -> Iterable[list[np.ndarray]]:

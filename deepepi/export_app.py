@@ -145,9 +145,10 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
     reference = _reference(run, model, spec_fmt.framework)
     calib, check = quantisation_windows(run, calibration, seed=seed) if quantize else (None, None)
     # The app formats take g and normalise in the graph, so calibration windows are only rescaled.
-    calib_g = None if calib is None else calib * np.float32(source.preprocessing.scale)
+    scale = np.float32(source.preprocessing.scale)
     content = converter.convert(model, spec, source.preprocessing, quantize=quantize,
-                                calibration_g=calib_g)
+                                calibration_g=None if calib is None else calib * scale,
+                                check_g=None if check is None else check * scale)
     info = ExportInfo(source, spec.window, spec.num_classes,
                       int(models.count_parameters(model).trainable), spec.to_json())
     sidecar = app_meta.build(spec_fmt.convention, metadata(info, converter.exporter_info(quantize)),

@@ -65,7 +65,7 @@ def train_runs(out: Path, csv: Path, epochs: int, echo: Echo) -> dict[str, Path]
 
 
 def _train_one(framework: str, csv: Path, out: Path, epochs: int, start: Path | None, seed: int | None,
-               split: Any, quiet_imports: bool) -> Path:
+               split: Any, dropout: bool, quiet_imports: bool) -> Path:
     """One run of the pipeline's training (the body of a child process); returns its run directory."""
     from deepepi.train.lockstep import without_dropout
     from deepepi.train.run import train
@@ -73,22 +73,23 @@ def _train_one(framework: str, csv: Path, out: Path, epochs: int, start: Path | 
     if quiet_imports:
         quiet.install()
     cfg = load_config(CONFIG)
-    cfg = cfg.with_overrides(**without_dropout(cfg.model))
+    if not dropout:
+        cfg = cfg.with_overrides(**without_dropout(cfg.model))
     return train(cfg, data=csv, framework=framework, out=out, epochs=epochs, seed=seed, quiet=True,
                  init_weights=start, split=split).run_dir
 
 
 def train_in_child(framework: str, csv: Path, out: Path, epochs: int, *, start: Path | None = None,
-                   seed: int | None = None, split: Any = None) -> Path:
-    """The pipeline's training (CONFIG, dropout off) in a fresh, spawned process; returns the run
-    directory. ``start``: initial weights; ``seed`` overrides randomSeed; ``split`` (an EventSplit)
-    fixes the events. A DeepEpiError the child raises is raised here, one line as ever."""
+                   seed: int | None = None, split: Any = None, dropout: bool = False) -> Path:
+    """The pipeline's training (CONFIG, dropout off unless ``dropout``) in a fresh, spawned process;
+    returns the run directory. ``start``: initial weights; ``seed`` overrides randomSeed; ``split``
+    (an EventSplit) fixes the events. A DeepEpiError the child raises is raised here, one line as ever."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
-            return pool.submit(_train_one, framework, csv, out, epochs, start, seed, split,
+            return pool.submit(_train_one, framework, csv, out, epochs, start, seed, split, dropout,
                                quiet.installed()).result()
         except BrokenProcessPool:
             raise PipelineError(f"the {framework} training process died (killed, or out of memory) "

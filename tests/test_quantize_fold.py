@@ -74,3 +74,23 @@ def test_what_is_not_a_per_channel_chain_stays(kwargs: dict, kept: list[str]) ->
     x = np.random.default_rng(2).normal(size=(4, 1, 1, LENGTH)).astype(np.float32)
     np.testing.assert_allclose(_run(folded, x), _run(model, x), atol=1e-5, rtol=1e-5)
     assert _ops(folded) == kept
+
+
+@pytest.mark.parametrize("passing_from, convs, expected, tried", [
+    (1, 14, 1, [1]),                      # the first convolution alone suffices: one try
+    (6, 14, 6, [1, 7, 4, 5, 6]),          # bisection lands on the fewest that pass
+    (14, 14, 14, [1, 7, 10, 12, 13, 14]),  # only all of them: the last one is tried too
+    (None, 14, 14, [1, 7, 10, 12, 13, 14]),  # none passes: every convolution float32, tried
+    (None, 1, 1, [1]),
+])
+def test_shortest_float_prefix_bisects_to_the_fewest_passing(passing_from, convs, expected, tried):
+    from converters.quantize import shortest_float_prefix
+
+    calls: list[int] = []
+
+    def agreement(n: int) -> float:
+        calls.append(n)
+        return 0.995 if passing_from is not None and n >= passing_from else 0.97
+
+    assert shortest_float_prefix(convs, agreement, 0.99) == expected
+    assert calls == tried

@@ -74,7 +74,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
     else:
         app = export_app(source, fmt, out=output, quantize=quantize, calibration=calibration, seed=seed)
     kind = quantize or "float32"
-    check = (f"argmax agreement {app.agreement:.2%} on {app.windows} validation windows, max abs diff "
+    check = (f"argmax agreement {app.agreement:.2%} on {app.windows} check windows, max abs diff "
              f"{app.max_abs_diff:.2e}" if quantize else f"self-check max abs diff {app.max_abs_diff:.2e}")
     click.echo(f"wrote {app.path} ({kind}, {app.size_bytes} bytes, {check})")
     if app.sidecar is not None:
