@@ -23,11 +23,12 @@ from scipy.stats import binomtest
 RATES = ("window_tpr", "window_fpr", "event_tpr", "event_fpr")
 CONFIDENCE = 0.95
 BOOTSTRAP_DRAWS = 2000
-# Largest |A - B| between two seeds of one framework in the pipeline's setting (bench/seed_spread.py:
-# configs/nnConfig_deep.json, dropout off, 4 epochs with best-epoch selection, the built-in data and
-# the pipeline's split; seeds 1-4 of each framework, 12 pairs), rounded up to the next 0.05: measured
-# 0.328 / 0.339 / 0.056 / 0.402; docs/PERFORMANCE.md "Trained-mode margins".
-SEED_MARGINS = {"window_tpr": 0.35, "window_fpr": 0.35, "event_tpr": 0.10, "event_fpr": 0.45}
+# Largest |A - B| between two seeds of one framework trained as in the pipeline (bench/seed_spread.py:
+# configs/nnConfig_deep.json, 4 epochs with best-epoch selection, the built-in data and the pipeline's
+# split; seeds 1-4 of each framework with dropout off, 12 pairs, and of PyTorch with the config's
+# dropout, 6 pairs), rounded up to the next 0.05: measured 0.328 / 0.339 / 0.222 (dropout on; 0.056
+# off) / 0.402; docs/PERFORMANCE.md "Trained-mode margins".
+SEED_MARGINS = {"window_tpr": 0.35, "window_fpr": 0.35, "event_tpr": 0.25, "event_fpr": 0.45}
 
 
 @dataclass(frozen=True)
