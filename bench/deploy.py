@@ -84,9 +84,9 @@ def random_run(root: Path) -> Path:
 
 def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[dict[str, Path], dict[str, float]]:
     """Every deployment file of ``run`` under ``out``, through the exporters the CLI uses, and each
-    quantised file's agreement on its export's check windows (up to 2,048 validation windows). The quantised files are written
-    even where the export's gate (>= 99 % agreement) refuses them, so that they can be measured; the
-    table says which ones `deepepi export` would refuse."""
+    quantised file's agreement on its export's check windows (2,048 windows, the run's validation
+    windows first). The quantised files are written even where the export's gate (>= 99 % agreement)
+    refuses them, so that they can be measured; the table says which ones `deepepi export` would refuse."""
     from deepepi.export import export_run
     from deepepi.export_app import export_app, export_onnx_quantized
 

@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(f"| {fw} | mean | " + " | ".join(f"{mean[r]:.3f}" for r in RATES) + " | |")
         for a, b in itertools.combinations(args.seeds, 2):
             pairs.append((fw, a, b, [abs(rates[a][r] - rates[b][r]) for r in RATES]))
-    print(f"seed spread: default DeepEpi architecture, dropout {'on' if args.dropout else 'off'}, {args.epochs} epochs, built-in dataset, the "
-          f"pipeline's split; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
-          f"{os.cpu_count()} cores\n")
+    print(f"seed spread: default DeepEpi architecture, dropout {'on' if args.dropout else 'off'}, "
+          f"{args.epochs} epochs, built-in dataset, the pipeline's split; "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} cores\n")
     print("| framework | seed | window TPR | window FPR | event TPR | event FPR | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(runs))
