@@ -42,9 +42,9 @@ def sessions(root: Path, threads: int) -> dict[str, tuple[object, int]]:
 
     from converters import torch_onnx
     from converters.contract import Source
-    from deepepi.models import torch_deepepi as tdm
-    from deepepi.models.spec import PRESETS as ALL, ArchSpec
-    from deepepi.preprocessing import Preprocessing
+    from deepepi.models import torch_common as tdm
+    from deepepi.models.deepepi_cnn.spec import PRESETS as ALL, ArchSpec
+    from deepepi.core.preprocessing import Preprocessing
 
     out = {}
     for name in PRESETS:

@@ -91,7 +91,7 @@ def main() -> int:
     result["targets"] = f"<= {TARGET_SECONDS:.0f} s and RSS <= {TARGET_RSS_RATIO}x X: {'met' if ok else 'MISSED'}"
     print(json.dumps(result, indent=2))
     if args.json:
-        from deepepi.io import write_json
+        from deepepi.core.io import write_json
 
         write_json(args.json, result)
     return 0 if ok else 1

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deepepi.config import from_dict
+from deepepi.core.config import from_dict
 from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
 from deepepi.data.synth import default_dataset
 from deepepi.data.windows import windows_from_config
 from deepepi.runtimes import open_model
-from deepepi.train import artifacts as art
-from deepepi.train.metrics import event_max, sensitivity_at_far
+from deepepi.runs import layout as art
+from deepepi.scoring.metrics import event_max, sensitivity_at_far
 
 
 def score_run(run_dir: Path, csv: Path, max_far: float) -> dict:

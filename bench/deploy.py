@@ -53,10 +53,10 @@ def interleaved(runners: dict[str, Callable[[], object]], repeats: int, rounds: 
 
 def random_run(root: Path) -> Path:
     """A PyTorch run directory of the reference spec with seeded random weights (BN stats included)."""
-    from deepepi.config import REPO_CONFIGS, load_config
-    from deepepi.io import write_json
-    from deepepi.models import torch_deepepi as tdm
-    from deepepi.models.spec import ArchSpec
+    from deepepi.core.config import REPO_CONFIGS, load_config
+    from deepepi.core.io import write_json
+    from deepepi.models import torch_common as tdm
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.models.weights import save_weights
 
     cfg = load_config(REPO_CONFIGS / "nnConfig_deep_pytorch.json")
@@ -87,8 +87,8 @@ def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[
     quantised file's agreement on its export's check windows (2,048 windows, the run's validation
     windows first). The quantised files are written even where the export's gate (>= 99 % agreement)
     refuses them, so that they can be measured; the table says which ones `deepepi export` would refuse."""
-    from deepepi.export import export_run
-    from deepepi.export_app import export_app, export_onnx_quantized
+    from deepepi.runs.resolve import export_run
+    from deepepi.export.app import export_app, export_onnx_quantized
 
     files = {"ORT fp32": export_run(run, out=out / "model.onnx", framework=framework).path}
     results = {}
@@ -108,9 +108,9 @@ def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[
 def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
     import torch
 
-    from deepepi.export import build_twin, resolve_run
-    from deepepi.models.torch_deepepi import load_checkpoint
-    from deepepi.preprocessing import from_config
+    from deepepi.runs.resolve import build_twin, resolve_run
+    from deepepi.models.torch_common import load_checkpoint
+    from deepepi.core.preprocessing import from_config
 
     torch.set_num_threads(threads)
     resolved = resolve_run(run)
@@ -203,7 +203,7 @@ def main() -> None:
     for name, value in targets.items():
         print(f"| {name} | {value:.3f} |")
     if args.json:
-        from deepepi.io import write_json
+        from deepepi.core.io import write_json
 
         write_json(args.json, {"rows": rows, "targets": targets, "threads": args.threads})
 

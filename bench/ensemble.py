@@ -33,9 +33,9 @@ def export_members(root: Path, n: int) -> list[Path]:
 
     from converters import torch_onnx
     from converters.contract import Source
-    from deepepi.models import torch_deepepi as tdm
-    from deepepi.models.spec import ArchSpec
-    from deepepi.preprocessing import Preprocessing
+    from deepepi.models import torch_common as tdm
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.core.preprocessing import Preprocessing
 
     spec, paths = ArchSpec(), []
     for i in range(n):

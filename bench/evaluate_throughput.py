@@ -36,10 +36,10 @@ def export_model(path: Path) -> Path:
     import torch
 
     from converters import torch_onnx
-    from deepepi.config import load_config
-    from deepepi.export import source_for
-    from deepepi.models.spec import ArchSpec
-    from deepepi.models.torch_deepepi import DeepEpiCnn, save_checkpoint
+    from deepepi.core.config import load_config
+    from deepepi.runs.resolve import source_for
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.models.torch_common import DeepEpiCnn, save_checkpoint
 
     cfg = load_config(None)
     spec = ArchSpec.from_config(cfg)
@@ -92,7 +92,7 @@ def main() -> int:
               "target": f"<= {TARGET_SECONDS:.0f} s: {'met' if wall <= TARGET_SECONDS else 'MISSED'}"}
     print(json.dumps(result, indent=2))
     if args.json:
-        from deepepi.io import write_json
+        from deepepi.core.io import write_json
 
         write_json(args.json, result)
     return 0 if wall <= TARGET_SECONDS else 1

@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepepi import io
-from deepepi.config import REPO_CONFIGS, from_dict, load_config
+from deepepi.core import io
+from deepepi.core.config import REPO_CONFIGS, from_dict, load_config
 from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
 from deepepi.data.split import events_table, split_events
 from deepepi.data.synth import FAMILIES, FILES, event_families, synthesize
 from deepepi.data.windows import windows_from_config
 from deepepi.runtimes import open_model
-from deepepi.train.metrics import event_max, sensitivity_at_far
+from deepepi.scoring.metrics import event_max, sensitivity_at_far
 from deepepi.train.run import train
 
 INNER_TEST_PROP = 0.1

@@ -54,10 +54,10 @@ def build_models(threads: int, root: Path, preset: str) -> dict[str, Callable[[n
 
     from converters import keras_onnx, torch_onnx
     from converters.contract import Source
-    from deepepi.models import keras_deepepi as kdm
-    from deepepi.models import torch_deepepi as tdm
-    from deepepi.models.spec import PRESETS, ArchSpec
-    from deepepi.preprocessing import Preprocessing
+    from deepepi.models import keras_common as kdm
+    from deepepi.models import torch_common as tdm
+    from deepepi.models.deepepi_cnn.spec import PRESETS, ArchSpec
+    from deepepi.core.preprocessing import Preprocessing
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -124,7 +124,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from converters.contract import realistic_windows
-    from deepepi.io import write_json
+    from deepepi.core.io import write_json
 
     single = realistic_windows(1, WINDOW, seed=0)
     batch = realistic_windows(args.batch, WINDOW, seed=1)

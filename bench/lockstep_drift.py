@@ -23,10 +23,10 @@ from typing import Any
 
 
 def _data() -> tuple[Any, dict[str, Any], Any]:
-    from deepepi.config import REPO_CONFIGS, load_config
+    from deepepi.core.config import REPO_CONFIGS, load_config
     from deepepi.data.synth import default_dataset
-    from deepepi.models.spec import ArchSpec
-    from deepepi.train.dataset import prepare
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.data.dataset import prepare
     from deepepi.train.lockstep import without_dropout
 
     cfg = load_config(REPO_CONFIGS / "nnConfig_deep.json")

@@ -26,9 +26,9 @@ from inference import WINDOW
 
 
 def specs() -> dict[str, Any]:
-    from deepepi.models.spec import ArchSpec
-    from deepepi.models.spec_amber import AmberSpec
-    from deepepi.models.spec_speccnn import SpecCnnSpec
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.models.amber.spec import AmberSpec
+    from deepepi.models.speccnn.spec import SpecCnnSpec
 
     return {"DeepEpi (reference)": ArchSpec(),
             "SpecCnn (250/50/5, 3 x 32)": SpecCnnSpec(analysis_samples=250),
@@ -41,7 +41,7 @@ def export(root: Path, name: str, spec: Any, seed: int) -> Path:
     from converters import torch_onnx
     from converters.contract import Source
     from deepepi.models import registry
-    from deepepi.preprocessing import Preprocessing
+    from deepepi.core.preprocessing import Preprocessing
 
     torch.manual_seed(seed)
     model = registry.build(spec, "pytorch").eval()

@@ -32,9 +32,9 @@ import numpy as np
 
 def pipeline_split(csv: Path) -> Any:
     """The train/validation/test events of the pipeline's runs (its config and seed)."""
-    from deepepi.config import load_config
-    from deepepi.pipeline import CONFIG
-    from deepepi.train.dataset import EventSplit, prepare
+    from deepepi.core.config import load_config
+    from deepepi.workflows.pipeline import CONFIG
+    from deepepi.data.dataset import EventSplit, prepare
 
     import pandas as pd
 
@@ -48,9 +48,9 @@ def pipeline_split(csv: Path) -> Any:
 
 def test_rates(run_dir: Path, csv: Path, split: Any) -> dict[str, float]:
     """Window and event TPR/FPR of a run's selected model on the split's test windows."""
-    from deepepi.config import load_config
+    from deepepi.core.config import load_config
     from deepepi.runtimes import open_model
-    from deepepi.train.dataset import prepare
+    from deepepi.data.dataset import prepare
     from deepepi.verify.stats import RATES, EventTable
 
     test = prepare(load_config(run_dir / "config.json"), csv, split).test
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
     from deepepi.data.synth import default_dataset
-    from deepepi.pipeline import train_in_child
+    from deepepi.workflows.pipeline import train_in_child
     from deepepi.verify.stats import RATES
 
     csv = default_dataset()

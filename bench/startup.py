@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deepepi.quiet import split_native_lines  # noqa: E402
+from deepepi.core.quiet import split_native_lines
 
 CLI = [sys.executable, "-c", "import sys; from deepepi.cli import main; sys.argv[0] = 'deepepi'; main()"]
 

@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepepi.config import load_config  # noqa: E402
+from deepepi.core.config import load_config
 
 
 def _job(run_dir: Path, n: int, *, batch: int, precision: str, compile_: bool, deterministic: bool = False,
@@ -44,9 +44,9 @@ def _job(run_dir: Path, n: int, *, batch: int, precision: str, compile_: bool, d
     """A Job over ``n`` random windows (train = val = test), the default architecture."""
     from deepepi.data.windows import Windows
     from deepepi.models import registry
-    from deepepi.models.spec import ArchSpec
-    from deepepi.train.artifacts import RunLog
-    from deepepi.train.dataset import Datasets
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.runs.layout import RunLog
+    from deepepi.data.dataset import Datasets
     from deepepi.train.run import Job, is_writer
 
     cfg = load_config(None).with_overrides(batchSize=batch, framework="pytorch", modelType="pytorch",

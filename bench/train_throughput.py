@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from deepepi.config import load_config
+from deepepi.core.config import load_config
 
 
 def _windows(n: int, window: int, seed: int = 0):  # noqa: ANN202 - deepepi.data.windows.Windows
@@ -58,11 +58,11 @@ def _compare(ours: Callable[[], int], naive: Callable[[], int], repeats: int) ->
 
 def _job(framework: str, batch: int, n: int, run_dir: Path):  # noqa: ANN202 - deepepi.train.run.Job
     from deepepi.models import registry
-    from deepepi.models.spec import ArchSpec
-    from deepepi.train.artifacts import RunLog
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.runs.layout import RunLog
     import pandas as pd
 
-    from deepepi.train.dataset import Datasets
+    from deepepi.data.dataset import Datasets
     from deepepi.train.run import Job
 
     cfg = load_config(None).with_overrides(batchSize=batch, framework=framework, modelType=framework)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from converters.contract import META_KEYS, THRESHOLD_KEY
-from deepepi.errors import UnusableInputError
-from deepepi.io import open_input, write_json
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.errors import UnusableInputError
+from deepepi.core.io import open_input, write_json
+from deepepi.core.preprocessing import Preprocessing
 
 INPUT_FORMAT_1D_MAG = 1
 APP_DEFAULT_ACC_SD_PCT = 5.0

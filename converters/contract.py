@@ -21,9 +21,9 @@ import numpy as np
 import onnx
 
 from deepepi import __version__
-from deepepi.errors import ExportError
-from deepepi.io import write_bytes
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.errors import ExportError
+from deepepi.core.io import write_bytes
+from deepepi.core.preprocessing import Preprocessing
 
 INPUT_NAME = "acc"
 OUTPUT_NAME = "probabilities"

@@ -33,8 +33,8 @@ from onnx import TensorProto, helper, numpy_helper
 from converters.contract import (BATCH_DIM, CLASS_NAMES, INPUT_NAME, META_KEYS, OPSET, OUTPUT_NAME,
                                  ExportResult, contract_problems, read_metadata, self_check)
 from deepepi import __version__
-from deepepi.errors import ExportError, ModelError, SpecError
-from deepepi.io import write_bytes
+from deepepi.core.errors import ExportError, ModelError, SpecError
+from deepepi.core.io import write_bytes
 
 Q_NAME = "q"
 DEFAULT_Q = 0.6

@@ -18,10 +18,10 @@ import tf2onnx
 
 from converters.contract import (INPUT_NAME, OPSET, OUTPUT_NAME, ExportInfo, Exporter, ExportResult,
                                  Reference, Source, finish, softmax)
-from deepepi.errors import ExportError
-from deepepi.models.keras_deepepi import count_parameters
-from deepepi.models.spec import ArchSpec
-from deepepi.preprocessing import FLAT_STD, Preprocessing
+from deepepi.core.errors import ExportError
+from deepepi.models.keras_common import count_parameters
+from deepepi.models.deepepi_cnn.spec import ArchSpec
+from deepepi.core.preprocessing import FLAT_STD, Preprocessing
 
 
 def contract_function(model: keras.Model, window: int,

@@ -20,10 +20,10 @@ from torch import nn
 
 from converters.app_meta import PTE
 from converters.contract import Exporter
-from deepepi.errors import ExportError
-from deepepi.models.spec import ArchSpec
-from deepepi.preprocessing import FLAT_STD, Preprocessing
-from deepepi.quiet import captured_output
+from deepepi.core.errors import ExportError
+from deepepi.models.deepepi_cnn.spec import ArchSpec
+from deepepi.core.preprocessing import FLAT_STD, Preprocessing
+from deepepi.core.quiet import captured_output
 
 
 class AppModule(nn.Module):

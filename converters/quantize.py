@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 
 from converters.contract import INPUT_NAME, read_metadata
-from converters.deploy import QUANTIZED_MIN_AGREEMENT
-from deepepi.errors import ExportError
-from deepepi.quiet import captured_output
+from converters.check import QUANTIZED_MIN_AGREEMENT
+from deepepi.core.errors import ExportError
+from deepepi.core.quiet import captured_output
 
 QUANTIZE = ("int8", "fp16")
 QUANT_META = "quantization"

@@ -18,16 +18,16 @@ import tensorflow as tf
 
 from converters.app_meta import TFLITE
 from converters.contract import Exporter
-from deepepi.errors import ExportError
-from deepepi.models.spec import ArchSpec
-from deepepi.preprocessing import FLAT_STD, Preprocessing
-from deepepi.quiet import captured_output
+from deepepi.core.errors import ExportError
+from deepepi.models.deepepi_cnn.spec import ArchSpec
+from deepepi.core.preprocessing import FLAT_STD, Preprocessing
+from deepepi.core.quiet import captured_output
 
 QUANTIZE = ("int8", "fp16")
 
 
 class WindowNormalise(keras.layers.Layer):
-    """Per-window (x - mean) / population std, flat windows only centred (deepepi.preprocessing)."""
+    """Per-window (x - mean) / population std, flat windows only centred (deepepi.core.preprocessing)."""
 
     def call(self, x):  # noqa: ANN001, ANN201 - Keras tensors
         centred = x - keras.ops.mean(x, axis=-1, keepdims=True)
@@ -118,7 +118,7 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
         return _converted(converter)
     if calibration_g is None or len(calibration_g) == 0:
         raise ExportError("int8 quantisation needs calibration windows")
-    from converters.deploy import QUANTIZED_MIN_AGREEMENT
+    from converters.check import QUANTIZED_MIN_AGREEMENT
     from converters.quantize import shortest_float_prefix
 
     float_model = _converted(converter)

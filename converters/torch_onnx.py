@@ -18,10 +18,10 @@ from torch import nn
 
 from converters.contract import (BATCH_DIM, INPUT_NAME, OPSET, OUTPUT_NAME, ExportInfo, Exporter,
                                  ExportResult, Reference, Source, finish, softmax)
-from deepepi.errors import ExportError
-from deepepi.models.spec import ArchSpec
-from deepepi.models.torch_deepepi import count_parameters
-from deepepi.preprocessing import FLAT_STD, Preprocessing
+from deepepi.core.errors import ExportError
+from deepepi.models.deepepi_cnn.spec import ArchSpec
+from deepepi.models.torch_common import count_parameters
+from deepepi.core.preprocessing import FLAT_STD, Preprocessing
 
 
 class ContractModule(nn.Module):

@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converters.contract import ExportInfo, Source, finish
 from deepepi.data.osdb import flatten
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.preprocessing import Preprocessing
 from onnx_helpers import EXPORTER
 
 WINDOW, DP = 750, 125

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from deepepi.cli import main
-from deepepi.io import TEMP_PREFIX
+from deepepi.core.io import TEMP_PREFIX
 
 
 def run(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:

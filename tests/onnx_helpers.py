@@ -17,10 +17,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converters.contract import ExportInfo, Exporter, ExportResult, Source, finish, softmax
 from deepepi.cli import main
-from deepepi.config import REPO_CONFIGS, Config, from_dict, load_config
+from deepepi.core.config import REPO_CONFIGS, Config, from_dict, load_config
 from deepepi.data.synth import Mix
-from deepepi.io import write_json
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.io import write_json
+from deepepi.core.preprocessing import Preprocessing
 
 PRE = Preprocessing()
 SMOKE = REPO_CONFIGS / "smoke.json"
@@ -119,7 +119,7 @@ def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
     """A run directory as the trainer leaves it: config.json, weights.npz and the native model (any
     registered architecture, by the config's modelClass)."""
     from deepepi.models import registry
-    from deepepi.models.specs import spec_from_config
+    from deepepi.models.registry import spec_from_config
     from deepepi.models.weights import save_weights
 
     spec = spec_from_config(cfg)
@@ -128,13 +128,13 @@ def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
     write_json(run_dir / "config.json", cfg.to_dict())
     save_weights(run_dir / "weights.npz", weights, spec)
     if cfg.framework == "pytorch":
-        from deepepi.models import torch_deepepi as tdm
+        from deepepi.models import torch_common as tdm
 
         model = registry.build(spec, "pytorch").eval()
         tdm.import_weights(model, spec, weights)
         tdm.save_checkpoint(run_dir / "model.pt", model, spec, cfg.to_dict())
     else:
-        from deepepi.models import keras_deepepi as kdm
+        from deepepi.models import keras_common as kdm
 
         model = registry.build(spec, "tensorflow")
         kdm.import_weights(model, spec, weights)

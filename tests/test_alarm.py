@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepepi.alarm import (ALARM, OK, WARNING, AlarmParams, AlarmStateMachine, alarm_states, first_alarm,
-                           gate_windows, movement_cv_pct, positive, still)
+from deepepi.scoring.alarm import ALARM, OK, WARNING, AlarmParams, AlarmStateMachine, alarm_states, first_alarm, gate_windows, movement_cv_pct, positive, still
 
 
 def stream(decisions, segments=None, params=AlarmParams()) -> list[int]:

@@ -92,7 +92,7 @@ def test_config_that_is_not_utf8(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip"])
 def test_windows_npz_that_is_empty_or_corrupt(tmp_path: Path, content: bytes) -> None:
     from deepepi.data.windows import Windows
-    from deepepi.errors import DataError
+    from deepepi.core.errors import DataError
 
     bad = tmp_path / "windows.npz"
     bad.write_bytes(content)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deepepi.config import REPO_CONFIGS, UnsupportedKeysWarning, from_dict, load_config
-from deepepi.errors import ConfigError
+from deepepi.core.config import REPO_CONFIGS, UnsupportedKeysWarning, from_dict, load_config
+from deepepi.core.errors import ConfigError
 
 REFERENCE = next((p / "shared" / "reference" / "osd-configs" for p in Path(__file__).resolve().parents
                   if (p / "shared" / "reference" / "osd-configs").is_dir()), Path("/nonexistent"))
@@ -101,7 +101,7 @@ def test_reference_torch_config_acts_on_every_training_key() -> None:
                                        ("phaseAugmentationStep", 125), ("noiseAugmentationFactor", -1),
                                        ("features", ["acc_x"]), ("oversample", "adasyn")])
 def test_training_keys_reject_values_deepepi_cannot_honour(key: str, value: object) -> None:
-    from deepepi.errors import ConfigError
+    from deepepi.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"dataProcessing.{key}"):
         from_dict({"dataProcessing": {key: value}}, warn=False)

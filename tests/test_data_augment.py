@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepepi.config import REPO_CONFIGS, from_dict
+from deepepi.core.config import REPO_CONFIGS, from_dict
 from deepepi.data.augment import AugmentSettings, augment
 from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS, load_csv
 
@@ -151,7 +151,7 @@ def test_oversample_after_augmentation_balances_event_counts(rows: pd.DataFrame)
 
 
 def test_prepare_keeps_augmentation_out_of_validation_and_test(csv_path: Path) -> None:
-    from deepepi.train.dataset import prepare
+    from deepepi.data.dataset import prepare
 
     raw = json.loads((REPO_CONFIGS / "smoke.json").read_text())
     raw["dataProcessing"].update(phaseAugmentation=True, phaseAugmentationStep=25, noiseAugmentation=True,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from deepepi.data.balance import balance_events
-from deepepi.errors import ConfigError, DataError
+from deepepi.core.errors import ConfigError, DataError
 
 
 def events(n_seizure: int = 4, n_other: int = 16) -> pd.DataFrame:

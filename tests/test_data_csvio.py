@@ -10,7 +10,7 @@ import pytest
 
 from deepepi.data.csvio import CSV_COLUMNS, M_COLUMNS, WINDOW_COLUMNS, load_csv
 from deepepi.data.synth import synthesize
-from deepepi.errors import DataError
+from deepepi.core.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deepepi.config import from_dict
+from deepepi.core.config import from_dict
 from deepepi.data.csvio import M_COLUMNS
 from deepepi.data.gaps import fill_gaps
 from deepepi.data.windows import window_labels, windows_from_config

@@ -14,7 +14,7 @@ from deepepi.data import osdb
 from deepepi.data.csvio import CSV_COLUMNS, M_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS, load_csv
 from deepepi.data.osdb import flatten, iter_events
 from deepepi.data.synth import synthesize
-from deepepi.errors import DataError
+from deepepi.core.errors import DataError
 
 _UNSET: Any = object()
 

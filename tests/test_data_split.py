@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from deepepi.data.split import events_table, kfold_events, split_events
-from deepepi.errors import DataError
+from deepepi.core.errors import DataError
 
 
 def events(n_seizure: int = 20, n_other: int = 80, users: int = 10) -> pd.DataFrame:

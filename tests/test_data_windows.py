@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepepi.config import from_dict
+from deepepi.core.config import from_dict
 from deepepi.data.csvio import M_COLUMNS
 from deepepi.data.windows import NPZ_KEYS, Windows, count_windows, make_windows, windows_from_config
-from deepepi.errors import DataError
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.errors import DataError
+from deepepi.core.preprocessing import Preprocessing
 
 T0 = 1_700_000_000.0
 

@@ -17,8 +17,8 @@ import pytest
 
 from deepepi.data.csvio import load_csv
 from deepepi.data.windows import make_windows
-from deepepi.quiet import split_native_lines
-from deepepi.train.artifacts import THRESHOLD
+from deepepi.core.quiet import split_native_lines
+from deepepi.runs.layout import THRESHOLD
 from onnx_helpers import SEPARABLE_MIX, cli, learning_smoke, random_weights
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -104,7 +104,7 @@ def test_pytorch_run_exported_to_tflite_equals_the_trained_model(run, raw_window
     """Regression for the reference's PyTorch -> TFLite path, which exported an untrained network."""
     import torch
 
-    from deepepi.models.torch_deepepi import DeepEpiCnn, load_checkpoint
+    from deepepi.models.torch_common import DeepEpiCnn, load_checkpoint
     from deepepi.runtimes import open_model
 
     out = tmp_path / "app.tflite"
@@ -140,7 +140,7 @@ def test_export_refuses_a_twin_that_lost_the_trained_weights(run, tmp_path, caps
 
 def test_int8_onnx_passes_the_gate_and_a_bad_calibration_fails_it(run, csv_path, tmp_path, capsys):
     from converters.quantize import int8
-    from deepepi.io import write_bytes
+    from deepepi.core.io import write_bytes
 
     code, out, _ = cli(capsys, "export", "--onnx", run, "--quantize", "int8", "--calibration", csv_path)
     assert code == 0 and "model.int8.onnx (int8" in out
@@ -231,9 +231,9 @@ def test_pte_int8_is_smaller_and_passes_the_gate(run, csv_path, tmp_path, capsys
 
 
 def test_stream_replay_equals_batch_windowing(run, csv_path):
-    from deepepi.alarm import AlarmStateMachine
-    from deepepi.export import export_run
-    from deepepi.predict import Rules, predict_batch, predict_stream
+    from deepepi.scoring.alarm import AlarmStateMachine
+    from deepepi.runs.resolve import export_run
+    from deepepi.evaluate.predict import Rules, predict_batch, predict_stream
     from deepepi.runtimes import open_model
 
     runtime = open_model(export_run(run, out=run / "stream.onnx").path)
@@ -262,7 +262,7 @@ def test_stream_replay_equals_batch_windowing(run, csv_path):
 def test_predict_cli_writes_per_datapoint_csv(run, csv_path, tmp_path, capsys):
     import pandas as pd
 
-    from deepepi.export import export_run
+    from deepepi.runs.resolve import export_run
 
     model = export_run(run, out=tmp_path / "m.onnx").path
     out = tmp_path / "p.csv"
@@ -278,7 +278,7 @@ def test_predict_cli_writes_per_datapoint_csv(run, csv_path, tmp_path, capsys):
 
 
 def test_quantized_mode_needs_labelled_data(run, capsys):
-    from deepepi.export import export_run
+    from deepepi.runs.resolve import export_run
 
     model = export_run(run, out=run / "q.onnx").path
     code, _, err = cli(capsys, "verify", model, model, "--mode", "quantized", "--random", 10)

@@ -12,8 +12,8 @@ import pytest
 
 from converters import app_meta
 from converters.contract import META_KEYS, THRESHOLD_KEY
-from deepepi.errors import UnusableInputError
-from deepepi.quiet import captured_output
+from deepepi.core.errors import UnusableInputError
+from deepepi.core.quiet import captured_output
 from deepepi.verify import checks
 from onnx_helpers import cli, tiny_weights, write_tiny
 

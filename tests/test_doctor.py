@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cli_tree import CHECKOUT, checkout_env, invocation_problems, run_deepepi
-from deepepi import doctor
+from deepepi.doctor import report as doctor
 
 KEYS = {"deepepi", "python", "machine", "packages", "onnxruntime", "frameworks", "extras", "configs",
         "environment", "problems", "seconds"}
@@ -88,7 +88,7 @@ def test_extras_match_setup_cfg_and_name_real_commands(report: dict[str, Any]) -
     declared = dict(parser.items("options.extras_require"))
     assert set(report["extras"]) == set(declared)
     missing = sorted(set(declared) - set(doctor.EXTRA_COMMANDS))
-    assert not missing, f"add these extras to deepepi.doctor.EXTRA_COMMANDS (the commands they enable): {missing}"
+    assert not missing, f"add these extras to deepepi.doctor.report.EXTRA_COMMANDS (the commands they enable): {missing}"
     for extra, entry in report["extras"].items():
         names = [line.split(";")[0].strip() for line in declared[extra].splitlines() if line.strip()]
         names = [doctor._REQUIREMENT_NAME.match(n).group(1) for n in names]

@@ -18,7 +18,7 @@ from scipy.stats.mstats import hdquantiles
 from converters.contract import INPUT_NAME, OUTPUT_NAME, contract_problems, read_metadata, realistic_windows
 from converters.ensemble import Q_NAME, Member, build, harrell_davis_weights, hd_terms
 from converters.ensemble import export as export_ensemble
-from deepepi.errors import ModelError, SpecError
+from deepepi.core.errors import ModelError, SpecError
 from onnx_helpers import cli, tiny_weights, write_tiny
 
 WINDOW = 64

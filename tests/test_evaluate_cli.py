@@ -104,10 +104,10 @@ def test_bad_inputs_one_line_exit_2(case: str, files, tmp_path: Path, capsys: py
 @pytest.mark.slow
 def test_onnx_and_native_run_dir_give_identical_results(tmp_path: Path) -> None:
     """A small smoke model: its run directory (PyTorch) and its ONNX export, evaluated side by side."""
-    from deepepi.config import from_dict
+    from deepepi.core.config import from_dict
     from deepepi.data.synth import synthesize
     from deepepi.evaluate.runner import Options, evaluate
-    from deepepi.export import export_run
+    from deepepi.runs.resolve import export_run
     from onnx_helpers import make_run, small_config
 
     raw = small_config(framework="pytorch", seconds=30).to_dict()

@@ -139,8 +139,8 @@ def test_bootstrap_is_seeded(files) -> None:
 
 
 def test_rules_need_the_right_events() -> None:
-    from deepepi.errors import DataError
-    from deepepi.evaluate.operating import GRID, Sweep, choose
+    from deepepi.core.errors import DataError
+    from deepepi.scoring.operating import GRID, Sweep, choose
 
     nan = np.full(len(GRID), np.nan)
     sw = Sweep(GRID, nan, np.zeros(len(GRID)), np.zeros(len(GRID)), nan, np.zeros(len(GRID)))

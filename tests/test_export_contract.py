@@ -13,7 +13,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from converters import contract
-from deepepi.errors import ExportError
+from deepepi.core.errors import ExportError
 from onnx_helpers import EXPORTER, info, reference, tiny_model, tiny_weights, write_tiny
 
 WINDOW = 64
@@ -105,13 +105,13 @@ def test_softmax_reference_rows_sum_to_one():
 
 def test_export_without_the_framework_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     from deepepi.cli import main
-    from deepepi.io import write_json
+    from deepepi.core.io import write_json
     from onnx_helpers import small_config
 
     import converters
     import deepepi.models
 
-    for module in ("torch", "converters.torch_onnx", "deepepi.models.torch_deepepi"):
+    for module in ("torch", "converters.torch_onnx", "deepepi.models.torch_common"):
         monkeypatch.setitem(sys.modules, module, None)  # as if torch were not installed
     # `from package import name` finds a submodule imported by an earlier test as a package attribute
     monkeypatch.delattr(converters, "torch_onnx", raising=False)

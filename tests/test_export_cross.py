@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from converters.contract import read_metadata
-from deepepi.config import DEFAULT_CONFIG, load_config
+from deepepi.core.config import DEFAULT_CONFIG, load_config
 from onnx_helpers import cli, make_run
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]

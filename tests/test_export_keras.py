@@ -15,8 +15,8 @@ from onnx.reference import ReferenceEvaluator
 
 from converters.contract import contract_problems, read_metadata, realistic_windows
 from deepepi.cli import main
-from deepepi.io import sha256_file
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.io import sha256_file
+from deepepi.core.preprocessing import Preprocessing
 from onnx_helpers import cli, make_run, small_config
 
 pytestmark = pytest.mark.tf
@@ -34,7 +34,7 @@ def run(tmp_path_factory):
 
 
 def test_export_passes_checker_and_contract(run):
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
 
     model = onnx.load(str(run / "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
@@ -49,7 +49,7 @@ def test_export_passes_checker_and_contract(run):
 
 
 def test_onnx_matches_native_model_and_reference_evaluator(run):
-    from deepepi.models.keras_deepepi import load_keras_model, predict_proba
+    from deepepi.models.keras_common import load_keras_model, predict_proba
 
     raw = realistic_windows(9, 100, seed=12)
     raw[0] = 980.0  # a still sensor: flat, normalisation must only subtract the mean

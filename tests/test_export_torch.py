@@ -11,9 +11,9 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from converters.contract import contract_problems, read_metadata, realistic_windows
-from deepepi.errors import ExportError
-from deepepi.io import sha256_file
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.errors import ExportError
+from deepepi.core.io import sha256_file
+from deepepi.core.preprocessing import Preprocessing
 from onnx_helpers import cli, make_run, small_config
 
 pytestmark = pytest.mark.torch
@@ -23,14 +23,14 @@ pytestmark = pytest.mark.torch
 def run(tmp_path_factory):
     """A PyTorch run directory (normalising preprocessing) and its default export."""
     run_dir = make_run(tmp_path_factory.mktemp("torch") / "run", small_config(normalise=True), seed=1)
-    from deepepi.export import export_run
+    from deepepi.runs.resolve import export_run
 
     export_run(run_dir)
     return run_dir
 
 
 def native_probs(run_dir, raw: np.ndarray) -> np.ndarray:
-    from deepepi.models.torch_deepepi import load_checkpoint, predict_proba
+    from deepepi.models.torch_common import load_checkpoint, predict_proba
 
     model, _, _ = load_checkpoint(run_dir / "model.pt")
     return predict_proba(model, Preprocessing(normalise=True).apply(raw))
@@ -41,7 +41,7 @@ def test_export_passes_checker_and_contract(run):
     onnx.checker.check_model(model, full_check=True)
     assert contract_problems(model, window=100, num_classes=2) == []
     meta = read_metadata(model)
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
 
     spec = ArchSpec.from_config(small_config())
     assert meta["framework"] == "pytorch" and meta["exporter"].startswith("torch.onnx")
@@ -94,8 +94,8 @@ def test_self_check_refusal_exits_1_and_writes_nothing(run, tmp_path, capsys, mo
 
 def test_converter_raises_export_error_on_tampered_reference(run, tmp_path):
     from converters import torch_onnx
-    from deepepi.export import resolve_run, source_for
-    from deepepi.models.torch_deepepi import load_checkpoint
+    from deepepi.runs.resolve import resolve_run, source_for
+    from deepepi.models.torch_common import load_checkpoint
 
     model, spec, _ = load_checkpoint(run / "model.pt")
     reference = torch_onnx.native_reference(model, Preprocessing(normalise=True))
@@ -109,7 +109,7 @@ def test_converter_raises_export_error_on_tampered_reference(run, tmp_path):
 def test_verify_same_weights_and_perturbed(run, tmp_path, capsys):
     import torch
 
-    from deepepi.models import torch_deepepi as tdm
+    from deepepi.models import torch_common as tdm
 
     code, out, _ = cli(capsys, "verify", run / "model.onnx", run / "model.onnx", "--random", 64)
     assert code == 0, out

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepepi.config import REPO_CONFIGS
-from deepepi.errors import UnusableInputError
+from deepepi.core.config import REPO_CONFIGS
+from deepepi.core.errors import UnusableInputError
 from deepepi.verify.limits import MAX_RANDOM
 from hostile import assert_no_leftovers, assert_refused, assert_untouched, fingerprint, run
 from onnx_helpers import tiny_weights, write_tiny
@@ -183,9 +183,9 @@ def test_mutated_onnx_never_tracebacks(models, tmp_path, capsys, data) -> None: 
 ])
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
 def test_allow_import_of_a_non_model_is_one_line(target, fragment, framework) -> None:  # noqa: ANN001
-    from deepepi.errors import ModelError
+    from deepepi.core.errors import ModelError
     from deepepi.models.registry import resolve
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
 
     with pytest.raises(ModelError, match=fragment):
         resolve(target, framework, allow_import=True).build(ArchSpec())

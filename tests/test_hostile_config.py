@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepepi.config import SCHEMA, TOP_LEVEL, from_dict, load_config
-from deepepi.errors import ConfigError
+from deepepi.core.config import SCHEMA, TOP_LEVEL, from_dict, load_config
+from deepepi.core.errors import ConfigError
 from hostile import assert_refused, assert_untouched, fingerprint, run
 
 # Every key whose default is a number (ints and floats): where NaN/inf would enter.
@@ -121,7 +121,7 @@ def test_randomseed_is_a_top_level_numeric_key() -> None:
 
 
 def test_reference_configs_still_load() -> None:
-    from deepepi.config import REPO_CONFIGS
+    from deepepi.core.config import REPO_CONFIGS
 
     for path in sorted(REPO_CONFIGS.glob("*.json")):
         load_config(path)

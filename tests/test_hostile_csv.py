@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from deepepi.data.csvio import CSV_COLUMNS, load_csv
 from deepepi.data.synth import synthesize
-from deepepi.errors import DataError
+from deepepi.core.errors import DataError
 from hostile import assert_no_leftovers, assert_refused, assert_untouched, fingerprint, run
 
 M = CSV_COLUMNS.index("M010")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deepepi.config import REPO_CONFIGS
+from deepepi.core.config import REPO_CONFIGS
 from deepepi.data.synth import synthesize
-from deepepi.io import TEMP_PREFIX, remove_stale_temps, write_text
+from deepepi.core.io import TEMP_PREFIX, remove_stale_temps, write_text
 from hostile import assert_no_leftovers, assert_refused, assert_untouched, error_lines, fingerprint, run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -165,8 +165,8 @@ def test_torch_checkpoint_imports_and_exports_to_its_own_outputs(tmp_path, capsy
     assert np.abs(open_model(run).predict_proba(raw) - expected).max() <= TOL
 
     # The same weights under the seed's stride pattern compute something else: the check can fail.
-    from deepepi.models import torch_deepepi as T
-    from deepepi.models.spec import SEED_STRIDES, ArchSpec
+    from deepepi.models import torch_common as T
+    from deepepi.models.deepepi_cnn.spec import SEED_STRIDES, ArchSpec
     from deepepi.models.weights import load_weights
 
     weights, spec = load_weights(run / "weights.npz")
@@ -192,8 +192,8 @@ def test_keras_twin_of_an_imported_torch_model_uses_its_epsilon(tmp_path, capsys
 
 @pytest.mark.torch
 def test_torch_checkpoint_with_the_tensorflow_config_keeps_pytorch_epsilon(tmp_path):
-    from deepepi.import_run import import_model
-    from deepepi.models import torch_deepepi as T
+    from deepepi.runs.reference_import import import_model
+    from deepepi.models import torch_common as T
 
     ref = torch_reference(0.0, seed=5)
     pt = tmp_path / "m.pt"
@@ -315,7 +315,7 @@ def test_keras_model_imports_and_exports_to_its_own_outputs(tmp_path, capsys):
     # The import itself is bit-exact (asserted below). ONNX Runtime vs TensorFlow float32 rounding through
     # 14 convolutions moves probabilities by 5e-6 to 2e-5 depending on the weight draw (docs/PERFORMANCE.md),
     # so the fixture's weights are one fixed draw.
-    from deepepi.models import keras_deepepi as K
+    from deepepi.models import keras_common as K
 
     ref = keras_reference(seed=1)
     names = [layer.name for layer in ref.layers]
@@ -342,8 +342,8 @@ def test_keras_model_imports_and_exports_to_its_own_outputs(tmp_path, capsys):
 
 @pytest.mark.tf
 def test_keras_h5_from_a_later_session_and_the_softmax_helper_round_trip(tmp_path):
-    from deepepi.import_run import import_model
-    from deepepi.models import keras_deepepi as K
+    from deepepi.runs.reference_import import import_model
+    from deepepi.models import keras_common as K
 
     ref = keras_reference(offset=14, seed=2)  # names conv1d_14 ... as after an earlier fold's model
     assert ref.layers[1].name == "conv1d_14"

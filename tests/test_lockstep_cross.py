@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from deepepi.config import REPO_CONFIGS, load_config
+from deepepi.core.config import REPO_CONFIGS, load_config
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf, pytest.mark.slow]
 
@@ -31,8 +31,8 @@ MIN_AGREEMENT = 0.99  # argmax agreement on held-out windows (measured 1.0)
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from deepepi.data.synth import default_dataset
-    from deepepi.models.spec import ArchSpec
-    from deepepi.train.dataset import prepare
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
+    from deepepi.data.dataset import prepare
     from deepepi.train.lockstep import without_dropout
 
     cfg = load_config(REPO_CONFIGS / "nnConfig_deep.json")

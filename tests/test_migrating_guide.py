@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_tree import CHECKOUT, invocation_problems, invocations
-from deepepi.config import SCHEMA, SECTIONS, TOP_LEVEL, from_dict
+from deepepi.core.config import SCHEMA, SECTIONS, TOP_LEVEL, from_dict
 
 GUIDE = CHECKOUT / "docs" / "MIGRATING.md"
 README = CHECKOUT / "README.md"

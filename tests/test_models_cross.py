@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx_helpers import realistic_g
 
-from deepepi.models.spec import ArchSpec, ParamCounts
+from deepepi.models.deepepi_cnn.spec import ArchSpec, ParamCounts
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf]
 
@@ -20,14 +20,14 @@ DEFAULT = ArchSpec()
 
 @pytest.fixture(scope="module")
 def K():
-    from deepepi.models import keras_deepepi
+    from deepepi.models import keras_common as keras_deepepi
 
     return keras_deepepi
 
 
 @pytest.fixture(scope="module")
 def T():
-    from deepepi.models import torch_deepepi
+    from deepepi.models import torch_common as torch_deepepi
 
     return torch_deepepi
 
@@ -177,7 +177,7 @@ def test_presets_same_conv_lengths_counts_and_outputs(K, T, preset):
     parameter count cannot see), and a PyTorch model's Keras twin computes the same (epsilon included)."""
     import torch
 
-    from deepepi.models.spec import PRESETS
+    from deepepi.models.deepepi_cnn.spec import PRESETS
 
     p = PRESETS[preset]
     spec = ArchSpec(strides=p.strides, bn_epsilon=p.bn_epsilon, bn_momentum=p.bn_momentum)

@@ -11,11 +11,11 @@ import onnx
 import pytest
 
 from converters.contract import read_metadata
-from deepepi.config import REPO_CONFIGS, load_config
+from deepepi.core.config import REPO_CONFIGS, load_config
 from deepepi.models import registry
-from deepepi.models.spec_amber import AmberSpec
-from deepepi.models.spec_speccnn import SpecCnnSpec
-from deepepi.models.specs import spec_from_config
+from deepepi.models.amber.spec import AmberSpec
+from deepepi.models.speccnn.spec import SpecCnnSpec
+from deepepi.models.registry import spec_from_config
 from onnx_helpers import cli, make_run, realistic_g
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf]
@@ -28,14 +28,14 @@ CONFIGS = {"specCnn": REPO_CONFIGS / "smoke_speccnn.json", "amber": REPO_CONFIGS
 
 @pytest.fixture(scope="module")
 def K():
-    from deepepi.models import keras_deepepi
+    from deepepi.models import keras_common as keras_deepepi
 
     return keras_deepepi
 
 
 @pytest.fixture(scope="module")
 def T():
-    from deepepi.models import torch_deepepi
+    from deepepi.models import torch_common as torch_deepepi
 
     return torch_deepepi
 
@@ -78,7 +78,7 @@ def test_reference_sized_counts_equal_in_both_frameworks(K, T, spec):
 def test_spectrogram_front_end_equals_numpy_fft_in_both_frameworks():
     import torch
 
-    from deepepi.models import keras_speccnn, torch_speccnn
+    from deepepi.models.speccnn import keras as keras_speccnn, torch as torch_speccnn
 
     spec = SpecCnnSpec(analysis_samples=250)
     x = realistic_g(16, spec.window, seed=3)
@@ -204,11 +204,11 @@ def test_train_one_epoch(tmp_path, capsys, tiny_csv, name, framework):
     assert (metrics["framework"], metrics["epochs_run"]) == (framework, 1)
     assert np.isfinite(metrics["test"]["loss"])
     if framework == "pytorch":
-        from deepepi.models import torch_deepepi as T
+        from deepepi.models import torch_common as T
 
         native = T.export_weights(T.load_checkpoint(out / "model.pt")[0], spec)
     else:
-        from deepepi.models import keras_deepepi as K
+        from deepepi.models import keras_common as K
 
         native = K.export_weights(K.load_keras_model(out / "model.keras"), spec)
     assert all(native[k].tobytes() == weights[k].tobytes() for k in spec.weight_shapes())

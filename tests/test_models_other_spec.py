@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS, from_dict
-from deepepi.errors import ModelError, SpecError
+from deepepi.core.config import REPO_CONFIGS, from_dict
+from deepepi.core.errors import ModelError, SpecError
 from deepepi.models.registry import lookup, resolve
-from deepepi.models.spec import ArchSpec
-from deepepi.models.spec_amber import AmberSpec
-from deepepi.models.spec_speccnn import SpecCnnSpec
-from deepepi.models.specs import model_name, spec_from_config, spec_from_dict, spec_from_json
+from deepepi.models.deepepi_cnn.spec import ArchSpec
+from deepepi.models.amber.spec import AmberSpec
+from deepepi.models.speccnn.spec import SpecCnnSpec
+from deepepi.models.registry import model_name, spec_from_config, spec_from_dict, spec_from_json
 from deepepi.models.weights import load_weights, save_weights
 
 

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from scipy.stats.mstats import hdquantiles
 
-from deepepi.config import REPO_CONFIGS, from_dict, load_config
-from deepepi.errors import DataError, DeepEpiError, ModelError, SpecError
+from deepepi.core.config import REPO_CONFIGS, from_dict, load_config
+from deepepi.core.errors import DataError, DeepEpiError, ModelError, SpecError
 from deepepi.models.quantile import harrell_davis
 from deepepi.models.registry import ModelEntry, register, resolve, known_models
-from deepepi.models.spec import (DEFAULT_FILTERS, DEFAULT_STRIDES, PRESETS, SEED_STRIDES, SPEC_KEY, ArchSpec,
-                                 ParamCounts, reference_strides)
+from deepepi.models.deepepi_cnn.spec import DEFAULT_FILTERS, DEFAULT_STRIDES, PRESETS, SEED_STRIDES, SPEC_KEY, ArchSpec, ParamCounts, reference_strides
 from deepepi.models.weights import load_weights, save_weights
 
 PT_CLASS = "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch"
@@ -342,8 +341,8 @@ def test_register_rejects_duplicates_and_unknown_frameworks():
 def test_framework_free_import_and_errors_are_deepepi_errors():
     code = ("import sys, deepepi.models, deepepi.models.registry, deepepi.models.weights, "
             "deepepi.models.summary, deepepi.models.quantile, deepepi.cli.model_cmd, deepepi.models.reference, "
-            "deepepi.import_run, deepepi.cli.import_cmd, deepepi.models.specs, deepepi.models.spec_speccnn, "
-            "deepepi.models.spec_amber, deepepi.models.specbase\n"
+            "deepepi.runs.reference_import, deepepi.cli.import_cmd, deepepi.models.registry, deepepi.models.speccnn.spec, "
+            "deepepi.models.amber.spec, deepepi.models.base\n"
             "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from deepepi.errors import DataError, ModelError
+from deepepi.core.errors import DataError, ModelError
 from deepepi.models.quantile import harrell_davis
-from deepepi.models.spec import ArchSpec, ParamCounts
+from deepepi.models.deepepi_cnn.spec import ArchSpec, ParamCounts
 from deepepi.models.weights import load_weights, save_weights
 
 pytestmark = pytest.mark.torch
@@ -19,7 +19,7 @@ TINY = ArchSpec(window=48, filters=(4, 6, 6), strides=(1, 2, 1), kernel_size=3, 
 
 @pytest.fixture(scope="module")
 def T():
-    from deepepi.models import torch_deepepi
+    from deepepi.models import torch_common as torch_deepepi
 
     return torch_deepepi
 

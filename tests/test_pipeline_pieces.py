@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from deepepi import pipeline
+from deepepi.workflows import pipeline
 from deepepi.cli import main
 from onnx_helpers import make_run, small_config
 

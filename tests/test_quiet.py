@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_tree import CHECKOUT, checkout_env, run_deepepi
-from deepepi import quiet
+from deepepi.core import quiet
 
 SMOKE = CHECKOUT / "configs" / "smoke.json"
 # What TensorFlow 2.21 printed on `import tensorflow` on a 2-core x86 CPU without a GPU (captured).

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deepepi.cli import main
-from deepepi.config import REPO_CONFIGS
+from deepepi.core.config import REPO_CONFIGS
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 
@@ -60,7 +60,7 @@ def test_resume_without_a_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.
 
 
 def test_train_modules_import_no_framework() -> None:
-    code = ("import sys, deepepi.cli.train_cmd, deepepi.train.run, deepepi.train.dataset; "
+    code = ("import sys, deepepi.cli.train_cmd, deepepi.train.run, deepepi.data.dataset; "
             "bad = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -86,9 +86,9 @@ def test_init_weights_of_another_architecture_is_one_line_exit_2(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     import numpy as np
 
-    from deepepi.config import load_config
+    from deepepi.core.config import load_config
     from deepepi.data.synth import synthesize
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.models.weights import save_weights
 
     spec = ArchSpec.from_config(load_config(SMOKE))

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS, from_dict
-from deepepi.errors import DataError
-from deepepi.train.dataset import prepare
+from deepepi.core.config import REPO_CONFIGS, from_dict
+from deepepi.core.errors import DataError
+from deepepi.data.dataset import prepare
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 
@@ -22,7 +22,7 @@ def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
 
 
-def _cfg(**processing):  # noqa: ANN003, ANN202 - deepepi.config.Config
+def _cfg(**processing):  # noqa: ANN003, ANN202 - deepepi.core.config.Config
     raw = json.loads(SMOKE.read_text())
     raw["dataProcessing"].update(processing)
     return from_dict(raw, warn=False)
@@ -45,7 +45,7 @@ def test_splits_are_disjoint_by_event(csv_path: Path) -> None:
 @pytest.mark.parametrize("prop", [0.0, 1.0])
 def test_validation_never_uses_the_test_split(csv_path: Path, prop: float) -> None:
     """The reference's 0 / 1.0 ("validate on test") become the default share of the training events."""
-    from deepepi.config import DEFAULT_VALIDATION_PROP
+    from deepepi.core.config import DEFAULT_VALIDATION_PROP
 
     cfg = _cfg(validationProp=prop)
     assert cfg.processing["validationProp"] == DEFAULT_VALIDATION_PROP

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS
+from deepepi.core.config import REPO_CONFIGS
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
@@ -136,7 +136,7 @@ def test_two_processes_match_one_and_only_rank_0_writes(config: Path, csv_path: 
 
 def test_a_rank_other_than_0_writes_nothing(config: Path, csv_path: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from deepepi.config import load_config
+    from deepepi.core.config import load_config
     from deepepi.train.run import train
 
     monkeypatch.setenv("RANK", "1")
@@ -148,8 +148,8 @@ def test_a_rank_other_than_0_writes_nothing(config: Path, csv_path: Path, tmp_pa
 
 def test_torchrun_with_tensorflow_is_refused_before_any_file(config: Path, csv_path: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from deepepi.config import load_config
-    from deepepi.errors import ConfigError
+    from deepepi.core.config import load_config
+    from deepepi.core.errors import ConfigError
     from deepepi.train.run import train
 
     monkeypatch.setenv("RANK", "0")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS, from_dict, load_config
+from deepepi.core.config import REPO_CONFIGS, from_dict, load_config
 
 pytestmark = pytest.mark.tf
 
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.tf
 def test_mixed_policy_computes_low_precision_and_outputs_float32() -> None:
     import keras
 
-    from deepepi.models.keras_deepepi import build_keras_model
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.keras_common import build_keras_model
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.train.keras_scale import build
 
     spec = ArchSpec(window=64, filters=(4, 4), strides=(1, 2), kernel_size=3, dense_widths=(4,))

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from deepepi.cli import main
-from deepepi.config import REPO_CONFIGS, load_config
+from deepepi.core.config import REPO_CONFIGS, load_config
 from deepepi.data.csvio import load_csv
 from deepepi.data.split import events_table
-from deepepi.train.dataset import EventSplit
+from deepepi.data.dataset import EventSplit
 from deepepi.train.kfold import SUMMARY_JSON, choose_inner, kfold, mean_sd, plan, pooled, render
 
 SMOKE = REPO_CONFIGS / "smoke.json"
@@ -158,8 +158,8 @@ def test_nested_summary_takes_the_chosen_inner_runs_outer_test() -> None:
 
 
 def test_prepare_follows_an_explicit_split(csv_path: Path) -> None:
-    from deepepi.errors import DataError
-    from deepepi.train.dataset import prepare
+    from deepepi.core.errors import DataError
+    from deepepi.data.dataset import prepare
 
     cfg = load_config(SMOKE)
     split = EventSplit.from_dict(plan(cfg, csv_path, k=3, nested=2)[1].split)
@@ -211,7 +211,7 @@ def test_resume_reuses_finished_folds_and_trains_missing_ones(csv_path: Path, tm
     assert any(line.startswith("fold-0:") and "finished earlier" in line for line in lines)
     assert any(line.startswith("fold-1:") and "finished earlier" not in line for line in lines)
     changed = cfg.with_overrides(batchSize=16)
-    from deepepi.errors import DeepEpiError
+    from deepepi.core.errors import DeepEpiError
 
     with pytest.raises(DeepEpiError, match="fold-0: .*finished with another config") as err:
         kfold(changed, **run, resume=True, echo=lambda line: None)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from deepepi.train import metrics
-from deepepi.train.artifacts import plot_history
+from deepepi.scoring import metrics
+from deepepi.runs.layout import plot_history
 from deepepi.train.batches import usable_samples
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepepi.config import from_dict
+from deepepi.core.config import from_dict
 from deepepi.train.plan import Plan
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deepepi.config import REPO_CONFIGS
+from deepepi.core.config import REPO_CONFIGS
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 EPOCHS = 5
@@ -86,7 +86,7 @@ def _kill_and_resume(csv: Path, out: Path, framework: str, saved_epoch) -> list[
 def test_torch_resume_after_sigkill_equals_uninterrupted_run(csv_path: Path, tmp_path: Path) -> None:
     import torch
 
-    from deepepi.config import load_config
+    from deepepi.core.config import load_config
     from deepepi.train.run import train
 
     after = _kill_and_resume(csv_path, tmp_path / "killed", "pytorch", _torch_epoch)

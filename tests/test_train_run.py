@@ -12,9 +12,9 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS, load_config
-from deepepi.train import artifacts as art
-from deepepi.train.metrics import HISTORY_KEYS, cross_entropy, final_report
+from deepepi.core.config import REPO_CONFIGS, load_config
+from deepepi.runs import layout as art
+from deepepi.scoring.metrics import HISTORY_KEYS, cross_entropy, final_report
 from deepepi.train.run import train
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop, Selector
@@ -89,9 +89,9 @@ def _check_common(run: Path, framework: str) -> dict:
     return metrics
 
 
-def _splits(csv: Path, run: Path):  # noqa: ANN202 - deepepi.train.dataset.Datasets
-    from deepepi.config import from_dict
-    from deepepi.train.dataset import prepare
+def _splits(csv: Path, run: Path):  # noqa: ANN202 - deepepi.data.dataset.Datasets
+    from deepepi.core.config import from_dict
+    from deepepi.data.dataset import prepare
 
     return prepare(from_dict(json.loads((run / art.CONFIG).read_text()), warn=False), csv)
 
@@ -124,7 +124,7 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
 
 @pytest.mark.torch
 def test_torch_run_artefacts_and_learning(torch_run: Path, csv_path: Path) -> None:
-    from deepepi.models.torch_deepepi import export_weights, load_checkpoint, predict_proba
+    from deepepi.models.torch_common import export_weights, load_checkpoint, predict_proba
     from deepepi.models.weights import load_weights
 
     metrics = _check_common(torch_run, "pytorch")
@@ -152,7 +152,7 @@ def test_torch_run_starts_from_init_weights(torch_run: Path, csv_path: Path, tmp
 
     given, _ = load_weights(torch_run / art.INIT_WEIGHTS)
     shifted = {k: v + np.float32(0.01) if k.endswith("kernel") else v for k, v in given.items()}
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.models.weights import save_weights
 
     src = tmp_path / "start.npz"
@@ -195,7 +195,7 @@ def _assert_schedule_followed(run: Path, csv: Path) -> None:
 @pytest.mark.torch
 def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path,
                                                      one_torch_thread: None) -> None:
-    from deepepi.models.torch_deepepi import load_checkpoint, predict_proba
+    from deepepi.models.torch_common import load_checkpoint, predict_proba
 
     run = _run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE)
     _assert_schedule_followed(run, csv_path)
@@ -206,8 +206,8 @@ def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: P
 
 @pytest.mark.tf
 def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> None:
-    from deepepi.models.keras_deepepi import export_weights, load_keras_model, predict_proba
-    from deepepi.models.spec import ArchSpec
+    from deepepi.models.keras_common import export_weights, load_keras_model, predict_proba
+    from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.models.weights import load_weights
 
     metrics = _check_common(keras_run, "tensorflow")
@@ -229,7 +229,7 @@ def test_keras_same_seed_same_history_bytes(keras_run: Path, csv_path: Path, tmp
 @pytest.mark.tf
 def test_keras_confusion_counters_match_numpy_counts() -> None:
     from deepepi.train.keras_trainer import COUNT_KINDS, ConfusionCount
-    from deepepi.train.metrics import Counts, predicted_class
+    from deepepi.scoring.metrics import Counts, predicted_class
 
     rng = np.random.default_rng(3)
     y, logits = rng.integers(0, 2, 50), rng.standard_normal((50, 2)).astype(np.float32)
@@ -244,7 +244,7 @@ def test_keras_confusion_counters_match_numpy_counts() -> None:
 
 @pytest.mark.tf
 def test_keras_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
-    from deepepi.models.keras_deepepi import load_keras_model, predict_proba
+    from deepepi.models.keras_common import load_keras_model, predict_proba
 
     run = _run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE)
     _assert_schedule_followed(run, csv_path)

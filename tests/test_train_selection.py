@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from deepepi.config import from_dict
+from deepepi.core.config import from_dict
 from deepepi.train.selection import Selector, f_beta_score
 
 

@@ -43,10 +43,10 @@ def test_training_records_threshold_and_export_writes_it(tmp_path: Path) -> None
     import torch
 
     from converters.contract import THRESHOLD_KEY, read_metadata
-    from deepepi.config import REPO_CONFIGS, load_config
+    from deepepi.core.config import REPO_CONFIGS, load_config
     from deepepi.data.synth import synthesize
-    from deepepi.export import export_run
-    from deepepi.train.artifacts import read_json, read_threshold
+    from deepepi.runs.resolve import export_run
+    from deepepi.runs.layout import read_json, read_threshold
     from deepepi.train.run import train
 
     csv = synthesize(tmp_path / "data", users=3, events=40, seed=0).csv_path

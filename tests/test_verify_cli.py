@@ -238,7 +238,7 @@ def test_csv_data_gives_labelled_figures(tmp_path, capsys):
 
 
 def test_csv_with_a_config_of_another_window_is_unusable(tmp_path, capsys):
-    from deepepi.io import write_json
+    from deepepi.core.io import write_json
 
     write_tiny(tmp_path / "a.onnx", *tiny_weights(750))
     write_json(tmp_path / "short.json", {"modelConfig": {"bufferSeconds": 4}})
@@ -250,7 +250,7 @@ def test_csv_with_a_config_of_another_window_is_unusable(tmp_path, capsys):
 
 def test_every_truncation_point_is_unusable(pair):
     """Cutting the file anywhere (metadata included, which is serialised last) gives exit 2."""
-    from deepepi.errors import UnusableInputError
+    from deepepi.core.errors import UnusableInputError
     from deepepi.verify.runner import verify
 
     data = (pair / "a.onnx").read_bytes()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepepi.config import REPO_CONFIGS
+from deepepi.core.config import REPO_CONFIGS
 from onnx_helpers import SEPARABLE_MIX, learning_smoke
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -28,7 +28,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
 
     from deepepi.data.synth import synthesize
-    from deepepi.export import export_run
+    from deepepi.runs.resolve import export_run
     from deepepi.train.run import train
 
     root = tmp_path_factory.mktemp("trained")
@@ -49,8 +49,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _shifted(onnx_path: Path, dest: Path, shift: float) -> Path:
     """A copy of the run behind ``onnx_path`` whose last layer's seizure bias is moved by ``shift``."""
-    from deepepi.export import export_run
-    from deepepi.models.torch_deepepi import export_weights, import_weights, load_checkpoint, save_checkpoint
+    from deepepi.runs.resolve import export_run
+    from deepepi.models.torch_common import export_weights, import_weights, load_checkpoint, save_checkpoint
 
     run = shutil.copytree(onnx_path.parent, dest)
     model, spec, payload = load_checkpoint(run / "model.pt")

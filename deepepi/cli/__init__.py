@@ -8,8 +8,9 @@ import warnings
 
 import click
 
-from deepepi import __version__, quiet
-from deepepi.errors import DeepEpiError
+from deepepi import __version__
+from deepepi.core import quiet
+from deepepi.core.errors import DeepEpiError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +30,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     if verbose:
         return
     # TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's C++ logging once it is set up; the import hook
-    # hides the lines it writes before that (see deepepi.quiet). A user's own setting wins.
+    # hides the lines it writes before that (see deepepi.core.quiet). A user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     quiet.install()
     ctx.call_on_close(quiet.uninstall)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from deepepi.config import load_config
+from deepepi.core.config import load_config
 
 
 @click.group("config")

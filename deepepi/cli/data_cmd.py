@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from deepepi.cli.params import SEED, Number
-from deepepi.config import load_config
-from deepepi.io import refuse_overwrite
+from deepepi.core.config import load_config
+from deepepi.core.io import refuse_overwrite
 
 _CONFIG = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
                        help="Config JSON (reference nnTraining2 layout); default configs/nnConfig_deep.json.")

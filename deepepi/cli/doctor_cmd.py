@@ -14,7 +14,7 @@ import click
 def doctor(as_json: bool, timeout: float) -> None:
     """Show Python and package versions, onnxruntime providers, the GPUs PyTorch and TensorFlow see,
     the installed extras and the commands they enable, whether configs/ resolves, and what to fix."""
-    from deepepi.doctor import collect, render
+    from deepepi.doctor.report import collect, render
 
     if not as_json:
         click.echo("loading each installed framework in a child process to list its GPUs ...")

@@ -43,9 +43,9 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
     """Evaluate MODELS (ONNX files, run directories, .pt or .keras files) on labelled data: window
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
     false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
-    from deepepi.errors import ConfigError
+    from deepepi.core.errors import ConfigError
     from deepepi.evaluate.report import OUTPUT_FILES, write_all
-    from deepepi.io import refuse_overwrite
+    from deepepi.core.io import refuse_overwrite
 
     for name in OUTPUT_FILES.values():  # the report must not overwrite a model, data or config it read
         refuse_overwrite(Path(out) / name, [*models, *data, config], option="--out")

@@ -15,7 +15,7 @@ def import_model(model: str, config: str, out: str) -> None:
     """Import MODEL: a reference Keras .keras/.h5 file (softmax head) or a PyTorch checkpoint holding
     model_state_dict (conv_stack.N.*, fc1..fc4, bn1..bn4, fc_out). Every layer is checked against the
     architecture the config builds; then `deepepi export --onnx OUT` and the other commands work on OUT."""
-    from deepepi.import_run import import_model as run_import
+    from deepepi.runs.reference_import import import_model as run_import
 
     result = run_import(model, config, out)
     preset = result.spec.preset()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from deepepi.config import load_config
+from deepepi.core.config import load_config
 
 
 @click.group("model")
@@ -17,7 +17,7 @@ def model_group() -> None:
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
 def summary(config: str | None) -> None:
     """Print the Keras and PyTorch layer tables side by side, the counts, and whether they match."""
-    from deepepi.models.specs import spec_from_config
+    from deepepi.models.registry import spec_from_config
     from deepepi.models.summary import build_tables, render
 
     spec = spec_from_config(load_config(config))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.params import POSITIVE_INT, SEED, Number, RateMargin
-from deepepi.errors import DeepEpiError, UnusableInputError
-from deepepi.io import refuse_overwrite
+from deepepi.core.errors import DeepEpiError, UnusableInputError
+from deepepi.core.io import refuse_overwrite
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 
 FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
@@ -56,7 +56,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
     if framework is not None and fmt != "onnx":
         raise DeepEpiError(f"--framework applies to --onnx only (--{fmt} picks its framework)")
     if fmt == "onnx" and quantize is None:
-        from deepepi.export import export_run
+        from deepepi.runs.resolve import export_run
 
         result = export_run(source, out=output, framework=framework, seed=seed)
         meta = result.metadata
@@ -64,7 +64,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
                    f"{meta['trainable_parameters']} trainable parameters, self-check max abs diff "
                    f"{result.max_abs_diff:.2e})")
         return
-    from deepepi.export_app import export_app, export_onnx_quantized
+    from deepepi.export.app import export_app, export_onnx_quantized
 
     if fmt == "onnx":
         fp32, app = export_onnx_quantized(source, quantize, out=output, framework=framework,
@@ -156,7 +156,7 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
 def pipeline(out: str, epochs: int | None, data: str | None) -> int:
     """Train TensorFlow and PyTorch, export both, verify them (trained), transfer one model to the
     other framework, export and verify it (same weights), and write OUT/report.json."""
-    from deepepi.pipeline import DEFAULT_EPOCHS, run
+    from deepepi.workflows.pipeline import DEFAULT_EPOCHS, run
 
     summary = run(out, epochs=epochs or DEFAULT_EPOCHS, data=data, echo=click.echo)
     return 0 if summary["passed"] else 1

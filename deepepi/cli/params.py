@@ -1,4 +1,4 @@
-"""Click option types for numbers: parsed, then held to deepepi.config.number_rule (finite, in range).
+"""Click option types for numbers: parsed, then held to deepepi.core.config.number_rule (finite, in range).
 
 click's FloatRange lets ``nan`` through every bound (nan < 0 is false); these types refuse nan and
 inf with the same wording as a bad config value.
@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from deepepi.config import MAX_SEED, number_rule
+from deepepi.core.config import MAX_SEED, number_rule
 
 
 class Number(click.ParamType):

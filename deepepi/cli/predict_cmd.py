@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.params import POSITIVE_INT, Number
-from deepepi.io import refuse_overwrite
+from deepepi.core.io import refuse_overwrite
 
 
 @click.command("predict")
@@ -30,9 +30,8 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     """Probabilities, OK/WARNING/ALARM states and alarms for every datapoint of DATA, from MODEL
     (.onnx, .tflite, .pte, a run directory, ...) with the app's movement gate, strict threshold and
     WarnTime 5 s / AlarmTime 10 s state machine."""
-    from deepepi.config import load_config
-    from deepepi.predict import (Rules, predict_batch, predict_stream, read_datapoints,
-                                 write_csv)
+    from deepepi.core.config import load_config
+    from deepepi.evaluate.predict import Rules, predict_batch, predict_stream, read_datapoints, write_csv
     from deepepi.runtimes import open_model
     from deepepi.runtimes.base import decision_threshold
 

@@ -7,8 +7,8 @@ import signal
 import click
 
 from deepepi.cli.params import POSITIVE_INT, SEED
-from deepepi.config import FRAMEWORKS, load_config
-from deepepi.errors import ConfigError
+from deepepi.core.config import FRAMEWORKS, load_config
+from deepepi.core.errors import ConfigError
 
 
 @click.command("train")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deepepi.errors import ConfigError, DataError
+from deepepi.core.errors import ConfigError, DataError
 
 MODES = ("none", "random")
 

@@ -30,8 +30,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from deepepi.errors import DataError
-from deepepi.io import open_input
+from deepepi.core.errors import DataError
+from deepepi.core.io import open_input
 
 SAMPLES_PER_DATAPOINT = 125
 CSV_SAMPLE_FREQ = 25  # Hz: one row is a 5-s datapoint of 125 samples

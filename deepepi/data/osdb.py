@@ -23,7 +23,7 @@ Rules applied to each event (documented here because they decide what the model 
   true/false, null, text, NaN, Infinity or 1e39); the error names the event id, the datapoint
   index and the sample index. hr, o2Sat, alarmState, specPower, roiPower are numbers or null.
 - nesting: an event nested deeper than the format (event > datapoints > datapoint > rawData) by
-  more than two levels is refused before it is decoded (deepepi.jsonlimits).
+  more than two levels is refused before it is decoded (deepepi.core.jsonlimits).
 - eventFilters: include/exclude lists of user ids, types, subtypes and data sources (exact match,
   compared as text); includeText/excludeText match ``desc`` case-insensitively as substrings;
   requireHrData / requireO2SatData / require3dData keep an event only when every written
@@ -41,9 +41,9 @@ from typing import Any, Iterable, Iterator, Mapping, TextIO
 import numpy as np
 
 from deepepi.data.csvio import CSV_COLUMNS, CSV_SAMPLE_FREQ, SAMPLES_PER_DATAPOINT
-from deepepi.errors import DataError
-from deepepi.io import atomic_path, open_input, refuse_overwrite
-from deepepi.jsonlimits import EVENT_MAX_DEPTH, check_depth
+from deepepi.core.errors import DataError
+from deepepi.core.io import atomic_path, open_input, refuse_overwrite
+from deepepi.core.jsonlimits import EVENT_MAX_DEPTH, check_depth
 
 LABELS = {"seizure": 1, "false alarm": 0, "nda": 0}
 _READ_CHARS = 1 << 20

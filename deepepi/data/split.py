@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
-from deepepi.errors import DataError
+from deepepi.core.errors import DataError
 
 EVENT_COLUMNS = ("eventId", "userId", "label")
 _CLASS_NAMES = {0: "non-seizure", 1: "seizure"}

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from deepepi.data.osdb import FlattenStats, flatten, iter_events
-from deepepi.io import atomic_path, write_json
+from deepepi.core.io import atomic_path, write_json
 
 FS = 25
 SAMPLES = 125

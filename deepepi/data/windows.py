@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepepi.config import Config
+from deepepi.core.config import Config
 from deepepi.data.csvio import CSV_SAMPLE_FREQ, M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
 from deepepi.data.gaps import fill_gaps
-from deepepi.errors import ConfigError, DataError
-from deepepi.io import save_npz
-from deepepi.preprocessing import Preprocessing
-from deepepi.preprocessing import from_config as preprocessing_from_config
+from deepepi.core.errors import ConfigError, DataError
+from deepepi.core.io import save_npz
+from deepepi.core.preprocessing import Preprocessing
+from deepepi.core.preprocessing import from_config as preprocessing_from_config
 
 OVERLAP_SECONDS = 2.5
 GAP_SECONDS = 7.5

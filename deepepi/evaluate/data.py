@@ -27,8 +27,8 @@ import pandas as pd
 from deepepi.data.csvio import SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS, load_csv
 from deepepi.data.osdb import epoch_seconds, flatten, iter_events
 from deepepi.data.windows import GAP_SECONDS, make_windows
-from deepepi.errors import DataError
-from deepepi.train.dataset import osd_alarm
+from deepepi.core.errors import DataError
+from deepepi.data.dataset import osd_alarm
 
 COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
 DATAPOINT_SECONDS = 5.0

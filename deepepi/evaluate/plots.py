@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from deepepi import io
+from deepepi.core import io
 
 STRIPS_PER_KIND = 3
 

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from converters.contract import INPUT_NAME, OUTPUT_NAME
-from deepepi.errors import ConfigError, ModelError
+from deepepi.core.errors import ConfigError, ModelError
 from deepepi.evaluate.data import EvalData
-from deepepi.evaluate.events import AlarmLogic, event_figures, max_per_event, summary
+from deepepi.scoring.events import AlarmLogic, event_figures, max_per_event, summary
 from deepepi.runtimes import Runtime
 from deepepi.verify.inputs import RUN_CHUNK
 

@@ -1,6 +1,6 @@
 """Evaluation outputs: results.json (every figure), events.csv, PNG plots and a self-contained report.html.
 
-Every file is written atomically through ``deepepi.io``; report.html embeds the plots as base64 PNG,
+Every file is written atomically through ``deepepi.core.io``; report.html embeds the plots as base64 PNG,
 so it can be mailed or archived as one file.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from deepepi import io
-from deepepi.alarm import ALARM
+from deepepi.core import io
+from deepepi.scoring.alarm import ALARM
 from deepepi.evaluate import plots
 from deepepi.evaluate.runner import Evaluation, ModelResult
 

@@ -18,19 +18,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from deepepi import __version__
-from deepepi.alarm import ALARM, AlarmParams
-from deepepi.config import load_config
-from deepepi.errors import ConfigError, ModelError
-from deepepi.evaluate import bootstrap, szcore
+from deepepi.scoring.alarm import ALARM, AlarmParams
+from deepepi.core.config import load_config
+from deepepi.core.errors import ConfigError, ModelError
+from deepepi.scoring import bootstrap
+from deepepi.evaluate import szcore
 from deepepi.evaluate.data import EvalData, load
-from deepepi.evaluate.events import (AlarmLogic, EventFigures, alarm_starts, event_figures, max_per_event, summary,
-                                     table_by)
-from deepepi.evaluate.operating import Sweep, check_rule, choose, sweep
+from deepepi.scoring.events import AlarmLogic, EventFigures, alarm_starts, event_figures, max_per_event, summary, table_by
+from deepepi.scoring.operating import Sweep, check_rule, choose, sweep
 from deepepi.evaluate.qsweep import check_qs, sweep_q
-from deepepi.evaluate.window_metrics import at_threshold, curves
+from deepepi.scoring.window_metrics import at_threshold, curves
 from deepepi.runtimes import Runtime, open_model
 from deepepi.runtimes.base import decision_threshold
-from deepepi.train.metrics import ratio
+from deepepi.scoring.metrics import ratio
 
 DEFAULT_ACC_SD_THRESHOLD = 5.0  # %, the app's default accel_std_threshold_pct
 

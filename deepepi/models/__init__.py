@@ -5,6 +5,7 @@ Only framework-free modules are imported here; the framework-named builder modul
 `torch_*`) are imported by their callers when needed.
 """
 
-from deepepi.models.spec import ArchSpec, ParamCounts
+from deepepi.models.base import ParamCounts
+from deepepi.models.deepepi_cnn.spec import ArchSpec
 
 __all__ = ["ArchSpec", "ParamCounts"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import beta
 
-from deepepi.errors import DataError, SpecError
+from deepepi.core.errors import DataError, SpecError
 
 
 def harrell_davis(scores: np.ndarray, q: float | np.ndarray, axis: int = -1) -> np.ndarray | float:

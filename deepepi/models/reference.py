@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from deepepi.errors import ModelError
-from deepepi.models.spec import LAYER_PARAMS, ArchSpec, Layer
+from deepepi.core.errors import ModelError
+from deepepi.models.deepepi_cnn.spec import LAYER_PARAMS, ArchSpec, Layer
 from deepepi.models.weights import swap_torch_layout
 
 # Keras class name -> our layer kind; layers that compute nothing at inference map to None.

@@ -8,12 +8,19 @@ one more module that calls ``register(ModelEntry(...))`` when imported; DeepEpi 
 from __future__ import annotations
 
 import importlib
+import json
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from deepepi.config import FRAMEWORKS
-from deepepi.errors import ModelError
+from deepepi.core.config import FRAMEWORKS
+from deepepi.core.errors import ModelError, SpecError
+from deepepi.models.amber.spec import AmberSpec
+from deepepi.models.deepepi_cnn.spec import ArchSpec
+from deepepi.models.speccnn.spec import SpecCnnSpec
+
+if TYPE_CHECKING:
+    from deepepi.core.config import Config
 
 
 @dataclass(frozen=True)
@@ -170,24 +177,61 @@ def _import_dotted(name: str) -> Callable[..., Any]:
 
 register(ModelEntry(
     name="deepEpiCnn",
-    builders={"tensorflow": "deepepi.models.keras_deepepi:build_keras_model",
-              "pytorch": "deepepi.models.torch_deepepi:DeepEpiCnn"},
+    builders={"tensorflow": "deepepi.models.keras_common:build_keras_model",
+              "pytorch": "deepepi.models.torch_common:DeepEpiCnn"},
     reference_classes={"tensorflow": "user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel",
                        "pytorch": "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch"},
     description="DeepEpi 1-D CNN (Spahr et al. 2025): conv blocks, global average pooling, dense head",
 ))
 register(ModelEntry(
     name="specCnn",
-    builders={"tensorflow": "deepepi.models.keras_speccnn:build_keras_model",
-              "pytorch": "deepepi.models.torch_speccnn:SpecCnn"},
+    builders={"tensorflow": "deepepi.models.speccnn.keras:build_keras_model",
+              "pytorch": "deepepi.models.speccnn.torch:SpecCnn"},
     reference_classes={"tensorflow": "user_tools.nnTraining2.specCnnModel.SpecCnnModel"},
     description="SpecCnn: in-graph spectrogram (framing + DFT magnitude) and a 2-D CNN (reference SpecCnnModel)",
 ))
 
 register(ModelEntry(
     name="amber",
-    builders={"tensorflow": "deepepi.models.keras_amber:build_keras_model",
-              "pytorch": "deepepi.models.torch_amber:Amber"},
+    builders={"tensorflow": "deepepi.models.amber.keras:build_keras_model",
+              "pytorch": "deepepi.models.amber.torch:Amber"},
     reference_classes={"tensorflow": "user_tools.nnTraining2.amberModel.AmberModel"},
     description="AMBER (Pordoy): conv stack, BiLSTM, LSTM, attention, multi-head fusion (reference AmberModel)",
 ))
+
+
+# One spec per architecture, chosen by name: from a config's modelClass, or from a stored spec's ``model``.
+# A stored spec without ``model`` is DeepEpi's; an imported dotted modelClass (--allow-import) gets ArchSpec.
+SPEC_TYPES: dict[str, Any] = {cls.model: cls for cls in (ArchSpec, SpecCnnSpec, AmberSpec)}
+
+
+def model_name(cfg: Config) -> str:
+    """The registry name of cfg's modelClass ('deepEpiCnn' for an imported dotted path)."""
+    found = lookup(cfg.model["modelClass"])
+    return found[0].name if found is not None else ArchSpec.model
+
+
+def spec_from_config(cfg: Config) -> Any:
+    """The spec of cfg's architecture (ArchSpec, SpecCnnSpec or AmberSpec). ``dims`` 2 (the reference
+    SpecCnn config's value) is accepted for SpecCnn only: its spectrogram is built in the graph either way."""
+    name = model_name(cfg)
+    if int(cfg.model["dims"]) == 2 and name != SpecCnnSpec.model:
+        raise SpecError(f"modelConfig.dims: got 2, but {name} reads 1-D windows; set 1 (2 is for specCnn)",
+                        source=cfg.source)
+    return SPEC_TYPES.get(name, ArchSpec).from_config(cfg)
+
+
+def spec_from_dict(d: Any, *, source: str | None = None) -> Any:
+    """Inverse of any spec's to_dict, dispatched on its ``model`` key (absent: DeepEpi)."""
+    name = d.get("model", ArchSpec.model) if isinstance(d, dict) else ArchSpec.model
+    if name not in SPEC_TYPES:
+        raise SpecError(f"spec: unknown model {name!r}; known: {', '.join(sorted(SPEC_TYPES))}", source=source)
+    return SPEC_TYPES[name].from_dict(d, source=source)
+
+
+def spec_from_json(text: str, *, source: str | None = None) -> Any:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"spec is not valid JSON ({exc.msg})", source=source) from None
+    return spec_from_dict(raw, source=source)

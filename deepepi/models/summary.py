@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from deepepi.models.spec import PRESETS, ArchSpec, ParamCounts
+from deepepi.models.deepepi_cnn.spec import PRESETS, ArchSpec, ParamCounts
 
 FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "pytorch": "torch"}
 TITLES = {"tensorflow": "Keras", "pytorch": "PyTorch"}
@@ -34,7 +34,7 @@ def framework_available(framework: str) -> bool:
 
 
 def keras_table(spec: Any) -> FrameworkTable:
-    from deepepi.models import keras_deepepi, registry
+    from deepepi.models import keras_common as keras_deepepi, registry
 
     model = registry.build(spec, "tensorflow")
     rows = [LayerRow(layer.name, tuple(layer.output.shape), int(layer.count_params())) for layer in model.layers]
@@ -44,7 +44,7 @@ def keras_table(spec: Any) -> FrameworkTable:
 def torch_table(spec: Any) -> FrameworkTable:
     import torch
 
-    from deepepi.models import registry, torch_deepepi
+    from deepepi.models import registry, torch_common as torch_deepepi
 
     model = registry.build(spec, "pytorch").eval()
     shapes: dict[str, tuple[int | None, ...]] = {"input": (None, spec.window)}

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from deepepi.errors import ModelError, SpecError
-from deepepi.io import save_npz
-from deepepi.models.spec import SPEC_KEY
+from deepepi.core.errors import ModelError, SpecError
+from deepepi.core.io import save_npz
+from deepepi.models.deepepi_cnn.spec import SPEC_KEY
 
 
 def check_weights(weights: dict[str, np.ndarray], spec: Any, *, source: str | None = None) -> None:
@@ -71,7 +71,7 @@ def save_weights(path: str | Path, weights: dict[str, np.ndarray], spec: Any) ->
 def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], Any]:
     """Read a neutral weights file (np.load allow_pickle=False); the result is checked against its spec
     (whichever architecture the stored spec names)."""
-    from deepepi.models.specs import spec_from_json
+    from deepepi.models.registry import spec_from_json
 
     path = Path(path)
     if not path.is_file():

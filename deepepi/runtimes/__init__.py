@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from deepepi.errors import ModelError
+from deepepi.core.errors import ModelError
 from deepepi.runtimes.base import Runtime
 
 RUN_DIR = "run_dir"

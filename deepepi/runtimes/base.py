@@ -15,8 +15,8 @@ import numpy as np
 
 from converters.contract import THRESHOLD_KEY, ExportInfo, Exporter, metadata
 from deepepi import __version__
-from deepepi.errors import DataError, ModelError
-from deepepi.preprocessing import Preprocessing
+from deepepi.core.errors import DataError, ModelError
+from deepepi.core.preprocessing import Preprocessing
 
 NUM_CLASSES = 2
 PROBA_ATOL = 1e-3  # a probability row must sum to 1 within this, and lie in [0, 1] within it
@@ -93,7 +93,7 @@ class NativeRuntime:
 
 def native_metadata(model_file: Path, cfg: Any, spec: Any, framework: str, framework_version: str) -> dict[str, str]:
     """The metadata an ONNX export of this model would carry (decision_threshold included)."""
-    from deepepi.export import source_for
+    from deepepi.runs.resolve import source_for
 
     info = ExportInfo(source_for(model_file, cfg), spec.window, spec.num_classes,
                       spec.expected_counts().trainable, spec.to_json())

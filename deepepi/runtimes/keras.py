@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepepi.errors import ModelError
-from deepepi.preprocessing import from_config as preprocessing_from_config
+from deepepi.core.errors import ModelError
+from deepepi.core.preprocessing import from_config as preprocessing_from_config
 from deepepi.runtimes.base import NativeRuntime, native_metadata
 
 
@@ -24,9 +24,9 @@ def _set_threads(tf, threads: int) -> None:  # noqa: ANN001 - the tensorflow mod
 def load(path: Path, *, threads: int | None = None) -> NativeRuntime:
     import tensorflow as tf
 
-    from deepepi.export import resolve_run
-    from deepepi.models import keras_deepepi as kdm
-    from deepepi.models.specs import spec_from_config
+    from deepepi.runs.resolve import resolve_run
+    from deepepi.models import keras_common as kdm
+    from deepepi.models.registry import spec_from_config
 
     if threads is not None:
         _set_threads(tf, threads)

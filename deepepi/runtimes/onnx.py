@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from converters.contract import contract_problems, graph_io, read_metadata
-from deepepi.errors import ModelError
+from deepepi.core.errors import ModelError
 from deepepi.runtimes.base import NUM_CLASSES, check_acc, check_proba
 from deepepi.verify.inputs import DEFAULT_PROVIDERS, first_line, load_onnx, run_session
 

@@ -8,7 +8,7 @@ from deepepi.runtimes.base import Runtime
 
 
 def load(path: Path, *, threads: int | None = None) -> Runtime:
-    from deepepi.export import resolve_run
+    from deepepi.runs.resolve import resolve_run
     from deepepi.runtimes import open_model
 
     return open_model(resolve_run(path).model_file, threads=threads)

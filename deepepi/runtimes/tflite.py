@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from converters import app_meta
-from deepepi.errors import UnusableInputError
-from deepepi.quiet import captured_output
+from deepepi.core.errors import UnusableInputError
+from deepepi.core.quiet import captured_output
 from deepepi.runtimes.base import check_acc, check_proba
 from deepepi.verify.inputs import first_line
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepepi.config import from_dict
-from deepepi.preprocessing import from_config as preprocessing_from_config
+from deepepi.core.config import from_dict
+from deepepi.core.preprocessing import from_config as preprocessing_from_config
 from deepepi.runtimes.base import NativeRuntime, native_metadata
 
 
 def load(path: Path, *, threads: int | None = None) -> NativeRuntime:
     import torch
 
-    from deepepi.models import torch_deepepi as tdm
+    from deepepi.models import torch_common as tdm
 
     if threads is not None:
         torch.set_num_threads(threads)

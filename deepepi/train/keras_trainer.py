@@ -33,14 +33,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepepi import io
-from deepepi.models.keras_deepepi import build_keras_model, export_weights, import_weights, save_keras_model
+from deepepi.core import io
+from deepepi.models.keras_common import build_keras_model, export_weights, import_weights, save_keras_model
 from deepepi.models.weights import save_weights
-from deepepi.train import artifacts as art
+from deepepi.runs import layout as art
 from deepepi.train import keras_scale
 from deepepi.train.batches import BatchStream
 from deepepi.train.plan import Stream
-from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
+from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
 from deepepi.train.run import FitResult, Job
@@ -57,7 +57,7 @@ BEST_WEIGHTS = "best-{epoch:04d}.weights.h5"  # the selected epoch's weights, 1-
 class ConfusionCount(keras.metrics.Metric):
     """One confusion count (tp|fp|tn|fn) of argmax predictions, summed over the epoch.
 
-    Only counts are accumulated in the graph; every rate is derived by deepepi.train.metrics.
+    Only counts are accumulated in the graph; every rate is derived by deepepi.scoring.metrics.
     """
 
     def __init__(self, kind: str = "tp", name: str | None = None, **kwargs: Any) -> None:

@@ -27,11 +27,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deepepi import io
-from deepepi.config import Config
-from deepepi.errors import ConfigError, DeepEpiError
-from deepepi.train.dataset import EventSplit
-from deepepi.train.metrics import fmt, ratio
+from deepepi.core import io
+from deepepi.core.config import Config
+from deepepi.core.errors import ConfigError, DeepEpiError
+from deepepi.data.dataset import EventSplit
+from deepepi.scoring.metrics import fmt, ratio
 
 SUMMARY_JSON = "kfold_summary.json"
 SUMMARY_TXT = "kfold_summary.txt"
@@ -112,8 +112,8 @@ def _train_task(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
     ``resume`` a finished fold (metrics.json, no resume state, same config) is reused and an
     unfinished one continued. A typed error comes back as a value (exceptions with keyword
     arguments do not survive pickling)."""
-    from deepepi.config import from_dict
-    from deepepi.train import artifacts as art
+    from deepepi.core.config import from_dict
+    from deepepi.runs import layout as art
     from deepepi.train.run import train
 
     run_dir = Path(opts.out) / task.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from deepepi.train.metrics import fmt
+from deepepi.scoring.metrics import fmt
 
 
 LOSS_EVERY = 25  # steps between loss updates on the bar: reading a GPU loss waits for the device

@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deepepi import io
-from deepepi.config import Config, from_dict
-from deepepi.errors import ConfigError, DeepEpiError, ModelError
-from deepepi.train import artifacts as art
-from deepepi.train.dataset import Datasets, EventSplit, prepare
-from deepepi.train.metrics import final_report, fmt
+from deepepi.core import io
+from deepepi.core.config import Config, from_dict
+from deepepi.core.errors import ConfigError, DeepEpiError, ModelError
+from deepepi.runs import layout as art
+from deepepi.data.dataset import Datasets, EventSplit, prepare
+from deepepi.scoring.metrics import final_report, fmt
 from deepepi.train.plan import Plan
 from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
@@ -73,7 +73,7 @@ class Job:
     """Everything a framework trainer needs; ``record`` is called once per finished epoch."""
 
     cfg: Config
-    spec: Any  # deepepi.models.spec.ArchSpec
+    spec: Any  # deepepi.models.deepepi_cnn.spec.ArchSpec
     build: Callable[[Any], Any]  # the registry's builder for modelConfig.modelClass in this framework
     data: Datasets
     run_dir: Path
@@ -248,7 +248,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         data = Path(data)
         if writer:
             _refuse_inputs_in_run_dir(run_dir, data, cfg.source, init_weights)
-    from deepepi.models.specs import spec_from_config
+    from deepepi.models.registry import spec_from_config
 
     spec = spec_from_config(cfg)
     start_weights = None if saved is not None else _initial_weights(init_weights, spec)

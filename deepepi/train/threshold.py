@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from deepepi import io
+from deepepi.core import io
 from deepepi.evaluate.data import from_windows
-from deepepi.evaluate.events import AlarmLogic
-from deepepi.evaluate.operating import choose, sweep
-from deepepi.train.artifacts import THRESHOLD
+from deepepi.scoring.events import AlarmLogic
+from deepepi.scoring.operating import choose, sweep
+from deepepi.runs.layout import THRESHOLD
 
 RULE = "highest threshold keeping the validation event sensitivity (raw windows) at its maximum"
 

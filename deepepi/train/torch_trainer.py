@@ -33,14 +33,14 @@ import torch
 import torch.utils.deterministic
 import torch.nn.functional as F
 
-from deepepi.errors import ConfigError
-from deepepi.io import atomic_path
-from deepepi.models.torch_deepepi import export_weights, import_weights, save_checkpoint
+from deepepi.core.errors import ConfigError
+from deepepi.core.io import atomic_path
+from deepepi.models.torch_common import export_weights, import_weights, save_checkpoint
 from deepepi.models.weights import save_weights
-from deepepi.train import artifacts as art
+from deepepi.runs import layout as art
 from deepepi.train import torch_ddp
 from deepepi.train.batches import BatchStream
-from deepepi.train.metrics import Counts, epoch_record, evaluate, summarise
+from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
 from deepepi.train.run import FitResult, Job
@@ -110,7 +110,7 @@ def train_steps(model: torch.nn.Module, m: dict[str, Any], x: np.ndarray, y: np.
 
 def lockstep_model(spec: Any, weights: dict[str, np.ndarray], dtype: str) -> torch.nn.Module:
     """A CPU model holding ``weights`` in ``dtype`` ("float32" or "float64"), for train_steps."""
-    from deepepi.models.torch_deepepi import DeepEpiCnn
+    from deepepi.models.torch_common import DeepEpiCnn
 
     model = DeepEpiCnn(spec)
     import_weights(model, spec, weights)

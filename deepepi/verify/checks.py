@@ -15,8 +15,8 @@ import onnx
 
 from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
                                  contract_problems, graph_io)
-from deepepi.errors import UnusableInputError
-from deepepi.train.metrics import Counts, ratio
+from deepepi.core.errors import UnusableInputError
+from deepepi.scoring.metrics import Counts, ratio
 from deepepi.verify import stats
 from deepepi.verify.inputs import Subject, first_line
 
@@ -311,7 +311,7 @@ def quantized_drop(a: np.ndarray, b: np.ndarray, labels: np.ndarray, event_id: n
                    threshold: float | None, max_drop: float) -> Check:
     """Quantised B may lose at most ``max_drop`` (a fraction; 0.01 = 1 point) of A's event
     sensitivity and of its window TPR on labelled data; an event is detected when any window is."""
-    from deepepi.train.metrics import event_report, window_report
+    from deepepi.scoring.metrics import event_report, window_report
 
     figures: dict[str, Any] = {"max_drop": max_drop, "threshold": threshold}
     drops = {}

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from converters.contract import INPUT_NAME, OUTPUT_NAME, graph_io, read_metadata, realistic_windows
-from deepepi.errors import DeepEpiError, UnusableInputError
+from deepepi.core.errors import DeepEpiError, UnusableInputError
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 RUN_CHUNK = 1024
@@ -116,7 +116,7 @@ def random_inputs(n: int, window: int, *, seed: int) -> Inputs:
 
 def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Inputs:
     """Raw milli-g windows and labels from a flattened OSDB CSV, windowed as the config says."""
-    from deepepi.config import load_config
+    from deepepi.core.config import load_config
     from deepepi.data.csvio import load_csv
     from deepepi.data.windows import windows_from_config
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepepi.io import write_json
+from deepepi.core.io import write_json
 from deepepi.verify.checks import FAIL, Check
 
 

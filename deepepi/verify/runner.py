@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from deepepi.config import number_rule, require_number
-from deepepi.errors import UnusableInputError
+from deepepi.core.config import number_rule, require_number
+from deepepi.core.errors import UnusableInputError
 from deepepi.runtimes.base import decision_threshold
 from deepepi.verify import checks, stats
 from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs, resolve_providers

@@ -1,0 +1,144 @@
+"""What every architecture spec shares: counts and weight groups derived from its ordered weight shapes.
+
+A spec (DeepEpi's ArchSpec, SpecCnnSpec, AmberSpec) is a frozen, framework-free dataclass with a
+class-level ``model`` name (the registry entry), ``window``, ``num_classes``, ``layer_names()`` and
+``weight_shapes()`` (neutral keys ``<layer>/<param>`` in network order, Keras layout, each layer's
+params in Keras ``get_weights()`` order). Everything below is derived from those, so the two
+frameworks, the summary and the neutral weights file all read one source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+import json
+import math
+import numbers
+from typing import Any
+
+from deepepi.core.errors import SpecError
+
+BN_STATS = ("moving_mean", "moving_variance")
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Trainable weights and non-trainable BatchNorm statistics (never torch's num_batches_tracked)."""
+
+    trainable: int
+    non_trainable: int
+    total: int | None = None
+
+    def __post_init__(self) -> None:
+        expected = self.trainable + self.non_trainable
+        if self.total is None:
+            object.__setattr__(self, "total", expected)
+        elif self.total != expected:
+            raise ValueError(f"ParamCounts: total {self.total} != trainable + non_trainable ({expected})")
+
+    def to_dict(self) -> dict[str, int]:
+        return {"trainable": self.trainable, "non_trainable": self.non_trainable, "total": int(self.total)}
+
+
+class SpecMethods:
+    """Mixin for spec dataclasses: parameter counts and weight groups from ``weight_shapes()``."""
+
+    model: str  # the registry name, a class attribute of each spec
+
+    def layer_names(self) -> list[str]:  # pragma: no cover - every spec defines it
+        raise NotImplementedError
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:  # pragma: no cover - every spec defines it
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every spec defines it
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str | None = None) -> Any:
+        """Inverse of to_dict; unknown or missing keys are a SpecError (a spec is never guessed)."""
+        fields = fields_from_dict(cls, d, source=source)
+        try:
+            return cls(**fields)
+        except SpecError as err:
+            raise SpecError(str(err), source=source) from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def weight_groups(self) -> list[tuple[str, list[str]]]:
+        """(layer name, its params in Keras get_weights() order) for every layer holding weights."""
+        groups: dict[str, list[str]] = {}
+        for key in self.weight_shapes():
+            layer, param = key.split("/", 1)
+            groups.setdefault(layer, []).append(param)
+        return list(groups.items())
+
+    def layer_param_counts(self) -> dict[str, int]:
+        """Parameters (trainable + BN statistics) per layer name, 0 for weightless layers."""
+        counts = {name: 0 for name in self.layer_names()}
+        for key, shape in self.weight_shapes().items():
+            counts[key.split("/")[0]] += math.prod(shape)
+        return counts
+
+    def expected_counts(self) -> Any:
+        """Parameter counts derived from the spec alone; both frameworks must report exactly these."""
+        trainable = non_trainable = 0
+        for key, shape in self.weight_shapes().items():
+            if key.rsplit("/", 1)[1] in BN_STATS:
+                non_trainable += math.prod(shape)
+            else:
+                trainable += math.prod(shape)
+        return ParamCounts(trainable, non_trainable)
+
+
+def tagged_dict(model: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A spec's JSON form: its fields plus ``model``, so a weights file or checkpoint names its architecture."""
+    return {"model": model, **fields}
+
+
+def fields_from_dict(cls: Any, d: Any, *, source: str | None) -> dict[str, Any]:
+    """The dataclass fields of ``cls`` from a spec dict (``model`` must name ``cls``); unknown or
+    missing keys are a SpecError, since a spec is never guessed."""
+    if not isinstance(d, dict):
+        raise SpecError(f"spec must be a JSON object, got {type(d).__name__}", source=source)
+    d = dict(d)
+    tag = d.pop("model", cls.model)
+    if tag != cls.model:
+        raise SpecError(f"spec: model {tag!r} is not {cls.model!r}", source=source)
+    names = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+    unknown = sorted(set(d) - set(names))
+    missing = [n for n in names if n not in d]
+    if unknown or missing:
+        parts = ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])
+        raise SpecError("spec: " + "; ".join(parts), source=source)
+    return {n: d[n] for n in names}
+
+
+def plain_int(v: Any) -> Any:
+    """numpy integers become Python ints (so the spec stays JSON-able); anything else is validated as given."""
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+
+
+def int_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    """A list field as a tuple of plain ints (each value is validated by the spec afterwards)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise SpecError(f"{name}: got {value!r}, expected a list of integers")
+    return tuple(plain_int(v) for v in value)
+
+
+def check_int(name: str, v: Any, lo: int = 1) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise SpecError(f"{name}: got {v!r}, expected an integer >= {lo}")
+
+
+def check_rate(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v < 1.0:
+        raise SpecError(f"{name}: got {v!r}, expected a number with 0 <= {name} < 1")
+
+
+def check_bn(eps: Any, momentum: Any) -> None:
+    for name, v, ok in (("bn_epsilon", eps, lambda x: x > 0), ("bn_momentum", momentum, lambda x: 0 < x < 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+            raise SpecError(f"{name}: got {v!r}, expected " + ("a number > 0" if name == "bn_epsilon"
+                                                               else "a number with 0 < bn_momentum < 1"))

@@ -1,0 +1,151 @@
+"""Event-level figures from per-window probabilities: alarms, detection, latency, false alarms per 24 h.
+
+Two alarm logics, both reported:
+- ``raw``: every window with p > threshold is an alarm window (nnTester's event rule, strict as in
+  the app).
+- ``app``: the phone's rules (``deepepi.scoring.alarm``): movement gate, p > threshold, and the WarnTime /
+  AlarmTime state machine, restarted at every event and recording gap; alarm windows are those in
+  ALARM.
+
+Definitions (the same for both logics):
+- an *alarm* is the start of a run of alarm windows within one contiguous stretch (consecutive
+  alarm windows are one alarm, not several);
+- an event is *detected* when an alarm is raised anywhere in it (events too short for a window
+  cannot be detected); *latency* = time of the first alarm window (its last datapoint's dataTime)
+  minus the onset (``seizureTimes`` start when known, else the recording start; negative when
+  the alarm comes before the annotated onset);
+- *false alarms* are alarms in non-seizure events; *FP/24 h* = false alarms / (non-seizure windows
+  x hop) x 24 h, with the hop (5 s) turning windows into recording time; the *false-alarm ratio*
+  is the fraction of non-seizure events with at least one alarm (the reference's event FPR).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepepi.scoring.alarm import ALARM, WARNING, AlarmParams, alarm_states, gate_windows
+from deepepi.evaluate.data import EvalData
+from deepepi.scoring.metrics import ratio
+
+LOGICS = ("raw", "app")
+
+
+@dataclass(frozen=True)
+class AlarmLogic:
+    """How window probabilities become alarms: ``raw`` or ``app`` (gate + state machine)."""
+
+    name: str
+    acc_sd_threshold: float = 0.0
+    params: AlarmParams = AlarmParams()
+
+    def decision_p(self, data: EvalData, p: np.ndarray) -> np.ndarray:
+        """The probability the threshold is applied to (the movement gate zeroes still datapoints)."""
+        if self.name == "app" and self.acc_sd_threshold > 0:
+            return gate_windows(p, data.X, self.acc_sd_threshold)
+        return p
+
+    def states(self, data: EvalData, dp: np.ndarray, threshold: float) -> np.ndarray:
+        """Per-window state: raw 0/2 (alarm), app OK/WARNING/ALARM."""
+        positive = dp > threshold
+        if self.name == "raw":
+            return np.where(positive, ALARM, 0).astype(np.int8)
+        return alarm_states(positive, data.segment, self.params)
+
+
+@dataclass
+class EventFigures:
+    """Per event (rows of ``data.events``) for one model, logic and threshold."""
+
+    detected: np.ndarray
+    warned: np.ndarray
+    alarms: np.ndarray
+    first_alarm: np.ndarray
+    latency: np.ndarray
+    max_p: np.ndarray
+    n_windows: np.ndarray
+
+
+def alarm_starts(alarm: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """True at the first window of each run of alarm windows within a segment."""
+    start = alarm.copy()
+    start[1:] &= ~alarm[:-1] | (segment[1:] != segment[:-1])
+    return start
+
+
+def _first_time(mask: np.ndarray, data: EvalData, n_events: int) -> np.ndarray:
+    first = np.full(n_events, np.nan)
+    idx = np.flatnonzero(mask)
+    ev, pos = np.unique(data.window_event[idx], return_index=True)
+    first[ev] = data.end_time[idx[pos]]
+    return first
+
+
+def max_per_event(data: EvalData, p: np.ndarray) -> np.ndarray:
+    """Each event's highest window probability (NaN for an event without windows)."""
+    out = np.full(len(data.events), np.nan)
+    np.fmax.at(out, data.window_event, p.astype(np.float64))
+    return out
+
+
+def event_figures(data: EvalData, states: np.ndarray, max_p: np.ndarray) -> EventFigures:
+    n = len(data.events)
+    alarm = states >= ALARM
+    counts = np.bincount(data.window_event, weights=alarm_starts(alarm, data.segment), minlength=n)
+    warned = np.bincount(data.window_event, weights=states >= WARNING, minlength=n) > 0
+    first = _first_time(alarm, data, n)
+    seizure = data.events["label"].to_numpy() == 1
+    # rounded to 1 ms: epoch seconds in float64 carry ~1e-7 s of noise
+    latency = np.round(np.where(seizure, first - data.events["onset"].to_numpy(), np.nan), 3)
+    return EventFigures(detected=counts > 0, warned=warned, alarms=counts.astype(np.int64), first_alarm=first,
+                        latency=latency, max_p=max_p, n_windows=np.bincount(data.window_event, minlength=n))
+
+
+def hours(n_windows: np.ndarray | int, hop_s: float) -> np.ndarray | float:
+    return np.asarray(n_windows) * hop_s / 3600.0
+
+
+def summary(data: EvalData, figs: EventFigures, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """Event sensitivity, false alarms, FP/24 h, false-alarm ratio and latency over ``rows`` (all)."""
+    rows = np.arange(len(data.events)) if rows is None else rows
+    seizure = data.events["label"].to_numpy()[rows] == 1
+    det, alarms = figs.detected[rows], figs.alarms[rows]
+    non_hours = float(hours(figs.n_windows[rows][~seizure].sum(), data.hop_s))
+    false_alarms = int(alarms[~seizure].sum())
+    lat = figs.latency[rows][seizure & det]
+    return {
+        "seizure_events": int(seizure.sum()), "detected": int(det[seizure].sum()),
+        "sensitivity": ratio(int(det[seizure].sum()), int(seizure.sum())),
+        "warned": int(figs.warned[rows][seizure].sum()),
+        "non_seizure_events": int((~seizure).sum()),
+        "events_with_false_alarm": int(det[~seizure].sum()),
+        "false_alarm_ratio": ratio(int(det[~seizure].sum()), int((~seizure).sum())),
+        "false_alarms": false_alarms, "non_seizure_hours": non_hours,
+        "fp_per_24h": false_alarms / non_hours * 24.0 if non_hours > 0 else None,
+        "latency_s": _latency_stats(lat),
+    }
+
+
+def _latency_stats(lat: np.ndarray) -> dict[str, Any]:
+    if len(lat) == 0:
+        return {"n": 0, "median": None, "mean": None, "p90": None, "min": None, "max": None}
+    return {"n": int(len(lat)), "median": float(np.median(lat)), "mean": float(np.mean(lat)),
+            "p90": float(np.percentile(lat, 90)), "min": float(lat.min()), "max": float(lat.max())}
+
+
+def table_by(data: EvalData, figs: EventFigures, column: str) -> list[dict[str, Any]]:
+    """``summary`` per value of an events-table column (userId, subtype)."""
+    out = []
+    values = data.events[column].to_numpy()
+    for value in pd.unique(values):
+        rows = np.flatnonzero(values == value)
+        s = summary(data, figs, rows)
+        out.append({column: value.item() if hasattr(value, "item") else value,
+                    **{k: s[k] for k in ("seizure_events", "detected", "sensitivity", "non_seizure_events",
+                                         "events_with_false_alarm", "false_alarm_ratio", "false_alarms",
+                                         "fp_per_24h")},
+                    "latency_median_s": s["latency_s"]["median"]})
+    return sorted(out, key=lambda r: str(r[column]))
