@@ -17,7 +17,7 @@ from deepepi.core.errors import ConfigError, ModelError
 from deepepi.evaluate.data import EvalData
 from deepepi.scoring.events import AlarmLogic, event_figures, max_per_event, summary
 from deepepi.runtimes import Runtime
-from deepepi.verify.inputs import RUN_CHUNK
+from converters.session import RUN_CHUNK
 
 DEFAULT_QS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 Q_INPUT_KEY = "hd_q_input"

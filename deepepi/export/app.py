@@ -165,7 +165,7 @@ def _in_memory_onnx(content: bytes, path: Path) -> Any:
     """An ONNX graph not yet written, in onnxruntime (CPU), for the self-check."""
     import onnx
 
-    from deepepi.verify.inputs import OnnxFile, open_session_bytes
+    from converters.session import OnnxFile, open_session_bytes
 
     return OnnxFile(path, onnx.load_from_string(content), open_session_bytes(content, label=str(path)))
 

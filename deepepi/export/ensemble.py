@@ -19,7 +19,7 @@ from deepepi.core.io import sha256_file
 def member_file(path: str | Path) -> Path:
     """The ONNX file standing for ``path``: itself, or a run's up-to-date (or fresh) model.onnx."""
     from deepepi.runs.resolve import default_output, export_run, resolve_run
-    from deepepi.verify.inputs import load_onnx
+    from converters.session import load_onnx
 
     path = Path(path)
     if path.suffix == ".onnx":
@@ -35,7 +35,7 @@ def member_file(path: str | Path) -> Path:
 
 def build_ensemble(paths: list[str | Path], out: str | Path, *, q: float = DEFAULT_Q, seed: int = 0) -> ExportResult:
     """Resolve every member and write the checked ensemble graph to ``out``."""
-    from deepepi.verify.inputs import load_onnx
+    from converters.session import load_onnx
 
     files = [member_file(p) for p in paths]
     return export_ensemble([Member(f, load_onnx(f)) for f in files], out, q=q, seed=seed)

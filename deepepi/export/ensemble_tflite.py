@@ -23,7 +23,7 @@ from deepepi.core.preprocessing import Preprocessing
 def is_ensemble(path: str | Path) -> bool:
     """An ONNX file whose metadata says it is a `deepepi ensemble` graph."""
     from converters.contract import read_metadata
-    from deepepi.verify.inputs import load_onnx
+    from converters.session import load_onnx
 
     path = Path(path)
     return path.suffix == ".onnx" and path.is_file() and read_metadata(load_onnx(path)).get("framework") == "ensemble"
@@ -57,7 +57,7 @@ def export_tflite(path: str | Path, *, out: str | Path | None = None, seed: int 
     from deepepi.runs.resolve import build_twin
     from deepepi.export.app import FORMATS, _import
     from deepepi.runtimes import open_model
-    from deepepi.verify.inputs import load_onnx
+    from converters.session import load_onnx
 
     path = Path(path)
     meta = read_metadata(load_onnx(path))

@@ -15,7 +15,7 @@ import numpy as np
 from converters.contract import contract_problems, graph_io, read_metadata
 from deepepi.core.errors import ModelError
 from deepepi.runtimes.base import NUM_CLASSES, check_acc, check_proba
-from deepepi.verify.inputs import DEFAULT_PROVIDERS, first_line, load_onnx, run_session
+from converters.session import DEFAULT_PROVIDERS, first_line, load_onnx, run_session
 
 
 @dataclass

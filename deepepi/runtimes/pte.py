@@ -18,7 +18,7 @@ from converters.contract import softmax
 from deepepi.core.errors import UnusableInputError
 from deepepi.core.quiet import captured_output
 from deepepi.runtimes.base import check_acc, check_proba
-from deepepi.verify.inputs import first_line
+from converters.session import first_line
 
 
 class PteRuntime:

@@ -18,7 +18,8 @@ from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, 
 from deepepi.core.errors import UnusableInputError
 from deepepi.scoring.metrics import Counts, ratio
 from deepepi.verify import stats
-from deepepi.verify.inputs import Subject, first_line
+from converters.session import first_line
+from deepepi.verify.inputs import Subject
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 # Metadata that must match for two graphs to describe the same task on the same input.

@@ -21,7 +21,8 @@ from deepepi.core.config import number_rule, require_number
 from deepepi.core.errors import UnusableInputError
 from deepepi.runtimes.base import decision_threshold
 from deepepi.verify import checks, stats
-from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs, resolve_providers
+from converters.session import resolve_providers
+from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
 
