@@ -42,7 +42,8 @@ def sessions(root: Path, threads: int) -> dict[str, tuple[object, int]]:
 
     from converters import torch_onnx
     from converters.contract import Source
-    from deepepi.models import torch_common as tdm
+    from deepepi.models import torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
     from deepepi.models.deepepi_cnn.spec import PRESETS as ALL, ArchSpec
     from deepepi.core.preprocessing import Preprocessing
 
@@ -52,8 +53,8 @@ def sessions(root: Path, threads: int) -> dict[str, tuple[object, int]]:
         rng = np.random.default_rng(0)
         weights = {k: (rng.uniform(0.5, 1.5, s) if k.endswith(("gamma", "moving_variance"))
                        else rng.normal(0, 0.1, s)).astype(np.float32) for k, s in spec.weight_shapes().items()}
-        model = tdm.DeepEpiCnn(spec).eval()
-        tdm.import_weights(model, spec, weights)
+        model = deepepi_torch.DeepEpiCnn(spec).eval()
+        torch_weights.import_weights(model, spec, weights)
         torch_onnx.export(model, spec, root / f"{name}.onnx", Source("bench", "0" * 64, 25, 125, Preprocessing()))
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1

@@ -55,7 +55,8 @@ def random_run(root: Path) -> Path:
     """A PyTorch run directory of the reference spec with seeded random weights (BN stats included)."""
     from deepepi.core.config import REPO_CONFIGS, load_config
     from deepepi.core.io import write_json
-    from deepepi.models import torch_common as tdm
+    from deepepi.models import torch_checkpoint, torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
     from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.models.weights import save_weights
 
@@ -76,9 +77,9 @@ def random_run(root: Path) -> Path:
     run.mkdir()
     write_json(run / "config.json", cfg.to_dict())
     save_weights(run / "weights.npz", weights, spec)
-    model = tdm.DeepEpiCnn(spec).eval()
-    tdm.import_weights(model, spec, weights)
-    tdm.save_checkpoint(run / "model.pt", model, spec, cfg.to_dict())
+    model = deepepi_torch.DeepEpiCnn(spec).eval()
+    torch_weights.import_weights(model, spec, weights)
+    torch_checkpoint.save_checkpoint(run / "model.pt", model, spec, cfg.to_dict())
     return run
 
 
@@ -109,7 +110,7 @@ def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
     import torch
 
     from deepepi.runs.resolve import build_twin, resolve_run
-    from deepepi.models.torch_common import load_checkpoint
+    from deepepi.models.torch_checkpoint import load_checkpoint
     from deepepi.core.preprocessing import from_config
 
     torch.set_num_threads(threads)

@@ -33,14 +33,14 @@ def export_members(root: Path, n: int) -> list[Path]:
 
     from converters import torch_onnx
     from converters.contract import Source
-    from deepepi.models import torch_common as tdm
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
     from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.core.preprocessing import Preprocessing
 
     spec, paths = ArchSpec(), []
     for i in range(n):
         torch.manual_seed(i)
-        model = tdm.DeepEpiCnn(spec).eval()
+        model = deepepi_torch.DeepEpiCnn(spec).eval()
         paths.append(torch_onnx.export(model, spec, root / f"member{i}.onnx",
                                        Source(f"member{i}", "0" * 64, 25, 125, Preprocessing())).path)
     return paths

@@ -39,7 +39,8 @@ def export_model(path: Path) -> Path:
     from deepepi.core.config import load_config
     from deepepi.runs.resolve import source_for
     from deepepi.models.deepepi_cnn.spec import ArchSpec
-    from deepepi.models.torch_common import DeepEpiCnn, save_checkpoint
+    from deepepi.models.deepepi_cnn.torch import DeepEpiCnn
+    from deepepi.models.torch_checkpoint import save_checkpoint
 
     cfg = load_config(None)
     spec = ArchSpec.from_config(cfg)

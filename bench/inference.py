@@ -54,8 +54,10 @@ def build_models(threads: int, root: Path, preset: str) -> dict[str, Callable[[n
 
     from converters import keras_onnx, torch_onnx
     from converters.contract import Source
-    from deepepi.models import keras_common as kdm
-    from deepepi.models import torch_common as tdm
+    from deepepi.models import keras_weights
+    from deepepi.models.deepepi_cnn import keras as deepepi_keras
+    from deepepi.models import torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
     from deepepi.models.deepepi_cnn.spec import PRESETS, ArchSpec
     from deepepi.core.preprocessing import Preprocessing
 
@@ -64,12 +66,12 @@ def build_models(threads: int, root: Path, preset: str) -> dict[str, Callable[[n
     torch.set_num_threads(threads)
     spec, pre = ArchSpec(**PRESETS[preset].fields()), Preprocessing()
     rng = np.random.default_rng(0)
-    keras_model = kdm.build_keras_model(spec)
+    keras_model = deepepi_keras.build_keras_model(spec)
     weights = {k: (rng.uniform(0.5, 1.5, s) if k.endswith(("gamma", "moving_variance"))
                    else rng.normal(0, 0.1, s)).astype(np.float32) for k, s in spec.weight_shapes().items()}
-    kdm.import_weights(keras_model, spec, weights)
-    torch_model = tdm.DeepEpiCnn(spec).eval()
-    tdm.import_weights(torch_model, spec, weights)
+    keras_weights.import_weights(keras_model, spec, weights)
+    torch_model = deepepi_torch.DeepEpiCnn(spec).eval()
+    torch_weights.import_weights(torch_model, spec, weights)
     source = Source("bench", "0" * 64, 25, 125, pre)
     keras_onnx.export(keras_model, spec, root / "tf.onnx", source)
     torch_onnx.export(torch_model, spec, root / "torch.onnx", source)

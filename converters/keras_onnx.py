@@ -19,7 +19,7 @@ import tf2onnx
 from converters.contract import (INPUT_NAME, OPSET, OUTPUT_NAME, ExportInfo, Exporter, ExportResult,
                                  Reference, Source, finish, softmax)
 from deepepi.core.errors import ExportError
-from deepepi.models.keras_common import count_parameters
+from deepepi.models.keras_weights import count_parameters
 from deepepi.models.deepepi_cnn.spec import ArchSpec
 from deepepi.core.preprocessing import FLAT_STD, Preprocessing
 

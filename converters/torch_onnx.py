@@ -20,7 +20,7 @@ from converters.contract import (BATCH_DIM, INPUT_NAME, OPSET, OUTPUT_NAME, Expo
                                  ExportResult, Reference, Source, finish, softmax)
 from deepepi.core.errors import ExportError
 from deepepi.models.deepepi_cnn.spec import ArchSpec
-from deepepi.models.torch_common import count_parameters
+from deepepi.models.torch_weights import count_parameters
 from deepepi.core.preprocessing import FLAT_STD, Preprocessing
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from deepepi.models.deepepi_cnn.spec import ArchSpec
-from deepepi.models.torch_common import DeepEpiCnn
+from deepepi.models.deepepi_cnn.torch import DeepEpiCnn
 from deepepi.train import torch_ddp
 
 SPEC = ArchSpec(window=96, filters=(4, 6, 6), strides=(1, 2, 1), kernel_size=5, dense_widths=(8, 4),

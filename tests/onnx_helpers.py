@@ -128,17 +128,17 @@ def make_run(run_dir: Path, cfg: Config, *, seed: int = 0) -> Path:
     write_json(run_dir / "config.json", cfg.to_dict())
     save_weights(run_dir / "weights.npz", weights, spec)
     if cfg.framework == "pytorch":
-        from deepepi.models import torch_common as tdm
+        from deepepi.models import torch_checkpoint, torch_weights
 
         model = registry.build(spec, "pytorch").eval()
-        tdm.import_weights(model, spec, weights)
-        tdm.save_checkpoint(run_dir / "model.pt", model, spec, cfg.to_dict())
+        torch_weights.import_weights(model, spec, weights)
+        torch_checkpoint.save_checkpoint(run_dir / "model.pt", model, spec, cfg.to_dict())
     else:
-        from deepepi.models import keras_common as kdm
+        from deepepi.models import keras_files, keras_weights
 
         model = registry.build(spec, "tensorflow")
-        kdm.import_weights(model, spec, weights)
-        kdm.save_keras_model(run_dir / "model.keras", model)
+        keras_weights.import_weights(model, spec, weights)
+        keras_files.save_keras_model(run_dir / "model.keras", model)
     return run_dir
 
 

@@ -104,7 +104,8 @@ def test_pytorch_run_exported_to_tflite_equals_the_trained_model(run, raw_window
     """Regression for the reference's PyTorch -> TFLite path, which exported an untrained network."""
     import torch
 
-    from deepepi.models.torch_common import DeepEpiCnn, load_checkpoint
+    from deepepi.models.deepepi_cnn.torch import DeepEpiCnn
+    from deepepi.models.torch_checkpoint import load_checkpoint
     from deepepi.runtimes import open_model
 
     out = tmp_path / "app.tflite"

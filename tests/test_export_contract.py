@@ -111,7 +111,7 @@ def test_export_without_the_framework_is_one_line_exit_2(tmp_path, capsys, monke
     import converters
     import deepepi.models
 
-    for module in ("torch", "converters.torch_onnx", "deepepi.models.torch_common"):
+    for module in ("torch", "converters.torch_onnx", "deepepi.models.torch_checkpoint", "deepepi.models.torch_weights"):
         monkeypatch.setitem(sys.modules, module, None)  # as if torch were not installed
     # `from package import name` finds a submodule imported by an earlier test as a package attribute
     monkeypatch.delattr(converters, "torch_onnx", raising=False)

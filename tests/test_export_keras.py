@@ -49,7 +49,8 @@ def test_export_passes_checker_and_contract(run):
 
 
 def test_onnx_matches_native_model_and_reference_evaluator(run):
-    from deepepi.models.keras_common import load_keras_model, predict_proba
+    from deepepi.models.keras_files import load_keras_model
+    from deepepi.models.keras_predict import predict_proba
 
     raw = realistic_windows(9, 100, seed=12)
     raw[0] = 980.0  # a still sensor: flat, normalisation must only subtract the mean

@@ -30,7 +30,8 @@ def run(tmp_path_factory):
 
 
 def native_probs(run_dir, raw: np.ndarray) -> np.ndarray:
-    from deepepi.models.torch_common import load_checkpoint, predict_proba
+    from deepepi.models.torch_checkpoint import load_checkpoint
+    from deepepi.models.torch_predict import predict_proba
 
     model, _, _ = load_checkpoint(run_dir / "model.pt")
     return predict_proba(model, Preprocessing(normalise=True).apply(raw))
@@ -95,7 +96,7 @@ def test_self_check_refusal_exits_1_and_writes_nothing(run, tmp_path, capsys, mo
 def test_converter_raises_export_error_on_tampered_reference(run, tmp_path):
     from converters import torch_onnx
     from deepepi.runs.resolve import resolve_run, source_for
-    from deepepi.models.torch_common import load_checkpoint
+    from deepepi.models.torch_checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(run / "model.pt")
     reference = torch_onnx.native_reference(model, Preprocessing(normalise=True))
@@ -109,15 +110,15 @@ def test_converter_raises_export_error_on_tampered_reference(run, tmp_path):
 def test_verify_same_weights_and_perturbed(run, tmp_path, capsys):
     import torch
 
-    from deepepi.models import torch_common as tdm
+    from deepepi.models import torch_checkpoint
 
     code, out, _ = cli(capsys, "verify", run / "model.onnx", run / "model.onnx", "--random", 64)
     assert code == 0, out
-    model, spec, payload = tdm.load_checkpoint(run / "model.pt")
+    model, spec, payload = torch_checkpoint.load_checkpoint(run / "model.pt")
     with torch.no_grad():
         model.conv1.weight.mul_(1.01)
     other = make_run(tmp_path / "perturbed", small_config(normalise=True), seed=1)
-    tdm.save_checkpoint(other / "model.pt", model, spec, payload["config"])
+    torch_checkpoint.save_checkpoint(other / "model.pt", model, spec, payload["config"])
     assert cli(capsys, "export", "--onnx", other)[0] == 0
     report = tmp_path / "r.json"
     code, out, _ = cli(capsys, "verify", run / "model.onnx", other / "model.onnx", "--random", 64,

@@ -165,14 +165,15 @@ def test_torch_checkpoint_imports_and_exports_to_its_own_outputs(tmp_path, capsy
     assert np.abs(open_model(run).predict_proba(raw) - expected).max() <= TOL
 
     # The same weights under the seed's stride pattern compute something else: the check can fail.
-    from deepepi.models import torch_common as T
+    from deepepi.models import torch_predict, torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
     from deepepi.models.deepepi_cnn.spec import SEED_STRIDES, ArchSpec
     from deepepi.models.weights import load_weights
 
     weights, spec = load_weights(run / "weights.npz")
-    seed_model = T.DeepEpiCnn(ArchSpec(strides=SEED_STRIDES, bn_epsilon=spec.bn_epsilon)).eval()
-    T.import_weights(seed_model, seed_model.spec, weights)
-    assert np.abs(T.predict_proba(seed_model, x) - expected).max() > 1e-3
+    seed_model = deepepi_torch.DeepEpiCnn(ArchSpec(strides=SEED_STRIDES, bn_epsilon=spec.bn_epsilon)).eval()
+    torch_weights.import_weights(seed_model, seed_model.spec, weights)
+    assert np.abs(torch_predict.predict_proba(seed_model, x) - expected).max() > 1e-3
 
 
 @pytest.mark.torch
@@ -193,7 +194,7 @@ def test_keras_twin_of_an_imported_torch_model_uses_its_epsilon(tmp_path, capsys
 @pytest.mark.torch
 def test_torch_checkpoint_with_the_tensorflow_config_keeps_pytorch_epsilon(tmp_path):
     from deepepi.runs.reference_import import import_model
-    from deepepi.models import torch_common as T
+    from deepepi.models import torch_checkpoint, torch_predict
 
     ref = torch_reference(0.0, seed=5)
     pt = tmp_path / "m.pt"
@@ -201,9 +202,9 @@ def test_torch_checkpoint_with_the_tensorflow_config_keeps_pytorch_epsilon(tmp_p
     with pytest.warns(UserWarning, match="importing it as pytorch"):
         result = import_model(pt, ref_config(tmp_path, "tensorflow"), tmp_path / "run")
     assert result.spec.bn_epsilon == 1e-5 and result.spec.strides == REF_STRIDES
-    model, _, _ = T.load_checkpoint(tmp_path / "run" / "model.pt")
+    model, _, _ = torch_checkpoint.load_checkpoint(tmp_path / "run" / "model.pt")
     _, x = windows_g(64)
-    assert np.abs(T.predict_proba(model, x) - torch_probs(ref, x)).max() <= TOL
+    assert np.abs(torch_predict.predict_proba(model, x) - torch_probs(ref, x)).max() <= TOL
 
 
 @pytest.mark.torch
@@ -315,7 +316,8 @@ def test_keras_model_imports_and_exports_to_its_own_outputs(tmp_path, capsys):
     # The import itself is bit-exact (asserted below). ONNX Runtime vs TensorFlow float32 rounding through
     # 14 convolutions moves probabilities by 5e-6 to 2e-5 depending on the weight draw (docs/PERFORMANCE.md),
     # so the fixture's weights are one fixed draw.
-    from deepepi.models import keras_common as K
+    from deepepi.models import keras_files
+    from deepepi.models.deepepi_cnn import keras as deepepi_keras
 
     ref = keras_reference(seed=1)
     names = [layer.name for layer in ref.layers]
@@ -335,15 +337,16 @@ def test_keras_model_imports_and_exports_to_its_own_outputs(tmp_path, capsys):
     raw, x = windows_g()
     expected = keras_probs(ref, x)
     assert expected[:, 1].std() > 0.01
-    assert np.array_equal(keras_probs(K.softmax_model(K.load_keras_model(run / "model.keras"),
-                                                      K.ArchSpec()), x), expected)
+    assert np.array_equal(keras_probs(deepepi_keras.softmax_model(keras_files.load_keras_model(run / "model.keras"),
+                                                      deepepi_keras.ArchSpec()), x), expected)
     assert np.abs(onnx_probs(run / "model.onnx", raw) - expected).max() <= TOL
 
 
 @pytest.mark.tf
 def test_keras_h5_from_a_later_session_and_the_softmax_helper_round_trip(tmp_path):
     from deepepi.runs.reference_import import import_model
-    from deepepi.models import keras_common as K
+    from deepepi.models import keras_files, keras_predict
+    from deepepi.models.deepepi_cnn import keras as deepepi_keras
 
     ref = keras_reference(offset=14, seed=2)  # names conv1d_14 ... as after an earlier fold's model
     assert ref.layers[1].name == "conv1d_14"
@@ -351,14 +354,14 @@ def test_keras_h5_from_a_later_session_and_the_softmax_helper_round_trip(tmp_pat
     result = import_model(tmp_path / "fold2.h5", ref_config(tmp_path, "tensorflow"), tmp_path / "run")
     assert result.self_check is not None and result.self_check <= TOL
     _, x = windows_g(64)
-    ours = K.load_keras_model(tmp_path / "run" / "model.keras")
-    assert np.abs(K.predict_proba(ours, x) - keras_probs(ref, x)).max() <= TOL
+    ours = keras_files.load_keras_model(tmp_path / "run" / "model.keras")
+    assert np.abs(keras_predict.predict_proba(ours, x) - keras_probs(ref, x)).max() <= TOL
 
     # The helper gives the reference's form back: [n, 750, 1] in, probabilities out, importable again.
-    soft = K.softmax_model(ours, result.spec)
+    soft = deepepi_keras.softmax_model(ours, result.spec)
     assert soft.input_shape == (None, 750, 1)
-    assert np.abs(keras_probs(soft, x) - K.predict_proba(ours, x)).max() <= 1e-6
-    K.save_keras_model(tmp_path / "soft.keras", soft)
+    assert np.abs(keras_probs(soft, x) - keras_predict.predict_proba(ours, x)).max() <= 1e-6
+    keras_files.save_keras_model(tmp_path / "soft.keras", soft)
     again = import_model(tmp_path / "soft.keras", ref_config(tmp_path, "tensorflow"), tmp_path / "run2")
     assert again.layout == "keras, softmax head" and again.self_check <= TOL
 

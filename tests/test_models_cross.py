@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,16 +22,22 @@ DEFAULT = ArchSpec()
 
 @pytest.fixture(scope="module")
 def K():
-    from deepepi.models import keras_common as keras_deepepi
+    from deepepi.models import keras_files, keras_predict, keras_weights
+    from deepepi.models.deepepi_cnn import keras as deepepi_keras
 
-    return keras_deepepi
+    # the Keras side in one namespace: DeepEpi's builder and the shared weights, files and inference modules
+    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_keras, keras_weights, keras_predict, keras_files)
+                              for n in dir(m) if not n.startswith("_")})
 
 
 @pytest.fixture(scope="module")
 def T():
-    from deepepi.models import torch_common as torch_deepepi
+    from deepepi.models import torch_checkpoint, torch_predict, torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
 
-    return torch_deepepi
+    # the PyTorch side in one namespace: DeepEpi's module and the shared weights, checkpoint and inference modules
+    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_torch, torch_weights, torch_predict, torch_checkpoint)
+                              for n in dir(m) if not n.startswith("_")})
 
 
 def _calibrate_and_randomise(model, spec: ArchSpec, x: np.ndarray, seed: int) -> None:

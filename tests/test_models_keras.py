@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,9 +20,12 @@ TINY = ArchSpec(window=48, filters=(4, 6, 6), strides=(1, 2, 1), kernel_size=3, 
 
 @pytest.fixture(scope="module")
 def K():
-    from deepepi.models import keras_common as keras_deepepi
+    from deepepi.models import keras_files, keras_predict, keras_weights
+    from deepepi.models.deepepi_cnn import keras as deepepi_keras
 
-    return keras_deepepi
+    # the Keras side in one namespace: DeepEpi's builder and the shared weights, files and inference modules
+    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_keras, keras_weights, keras_predict, keras_files)
+                              for n in dir(m) if not n.startswith("_")})
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -28,16 +29,22 @@ CONFIGS = {"specCnn": REPO_CONFIGS / "smoke_speccnn.json", "amber": REPO_CONFIGS
 
 @pytest.fixture(scope="module")
 def K():
-    from deepepi.models import keras_common as keras_deepepi
+    from deepepi.models import keras_files, keras_predict, keras_weights
+    from deepepi.models.deepepi_cnn import keras as deepepi_keras
 
-    return keras_deepepi
+    # the Keras side in one namespace: DeepEpi's builder and the shared weights, files and inference modules
+    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_keras, keras_weights, keras_predict, keras_files)
+                              for n in dir(m) if not n.startswith("_")})
 
 
 @pytest.fixture(scope="module")
 def T():
-    from deepepi.models import torch_common as torch_deepepi
+    from deepepi.models import torch_checkpoint, torch_predict, torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
 
-    return torch_deepepi
+    # the PyTorch side in one namespace: DeepEpi's module and the shared weights, checkpoint and inference modules
+    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_torch, torch_weights, torch_predict, torch_checkpoint)
+                              for n in dir(m) if not n.startswith("_")})
 
 
 def _random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - any spec
@@ -204,13 +211,13 @@ def test_train_one_epoch(tmp_path, capsys, tiny_csv, name, framework):
     assert (metrics["framework"], metrics["epochs_run"]) == (framework, 1)
     assert np.isfinite(metrics["test"]["loss"])
     if framework == "pytorch":
-        from deepepi.models import torch_common as T
+        from deepepi.models import torch_checkpoint, torch_weights
 
-        native = T.export_weights(T.load_checkpoint(out / "model.pt")[0], spec)
+        native = torch_weights.export_weights(torch_checkpoint.load_checkpoint(out / "model.pt")[0], spec)
     else:
-        from deepepi.models import keras_common as K
+        from deepepi.models import keras_files, keras_weights
 
-        native = K.export_weights(K.load_keras_model(out / "model.keras"), spec)
+        native = keras_weights.export_weights(keras_files.load_keras_model(out / "model.keras"), spec)
     assert all(native[k].tobytes() == weights[k].tobytes() for k in spec.weight_shapes())
 
 

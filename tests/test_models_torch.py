@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,9 +20,12 @@ TINY = ArchSpec(window=48, filters=(4, 6, 6), strides=(1, 2, 1), kernel_size=3, 
 
 @pytest.fixture(scope="module")
 def T():
-    from deepepi.models import torch_common as torch_deepepi
+    from deepepi.models import torch_checkpoint, torch_predict, torch_weights
+    from deepepi.models.deepepi_cnn import torch as deepepi_torch
 
-    return torch_deepepi
+    # the PyTorch side in one namespace: DeepEpi's module and the shared weights, checkpoint and inference modules
+    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_torch, torch_weights, torch_predict, torch_checkpoint)
+                              for n in dir(m) if not n.startswith("_")})
 
 
 def _windows(n: int, window: int, seed: int = 0) -> np.ndarray:

@@ -29,7 +29,7 @@ def test_settings_from_model_config() -> None:
 def test_keras_batchnorm_running_variance_is_biased() -> None:
     import torch
 
-    from deepepi.models.torch_common import KerasBatchNorm1d
+    from deepepi.models.torch_bn import KerasBatchNorm1d
 
     torch.manual_seed(0)
     ours, stock = KerasBatchNorm1d(4, eps=1e-3, momentum=0.1), torch.nn.BatchNorm1d(4, eps=1e-3, momentum=0.1)

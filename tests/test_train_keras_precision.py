@@ -15,7 +15,7 @@ pytestmark = pytest.mark.tf
 def test_mixed_policy_computes_low_precision_and_outputs_float32() -> None:
     import keras
 
-    from deepepi.models.keras_common import build_keras_model
+    from deepepi.models.deepepi_cnn.keras import build_keras_model
     from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.train.keras_scale import build
 

@@ -124,7 +124,9 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
 
 @pytest.mark.torch
 def test_torch_run_artefacts_and_learning(torch_run: Path, csv_path: Path) -> None:
-    from deepepi.models.torch_common import export_weights, load_checkpoint, predict_proba
+    from deepepi.models.torch_checkpoint import load_checkpoint
+    from deepepi.models.torch_predict import predict_proba
+    from deepepi.models.torch_weights import export_weights
     from deepepi.models.weights import load_weights
 
     metrics = _check_common(torch_run, "pytorch")
@@ -195,7 +197,8 @@ def _assert_schedule_followed(run: Path, csv: Path) -> None:
 @pytest.mark.torch
 def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path,
                                                      one_torch_thread: None) -> None:
-    from deepepi.models.torch_common import load_checkpoint, predict_proba
+    from deepepi.models.torch_checkpoint import load_checkpoint
+    from deepepi.models.torch_predict import predict_proba
 
     run = _run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE)
     _assert_schedule_followed(run, csv_path)
@@ -206,7 +209,9 @@ def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: P
 
 @pytest.mark.tf
 def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> None:
-    from deepepi.models.keras_common import export_weights, load_keras_model, predict_proba
+    from deepepi.models.keras_files import load_keras_model
+    from deepepi.models.keras_predict import predict_proba
+    from deepepi.models.keras_weights import export_weights
     from deepepi.models.deepepi_cnn.spec import ArchSpec
     from deepepi.models.weights import load_weights
 
@@ -244,7 +249,8 @@ def test_keras_confusion_counters_match_numpy_counts() -> None:
 
 @pytest.mark.tf
 def test_keras_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
-    from deepepi.models.keras_common import load_keras_model, predict_proba
+    from deepepi.models.keras_files import load_keras_model
+    from deepepi.models.keras_predict import predict_proba
 
     run = _run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE)
     _assert_schedule_followed(run, csv_path)

@@ -50,7 +50,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _shifted(onnx_path: Path, dest: Path, shift: float) -> Path:
     """A copy of the run behind ``onnx_path`` whose last layer's seizure bias is moved by ``shift``."""
     from deepepi.runs.resolve import export_run
-    from deepepi.models.torch_common import export_weights, import_weights, load_checkpoint, save_checkpoint
+    from deepepi.models.torch_checkpoint import load_checkpoint, save_checkpoint
+    from deepepi.models.torch_weights import export_weights, import_weights
 
     run = shutil.copytree(onnx_path.parent, dest)
     model, spec, payload = load_checkpoint(run / "model.pt")

@@ -16,7 +16,9 @@ import math
 import numbers
 from typing import Any
 
-from deepepi.core.errors import SpecError
+import numpy as np
+
+from deepepi.core.errors import DataError, SpecError
 
 BN_STATS = ("moving_mean", "moving_variance")
 
@@ -142,3 +144,15 @@ def check_bn(eps: Any, momentum: Any) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
             raise SpecError(f"{name}: got {v!r}, expected " + ("a number > 0" if name == "bn_epsilon"
                                                                else "a number with 0 < bn_momentum < 1"))
+
+
+def model_input(x_g: Any, window: int) -> np.ndarray:
+    """Windows in g as contiguous float32 [n, window]; [n, window, 1] and [n, 1, window] (what the
+    reference trainers feed) are flattened to it; any other shape is a DataError."""
+    x = np.asarray(x_g)
+    if x.ndim == 3 and x.shape[1:] in ((window, 1), (1, window)):
+        x = x.reshape(len(x), window)
+    if x.ndim != 2 or x.shape[1] != window:
+        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g "
+                        f"(or [n, {window}, 1], [n, 1, {window}])")
+    return np.ascontiguousarray(x, dtype=np.float32)

@@ -177,8 +177,8 @@ def _import_dotted(name: str) -> Callable[..., Any]:
 
 register(ModelEntry(
     name="deepEpiCnn",
-    builders={"tensorflow": "deepepi.models.keras_common:build_keras_model",
-              "pytorch": "deepepi.models.torch_common:DeepEpiCnn"},
+    builders={"tensorflow": "deepepi.models.deepepi_cnn.keras:build_keras_model",
+              "pytorch": "deepepi.models.deepepi_cnn.torch:DeepEpiCnn"},
     reference_classes={"tensorflow": "user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel",
                        "pytorch": "user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch"},
     description="DeepEpi 1-D CNN (Spahr et al. 2025): conv blocks, global average pooling, dense head",

@@ -34,17 +34,17 @@ def framework_available(framework: str) -> bool:
 
 
 def keras_table(spec: Any) -> FrameworkTable:
-    from deepepi.models import keras_common as keras_deepepi, registry
+    from deepepi.models import keras_weights, registry
 
     model = registry.build(spec, "tensorflow")
     rows = [LayerRow(layer.name, tuple(layer.output.shape), int(layer.count_params())) for layer in model.layers]
-    return FrameworkTable(rows, keras_deepepi.count_parameters(model))
+    return FrameworkTable(rows, keras_weights.count_parameters(model))
 
 
 def torch_table(spec: Any) -> FrameworkTable:
     import torch
 
-    from deepepi.models import registry, torch_common as torch_deepepi
+    from deepepi.models import registry, torch_weights
 
     model = registry.build(spec, "pytorch").eval()
     shapes: dict[str, tuple[int | None, ...]] = {"input": (None, spec.window)}
@@ -58,9 +58,9 @@ def torch_table(spec: Any) -> FrameworkTable:
     rows = []
     for name in spec.layer_names():
         module = getattr(model, name, None)
-        params = 0 if module is None else torch_deepepi.count_parameters(module).total
+        params = 0 if module is None else torch_weights.count_parameters(module).total
         rows.append(LayerRow(name, shapes[name], params))
-    return FrameworkTable(rows, torch_deepepi.count_parameters(model))
+    return FrameworkTable(rows, torch_weights.count_parameters(model))
 
 
 def build_tables(spec: Any) -> dict[str, FrameworkTable | None]:

@@ -19,6 +19,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -52,10 +53,18 @@ class ImportResult:
 def _framework_module(framework: str) -> Any:
     try:
         if framework == "tensorflow":
-            from deepepi.models import keras_common as keras_deepepi
-            return keras_deepepi
-        from deepepi.models import torch_common as torch_deepepi
-        return torch_deepepi
+            from deepepi.models import keras_files, keras_predict, keras_weights
+            from deepepi.models.deepepi_cnn import keras as keras_deepepi
+            return SimpleNamespace(read_reference=keras_files.read_reference,
+                                   build_keras_model=keras_deepepi.build_keras_model,
+                                   import_weights=keras_weights.import_weights,
+                                   predict_proba=keras_predict.predict_proba,
+                                   save_keras_model=keras_files.save_keras_model)
+        from deepepi.models import torch_checkpoint, torch_weights
+        from deepepi.models.deepepi_cnn import torch as torch_deepepi
+        return SimpleNamespace(read_reference_state=torch_checkpoint.read_reference_state,
+                               DeepEpiCnn=torch_deepepi.DeepEpiCnn, import_weights=torch_weights.import_weights,
+                               save_checkpoint=torch_checkpoint.save_checkpoint)
     except ImportError as exc:
         extra = "tf" if framework == "tensorflow" else "torch"
         raise ModelError(f"importing a {framework} model needs pip install 'deepepi[{extra}]': {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from converters.contract import ExportResult, Source
@@ -104,11 +105,13 @@ def _framework_modules(framework: str) -> tuple[Any, Any]:
         with captured_output():  # TensorFlow's start-up lines
             if framework == "tensorflow":
                 from converters import keras_onnx
-                from deepepi.models import keras_common as keras_deepepi
-                return keras_deepepi, keras_onnx
+                from deepepi.models import keras_files, keras_weights
+                return SimpleNamespace(load_keras_model=keras_files.load_keras_model,
+                                       import_weights=keras_weights.import_weights), keras_onnx
             from converters import torch_onnx
-            from deepepi.models import torch_common as torch_deepepi
-            return torch_deepepi, torch_onnx
+            from deepepi.models import torch_checkpoint, torch_weights
+            return SimpleNamespace(load_checkpoint=torch_checkpoint.load_checkpoint,
+                                   import_weights=torch_weights.import_weights), torch_onnx
     except ImportError as exc:
         raise ModelError(f"exporting a {framework} model needs {_INSTALL_HINT[framework]}: "
                          f"{exc}") from None

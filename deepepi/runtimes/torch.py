@@ -16,15 +16,15 @@ from deepepi.runtimes.base import NativeRuntime, native_metadata
 def load(path: Path, *, threads: int | None = None) -> NativeRuntime:
     import torch
 
-    from deepepi.models import torch_common as tdm
+    from deepepi.models import torch_checkpoint, torch_predict
 
     if threads is not None:
         torch.set_num_threads(threads)
-    model, spec, payload = tdm.load_checkpoint(path)
+    model, spec, payload = torch_checkpoint.load_checkpoint(path)
     cfg = from_dict(payload["config"], source=str(path), warn=False)
     return NativeRuntime(
         path=path, format="pytorch", window=spec.window, preprocessing=preprocessing_from_config(cfg),
-        predict_g=lambda x: tdm.predict_proba(model, x),
+        predict_g=lambda x: torch_predict.predict_proba(model, x),
         metadata=native_metadata(path, cfg, spec, "pytorch", torch.__version__),
         runtime={"runtime": "torch", "runtime_version": torch.__version__,
                  "intra_op_threads": torch.get_num_threads()})

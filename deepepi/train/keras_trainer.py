@@ -34,7 +34,9 @@ import numpy as np
 import tensorflow as tf
 
 from deepepi.core import io
-from deepepi.models.keras_common import build_keras_model, export_weights, import_weights, save_keras_model
+from deepepi.models.deepepi_cnn.keras import build_keras_model
+from deepepi.models.keras_files import save_keras_model
+from deepepi.models.keras_weights import export_weights, import_weights
 from deepepi.models.weights import save_weights
 from deepepi.runs import layout as art
 from deepepi.train import keras_scale

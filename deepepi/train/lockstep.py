@@ -67,8 +67,8 @@ def drift(spec: Any, m: dict[str, Any], x: np.ndarray, y: np.ndarray, held_out: 
     """
     import torch
 
-    from deepepi.models import keras_common as kd
-    from deepepi.models import torch_common as td
+    from deepepi.models import keras_weights as kd
+    from deepepi.models import torch_weights as td
     from deepepi.train import keras_trainer, torch_trainer
 
     if dtype not in DTYPES:

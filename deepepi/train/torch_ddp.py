@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from deepepi.models.torch_common import KerasBatchNorm1d
+from deepepi.models.torch_bn import KerasBatchNorm1d
 from deepepi.train.run import world_size
 
 # The autograd-aware all-reduce is deprecated in favour of functional collectives, which have no

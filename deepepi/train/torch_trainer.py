@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 from deepepi.core.errors import ConfigError
 from deepepi.core.io import atomic_path
-from deepepi.models.torch_common import export_weights, import_weights, save_checkpoint
+from deepepi.models.torch_checkpoint import save_checkpoint
+from deepepi.models.torch_weights import export_weights, import_weights
 from deepepi.models.weights import save_weights
 from deepepi.runs import layout as art
 from deepepi.train import torch_ddp
@@ -110,7 +111,7 @@ def train_steps(model: torch.nn.Module, m: dict[str, Any], x: np.ndarray, y: np.
 
 def lockstep_model(spec: Any, weights: dict[str, np.ndarray], dtype: str) -> torch.nn.Module:
     """A CPU model holding ``weights`` in ``dtype`` ("float32" or "float64"), for train_steps."""
-    from deepepi.models.torch_common import DeepEpiCnn
+    from deepepi.models.deepepi_cnn.torch import DeepEpiCnn
 
     model = DeepEpiCnn(spec)
     import_weights(model, spec, weights)

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepepi.models.amber.spec import AmberSpec
-from deepepi.models.torch_common import KerasBatchNorm1d, bn_tensors
+from deepepi.models.torch_bn import KerasBatchNorm1d, bn_tensors
 
 
 def _glorot(t: torch.Tensor, fan_in: int, fan_out: int) -> None:

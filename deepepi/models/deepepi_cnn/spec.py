@@ -11,9 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
-from deepepi.core.errors import DataError, SpecError
+from deepepi.core.errors import SpecError
 from deepepi.models.base import BN_STATS, ParamCounts, SpecMethods, int_tuple, plain_int
 
 if TYPE_CHECKING:
@@ -296,18 +294,6 @@ class ArchSpec(SpecMethods):
         """The title line of `deepepi model summary` (the preset lines are added by the summary)."""
         return [f"DeepEpi CNN: window {self.window}, {self.n_layers} conv layers, dense {list(self.dense_widths)}, "
                 f"{self.num_classes} classes"]
-
-
-def model_input(x_g: Any, window: int) -> np.ndarray:
-    """Windows in g as contiguous float32 [n, window]; [n, window, 1] and [n, 1, window] (what the
-    reference trainers feed) are flattened to it; any other shape is a DataError."""
-    x = np.asarray(x_g)
-    if x.ndim == 3 and x.shape[1:] in ((window, 1), (1, window)):
-        x = x.reshape(len(x), window)
-    if x.ndim != 2 or x.shape[1] != window:
-        raise DataError(f"model input: got shape {x.shape}, expected [n, {window}] windows in g "
-                        f"(or [n, {window}, 1], [n, 1, {window}])")
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _is_real(v: Any) -> bool:

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepepi.models.speccnn.spec import SpecCnnSpec
-from deepepi.models.torch_common import KerasBatchNorm2d, bn_tensors
+from deepepi.models.torch_bn import KerasBatchNorm2d, bn_tensors
 
 
 class Spectrogram(nn.Module):
