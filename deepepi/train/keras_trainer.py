@@ -36,6 +36,7 @@ import tensorflow as tf
 from deepepi.core import io
 from deepepi.models.deepepi_cnn.keras import build_keras_model
 from deepepi.models.keras_files import save_keras_model
+from deepepi.models.keras_predict import predict_proba
 from deepepi.models.keras_weights import export_weights, import_weights
 from deepepi.models.weights import save_weights
 from deepepi.runs import layout as art
@@ -45,7 +46,7 @@ from deepepi.train.plan import Stream
 from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
-from deepepi.train.run import FitResult, Job
+from deepepi.train.job import FitResult, Job
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import Selector
 
@@ -258,7 +259,8 @@ def _load_resume(job: Job) -> tuple[keras.Model | None, dict[str, Any] | None]:
 
 
 def fit(job: Job) -> FitResult:
-    """Train per ``job`` and write model.keras + weights.npz; returns the test split's logits."""
+    """Train per ``job`` and write model.keras + weights.npz; returns the test split's logits and the
+    validation split's probabilities (the saved model's)."""
     m, seed = job.cfg.model, job.cfg.seed
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -310,5 +312,6 @@ def fit(job: Job) -> FitResult:
     final.set_weights(model.get_weights())
     save_keras_model(job.run_dir / art.MODEL_FILES["tensorflow"], final)
     save_weights(job.run_dir / art.WEIGHTS, export_weights(final, job.spec), job.spec)
-    return FitResult(test_logits=_logits(final, job.data.test.X), stopped_early=stopped)
+    return FitResult(test_logits=_logits(final, job.data.test.X), stopped_early=stopped,
+                     val_proba=predict_proba(final, job.data.val.X))
 

@@ -15,10 +15,8 @@ the run directory and prints, the others train silently and read only the resume
 from __future__ import annotations
 
 import importlib
-import os
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,25 +26,14 @@ from deepepi.core import io
 from deepepi.core.config import Config, from_dict
 from deepepi.core.errors import ConfigError, DeepEpiError, ModelError
 from deepepi.runs import layout as art
-from deepepi.data.dataset import Datasets, EventSplit, prepare
+from deepepi.data.dataset import EventSplit, prepare
 from deepepi.scoring.metrics import final_report, fmt
-from deepepi.train.plan import Plan
-from deepepi.train.progress import summary_line
+from deepepi.train.job import FitResult, Job, is_writer, world_size
 from deepepi.train.selection import Selector
 
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
 _EXTRAS = {"tensorflow": "tf", "pytorch": "torch"}
 DEFAULT_ROOT = Path("artifacts")
-
-
-def world_size() -> int:
-    """Processes in this training run: torchrun's WORLD_SIZE, 1 when started without it."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_writer() -> bool:
-    """Whether this process writes the run directory and prints: rank 0 (or the only process)."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 class RunDirError(DeepEpiError):
@@ -66,63 +53,6 @@ class RunResult:
     best_epoch: int | None
     history: list[dict[str, Any]]
     metrics: dict[str, Any]
-
-
-@dataclass
-class Job:
-    """Everything a framework trainer needs; ``record`` is called once per finished epoch."""
-
-    cfg: Config
-    spec: Any  # deepepi.models.deepepi_cnn.spec.ArchSpec
-    build: Callable[[Any], Any]  # the registry's builder for modelConfig.modelClass in this framework
-    data: Datasets
-    run_dir: Path
-    log: art.RunLog
-    resume: bool
-    quiet: bool
-    history: list[dict[str, Any]] = field(default_factory=list)
-    selector: Selector = field(default_factory=Selector)
-    init_weights: dict[str, np.ndarray] | None = None  # neutral weights to start from (--init-weights)
-    writer: bool = True  # False on torchrun ranks other than 0: they write and print nothing
-
-    @cached_property
-    def plan(self) -> Plan:
-        """Batch stream and evaluation periods (epoch mode, or step mode with useLrSchedule)."""
-        return Plan.from_config(self.cfg.model, self.data.train.y, self.cfg.seed)
-
-    @property
-    def epochs(self) -> int:
-        """Evaluation periods of the run: epochs, or evaluations in step mode (history's ``epoch``)."""
-        return self.plan.periods
-
-    @property
-    def resume_dir(self) -> Path:
-        return self.run_dir / art.RESUME_DIR
-
-    def save_init_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Keep the weights this run starts from, so the other framework can start from them too."""
-        from deepepi.models.weights import save_weights
-
-        save_weights(self.run_dir / art.INIT_WEIGHTS, weights, self.spec)
-
-    def record(self, record: dict[str, Any], seconds: float) -> bool:
-        """Keep one epoch's history entry, select, print the summary and log the epoch's wall time
-        (train.log only, kept out of history.json); True when it is the new best."""
-        best = self.selector.update(record)
-        self.history.append(record)
-        if self.writer:
-            art.write_history(self.run_dir, self.history)
-        self.log.summary(summary_line(record, self.epochs, seconds, best))
-        self.log.note(f"epoch {record['epoch']} wall time {seconds:.2f} s")
-        return best
-
-
-@dataclass
-class FitResult:
-    """What a trainer returns: the test split's logits from the selected model."""
-
-    test_logits: np.ndarray
-    stopped_early: bool
 
 
 def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, seed: int | None) -> Config:
@@ -298,15 +228,12 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     return _finish(job, fit, time.perf_counter() - t0)
 
 
-def _record_threshold(job: Job) -> dict[str, Any]:
-    """The saved model's validation probabilities -> RUN/threshold.json (``train.threshold``)."""
-    from deepepi.runtimes import open_model
+def _record_threshold(job: Job, fit: FitResult) -> dict[str, Any]:
+    """The saved model's validation probabilities (from the trainer) -> RUN/threshold.json (``train.threshold``)."""
     from deepepi.train import threshold
 
-    native = open_model(job.run_dir)
-    p = native.predict_g(job.data.val.X)[:, 1]  # type: ignore[attr-defined] - run dirs open as NativeRuntime
     hop_s = int(job.cfg.processing["step"]) / float(job.cfg.model["sampleFreq"])
-    return threshold.record(job.run_dir, p, job.data.val, hop_s, job.data.val_source)
+    return threshold.record(job.run_dir, fit.val_proba[:, 1], job.data.val, hop_s, job.data.val_source)
 
 
 def _initial_weights(path: str | Path | None, spec: Any) -> dict[str, np.ndarray] | None:
@@ -338,7 +265,7 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
-    chosen_t = _record_threshold(job)
+    chosen_t = _record_threshold(job, fit)
     job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; validation: "
                  f"{chosen_t['validation_source']}) -> {art.THRESHOLD}")
     art.plot_history(job.run_dir / art.PLOT, job.history,

@@ -16,7 +16,7 @@ Equivalence with one process on the same global batch:
 Dropout masks are drawn per rank, so runs with dropout on are equivalent in distribution only.
 
 Backends: nccl when CUDA is present (one GPU per rank, ``cuda:LOCAL_RANK``), gloo on CPU. Only rank 0
-writes files and prints (``run.is_writer``); every rank reads the resume checkpoint. Several nodes
+writes files and prints (``job.is_writer``); every rank reads the resume checkpoint. Several nodes
 need a run directory on a shared file system.
 """
 
@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from deepepi.models.torch_bn import KerasBatchNorm1d
-from deepepi.train.run import world_size
+from deepepi.train.job import world_size
 
 # The autograd-aware all-reduce is deprecated in favour of functional collectives, which have no
 # differentiable all-reduce yet; its gradient (an all-reduce of the gradients) is what BatchNorm needs.

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from deepepi.core.errors import ConfigError
 from deepepi.core.io import atomic_path
 from deepepi.models.torch_checkpoint import save_checkpoint
+from deepepi.models.torch_predict import predict_proba
 from deepepi.models.torch_weights import export_weights, import_weights
 from deepepi.models.weights import save_weights
 from deepepi.runs import layout as art
@@ -44,7 +45,7 @@ from deepepi.train.batches import BatchStream
 from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar
-from deepepi.train.run import FitResult, Job
+from deepepi.train.job import FitResult, Job
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop, Selector
 from deepepi.train.torch_optim import KerasAdam
@@ -285,11 +286,14 @@ class TorchTrainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if not job.writer:
-            return FitResult(test_logits=np.empty((0, 2), dtype=np.float32), stopped_early=stopped)
-        self._write_model()
-        return FitResult(test_logits=self.logits(self._tensor(job.data.test.X)), stopped_early=stopped)
+            empty = np.empty((0, 2), dtype=np.float32)
+            return FitResult(test_logits=empty, stopped_early=stopped, val_proba=empty)
+        saved = self._write_model()
+        return FitResult(test_logits=self.logits(self._tensor(job.data.test.X)), stopped_early=stopped,
+                         val_proba=predict_proba(saved, job.data.val.X))
 
-    def _write_model(self) -> None:
+    def _write_model(self) -> torch.nn.Module:
+        """Write model.pt and weights.npz from a CPU copy of the model; returns that copy (eval mode)."""
         job = self.job
         cpu_model = job.build(job.spec)
         cpu_model.load_state_dict({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
@@ -297,11 +301,12 @@ class TorchTrainer:
         save_checkpoint(job.run_dir / art.MODEL_FILES["pytorch"], cpu_model, job.spec, job.cfg.to_dict(),
                         extra={"best_epoch": job.selector.best_epoch})
         save_weights(job.run_dir / art.WEIGHTS, export_weights(cpu_model, job.spec), job.spec)
+        return cpu_model
 
 
 def fit(job: Job) -> FitResult:
-    """Train per ``job`` and write model.pt + weights.npz; returns the test split's logits
-    (rank 0 only under torchrun)."""
+    """Train per ``job`` and write model.pt + weights.npz; returns the test split's logits and the
+    validation split's probabilities from the saved model (rank 0 only under torchrun)."""
     trainer = TorchTrainer(job)
     try:
         result = trainer.run()
