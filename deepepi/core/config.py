@@ -42,21 +42,31 @@ class Key:
 
 
 def number_rule(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                hi_open: bool = False, integer: bool = False) -> tuple[str, Callable[[Any], bool]]:
+                hi_open: bool = False, integer: bool = False, int_type: bool = False,
+                expected: str | None = None) -> tuple[str, Callable[[Any], bool]]:
     """(what is expected, check) for a finite number in a range: the one rule for config values,
-    CLI options (deepepi.cli.params) and library arguments such as verify's tolerances."""
-    kind = "an integer" if integer else "a finite number"
+    CLI options (deepepi.cli.params), library arguments such as verify's tolerances, and model specs
+    (deepepi.models.base's check_*).
+
+    ``integer`` accepts whole floats (2.0, as JSON may carry them); ``int_type`` accepts Python ints
+    only (a spec field must already be one). ``expected`` replaces the generated wording (specs say
+    e.g. "a number with 0 <= dropout < 1").
+    """
+    kind = "an integer" if integer or int_type else "a finite number"
     parts = []
     if lo is not None:
         parts.append(f"{'>' if lo_open else '>='} {lo}")
     if hi is not None:
         parts.append(f"{'<' if hi_open else '<='} {hi}")
-    expected = kind + (" " + " and ".join(parts) if parts else "")
+    if expected is None:
+        expected = kind + (" " + " and ".join(parts) if parts else "")
 
     def check(v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return False
         if isinstance(v, float) and not math.isfinite(v):  # JSON NaN / Infinity
+            return False
+        if int_type and not isinstance(v, int):
             return False
         if integer and not (isinstance(v, int) or float(v).is_integer()):
             return False

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from deepepi.core.config import number_rule, require_number
 from deepepi.core.errors import DataError, SpecError
 
 BN_STATS = ("moving_mean", "moving_variance")
@@ -129,21 +130,23 @@ def int_tuple(name: str, value: Any) -> tuple[Any, ...]:
     return tuple(plain_int(v) for v in value)
 
 
+# Spec fields are held to deepepi.core.config.number_rule, the one number rule, with SpecError.
+
 def check_int(name: str, v: Any, lo: int = 1) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise SpecError(f"{name}: got {v!r}, expected an integer >= {lo}")
+    """A Python int >= ``lo`` (no bool, no whole float)."""
+    require_number(name, v, number_rule(lo, int_type=True), SpecError)
 
 
 def check_rate(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v < 1.0:
-        raise SpecError(f"{name}: got {v!r}, expected a number with 0 <= {name} < 1")
+    """A finite number with 0 <= v < 1 (a dropout rate)."""
+    require_number(name, v, number_rule(0, 1, hi_open=True, expected=f"a number with 0 <= {name} < 1"), SpecError)
 
 
-def check_bn(eps: Any, momentum: Any) -> None:
-    for name, v, ok in (("bn_epsilon", eps, lambda x: x > 0), ("bn_momentum", momentum, lambda x: 0 < x < 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
-            raise SpecError(f"{name}: got {v!r}, expected " + ("a number > 0" if name == "bn_epsilon"
-                                                               else "a number with 0 < bn_momentum < 1"))
+def check_bn(eps: Any, momentum: Any, momentum_note: str = "") -> None:
+    """BatchNorm epsilon > 0 and momentum in (0, 1); ``momentum_note`` is appended to the latter's message."""
+    require_number("bn_epsilon", eps, number_rule(0, lo_open=True, expected="a number > 0"), SpecError)
+    require_number("bn_momentum", momentum, number_rule(0, 1, lo_open=True, hi_open=True,
+                   expected="a number with 0 < bn_momentum < 1" + momentum_note), SpecError)
 
 
 def model_input(x_g: Any, window: int) -> np.ndarray:

@@ -7,12 +7,12 @@ object; a spec that cannot give a working network is refused here with a one-lin
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deepepi.core.errors import SpecError
-from deepepi.models.base import BN_STATS, ParamCounts, SpecMethods, int_tuple, plain_int
+from deepepi.models.base import (BN_STATS, ParamCounts, SpecMethods, check_bn, check_int, check_rate, int_tuple,
+                                 plain_int)
 
 if TYPE_CHECKING:
     from deepepi.core.config import Config
@@ -181,38 +181,27 @@ class ArchSpec(SpecMethods):
 
     # ----- validation ---------------------------------------------------------------------------
     def _validate(self) -> None:
-        def pos_int(name: str, v: Any) -> None:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise SpecError(f"{name}: got {v!r}, expected an integer >= 1")
-
-        pos_int("window", self.window)
+        check_int("window", self.window)
         if self.in_channels != 1:
             raise SpecError(f"in_channels: got {self.in_channels!r}; only 1 (acceleration magnitude) is supported")
-        pos_int("kernel_size", self.kernel_size)
+        check_int("kernel_size", self.kernel_size)
         if not self.filters:
             raise SpecError("filters: empty; at least one conv layer is needed")
         if len(self.filters) != len(self.strides):
             raise SpecError(f"filters has {len(self.filters)} items but strides has {len(self.strides)}; "
                             f"they must be equal")
         for i, v in enumerate(self.filters):
-            pos_int(f"filters[{i}]", v)
+            check_int(f"filters[{i}]", v)
         for i, v in enumerate(self.strides):
-            pos_int(f"strides[{i}]", v)
+            check_int(f"strides[{i}]", v)
         for i, v in enumerate(self.dense_widths):
-            pos_int(f"dense_widths[{i}]", v)
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
-            raise SpecError(f"num_classes: got {self.num_classes!r}, expected an integer >= 2")
+            check_int(f"dense_widths[{i}]", v)
+        check_int("num_classes", self.num_classes, 2)
         if self.padding not in PADDINGS:
             raise SpecError(f"padding: got {self.padding!r}, expected one of {', '.join(map(repr, PADDINGS))}")
         for name in ("conv_dropout", "dense_dropout"):
-            v = getattr(self, name)
-            if not _is_real(v) or not 0.0 <= v < 1.0:
-                raise SpecError(f"{name}: got {v!r}, expected a number with 0 <= {name} < 1")
-        if not _is_real(self.bn_epsilon) or not self.bn_epsilon > 0:
-            raise SpecError(f"bn_epsilon: got {self.bn_epsilon!r}, expected a number > 0")
-        if not _is_real(self.bn_momentum) or not 0.0 < self.bn_momentum < 1.0:
-            raise SpecError(f"bn_momentum: got {self.bn_momentum!r}, expected a number with 0 < bn_momentum < 1 "
-                            f"(Keras convention)")
+            check_rate(name, getattr(self, name))
+        check_bn(self.bn_epsilon, self.bn_momentum, momentum_note=" (Keras convention)")
         lengths = self.conv_lengths()
         if lengths[-1] < 1:
             bad = next(i for i, n in enumerate(lengths) if n < 1)
@@ -294,7 +283,3 @@ class ArchSpec(SpecMethods):
         """The title line of `deepepi model summary` (the preset lines are added by the summary)."""
         return [f"DeepEpi CNN: window {self.window}, {self.n_layers} conv layers, dense {list(self.dense_widths)}, "
                 f"{self.num_classes} classes"]
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
