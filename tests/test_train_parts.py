@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deepepi.scoring import metrics
-from deepepi.runs.layout import plot_history
+from deepepi.train.history_plot import plot_history
 from deepepi.train.batches import usable_samples
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop

@@ -1,4 +1,4 @@
-"""The run directory: file names, the run log, history/metrics/config JSON and training.png.
+"""The run directory: file names, the run log, history/metrics/config JSON (training.png is drawn by train.history_plot).
 
 Both trainers write the same names (only the native model differs: model.keras | model.pt), every
 file through deepepi.core.io so a crash never leaves a half-written artefact. ``resume/`` exists only
@@ -15,6 +15,7 @@ from typing import Any
 
 from deepepi.core import io
 from deepepi.core.errors import DataError
+from deepepi.core.threshold import parse_threshold
 
 MODEL_FILES = {"tensorflow": "model.keras", "pytorch": "model.pt"}
 WEIGHTS = "weights.npz"
@@ -93,38 +94,7 @@ def read_threshold(run_dir: Path) -> float | None:
         return None
     record = read_json(path)
     value = record.get("decision_threshold") if isinstance(record, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise DataError(f"decision_threshold must be a number in [0, 1], got {value!r}", source=str(path))
-    return float(value)
-
-
-def plot_history(path: Path, history: list[dict[str, Any]], *, title: str = "") -> None:
-    """training.png: loss, accuracy and sensitivity / false-alarm ratio per epoch, train and val."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    def series(key: str) -> list[float]:
-        return [float("nan") if h[key] is None else h[key] for h in history]
-
-    epochs = [h["epoch"] for h in history]
-    fig = Figure(figsize=(12, 3.6), dpi=100)
-    panels = (("loss", ("loss",)), ("accuracy", ("accuracy",)), ("TPR / FPR", ("sensitivity", "far")))
-    for i, (name, keys) in enumerate(panels):
-        ax = fig.add_subplot(1, 3, i + 1)
-        for key in keys:
-            ax.plot(epochs, series(key), marker="o", label=f"train {key}")
-            ax.plot(epochs, series("val_" + key), marker="o", linestyle="--", label=f"val {key}")
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    return parse_threshold(value, field="decision_threshold", source=str(path), error=DataError)
 
 
 def remove_resume_state(run_dir: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from deepepi.scoring.agreement import argmax_agreement
 from deepepi.train.batches import BatchStream
 
 DTYPES = ("float32", "float64")
@@ -49,7 +50,7 @@ def compare(wa: dict[str, np.ndarray], wb: dict[str, np.ndarray], pa: np.ndarray
     rel = [diffs[k] / max(float(np.max(np.abs(wa[k]))), 1e-12) for k in wa]
     return Drift(steps=steps, max_weight_diff=max(diffs.values()), max_rel_weight_diff=max(rel),
                  max_prob_diff=float(np.max(np.abs(pa.astype(np.float64) - pb))),
-                 agreement=float(np.mean(np.argmax(pa, axis=1) == np.argmax(pb, axis=1))),
+                 agreement=argmax_agreement(pa, pb),
                  max_weight_change=max(_max_abs_diff(wa, start).values()))
 
 

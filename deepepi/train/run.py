@@ -25,14 +25,15 @@ import numpy as np
 from deepepi.core import io
 from deepepi.core.config import Config, from_dict
 from deepepi.core.errors import ConfigError, DeepEpiError, ModelError
+from deepepi.core.extras import EXTRAS, install_hint
 from deepepi.runs import layout as art
 from deepepi.data.dataset import EventSplit, prepare
 from deepepi.scoring.metrics import final_report, fmt
+from deepepi.train.history_plot import plot_history
 from deepepi.train.job import FitResult, Job, is_writer, world_size
 from deepepi.train.selection import Selector
 
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
-_EXTRAS = {"tensorflow": "tf", "pytorch": "torch"}
 DEFAULT_ROOT = Path("artifacts")
 
 
@@ -69,12 +70,16 @@ def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, se
 
 
 def _trainer(framework: str) -> Any:
-    """The framework's trainer module, or a one-line error naming what to install (before any file is touched)."""
+    """The framework's trainer module, or a one-line error naming what to install (before any file is touched).
+
+    Not ``extras.require``: the message names the module that actually failed (``exc.name``, e.g. keras
+    rather than tensorflow), known only after the import, and TensorFlow's start-up lines stay visible
+    as before; the extra and its install wording are ``core.extras``'."""
     try:
         return importlib.import_module(TRAINERS[framework])
     except ImportError as exc:
         raise ModelError(f"training a {framework} model needs {exc.name or framework} "
-                         f"(pip install 'deepepi[{_EXTRAS[framework]}]'): {exc}") from None
+                         f"({install_hint(EXTRAS[framework])}): {exc}") from None
 
 
 def _model_builder(cfg: Config, allow_import: bool) -> Callable[[Any], Any]:
@@ -268,7 +273,7 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     chosen_t = _record_threshold(job, fit)
     job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; validation: "
                  f"{chosen_t['validation_source']}) -> {art.THRESHOLD}")
-    art.plot_history(job.run_dir / art.PLOT, job.history,
+    plot_history(job.run_dir / art.PLOT, job.history,
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
     art.remove_resume_state(job.run_dir)
     job.log.note(f"training time {seconds:.1f} s")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from deepepi.core import quiet
 from deepepi.core.config import REPO_CONFIGS, load_config
 from deepepi.core.errors import DeepEpiError
+from deepepi.core.extras import install_hint
 from deepepi.core.io import atomic_path, refuse_overwrite, write_json
 
 DEFAULT_EPOCHS = 4
@@ -44,7 +45,7 @@ def require_frameworks() -> None:
                if importlib.util.find_spec(module) is None]
     if missing:
         raise PipelineError(f"deepepi pipeline needs both frameworks; missing {', '.join(missing)} "
-                            f"(pip install 'deepepi[all]')")
+                            f"({install_hint('all')})")
 
 
 def train_runs(out: Path, csv: Path, epochs: int, echo: Echo) -> dict[str, Path]:
