@@ -74,7 +74,7 @@ def _trainer(framework: str) -> Any:
 
     Not ``extras.require``: the message names the module that actually failed (``exc.name``, e.g. keras
     rather than tensorflow), known only after the import, and TensorFlow's start-up lines stay visible
-    as before; the extra and its install wording are ``core.extras``'."""
+    as before. The extra's name and the install wording come from ``core.extras``."""
     try:
         return importlib.import_module(TRAINERS[framework])
     except ImportError as exc:
