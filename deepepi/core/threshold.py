@@ -15,8 +15,10 @@ def parse_threshold(raw: Any, *, field: str, source: str | None, error: type[Dee
     string; bools, NaN and anything else are refused."""
     if isinstance(raw, bool):
         value = math.nan
-    elif isinstance(raw, (int, float)):
-        value = float(raw)
+    elif isinstance(raw, float):
+        value = raw
+    elif isinstance(raw, int):
+        value = float(raw) if abs(raw) <= 1 else math.inf  # a huge JSON integer overflows float()
     elif not (from_text and isinstance(raw, str)):
         value = math.nan
     else:
