@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deepepi.core.constants import DATAPOINT_SECONDS as DATAPOINT_S
 from deepepi.data.csvio import M_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS
 
-DATAPOINT_S = 5.0
 OVERLAP_S = 3.0   # diff < 3 s: gap < -2 s
 FILL_GAP_S = 2.0  # gap > 2 s: insert floor(gap / 5 s) zero datapoints
 _ZERO = (*M_COLUMNS, *X_COLUMNS, *Y_COLUMNS, *Z_COLUMNS, "osdAlarmState", "osdSpecPower", "osdRoiPower")

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepepi.core.constants import SAMPLES_PER_DATAPOINT
+
 OK, WARNING, ALARM = 0, 1, 2
 STATE_NAMES = ("OK", "WARNING", "ALARM")
-SAMPLES_PER_DATAPOINT = 125  # 5 s at 25 Hz, one OSD datapoint
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from deepepi.scoring.alarm import ALARM, WARNING, AlarmParams, alarm_states, gate_windows
-from deepepi.evaluate.data import EvalData
+from deepepi.scoring.evaldata import EvalData
 from deepepi.scoring.metrics import ratio
 
 LOGICS = ("raw", "app")
@@ -82,13 +82,6 @@ def _first_time(mask: np.ndarray, data: EvalData, n_events: int) -> np.ndarray:
     ev, pos = np.unique(data.window_event[idx], return_index=True)
     first[ev] = data.end_time[idx[pos]]
     return first
-
-
-def max_per_event(data: EvalData, p: np.ndarray) -> np.ndarray:
-    """Each event's highest window probability (NaN for an event without windows)."""
-    out = np.full(len(data.events), np.nan)
-    np.fmax.at(out, data.window_event, p.astype(np.float64))
-    return out
 
 
 def event_figures(data: EvalData, states: np.ndarray, max_p: np.ndarray) -> EventFigures:
