@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from deepepi.cli.params import POSITIVE_INT, SEED, Number
-from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, OSD_ALARM_STATE
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
@@ -93,7 +93,7 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
             click.echo(f"  note: {op['note']}" + ("" if op.get("target_met") is not False
                                                  else "; the target was not reachable, closest threshold used"))
     osd = result.results["osd_baseline"]["event"]
-    click.echo(f"OSD baseline (osdAlarmState >= 2): events {osd['detected']}/{osd['seizure_events']}, "
+    click.echo(f"OSD baseline (osdAlarmState >= {OSD_ALARM_STATE}): events {osd['detected']}/{osd['seizure_events']}, "
                f"FP/24 h {_fmt(osd['fp_per_24h'], '.2f')}, false-alarm ratio {_fmt(osd['false_alarm_ratio'])}")
     click.echo(f"wrote {files['report']}, {files['results']}, {files['events']} and {len(files['plots'])} plots")
 

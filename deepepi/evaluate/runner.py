@@ -4,7 +4,7 @@ Order: check the options, open the models (any runtime format), read and window 
 predict, then per model: ROC/PR, the threshold sweep under the chosen alarm logic, the operating
 point, and at that threshold the window figures, both alarm logics' event figures (per user and
 subtype too), SzCORE scores and bootstrap CIs (``BOOTSTRAP``: events resampled within each class,
-``--bootstrap`` draws, 1,000 by default). The OSD baseline (recorded osdAlarmState >= 2) is
+``--bootstrap`` draws, 1,000 by default). The OSD baseline (recorded osdAlarmState >= OSD_ALARM_STATE) is
 scored beside them. ``report.write_all`` then writes results.json, events.csv, the plots and
 report.html.
 """
