@@ -26,13 +26,13 @@ from deepepi.evaluate import szcore
 from deepepi.evaluate.data import EvalData, load
 from deepepi.scoring import bootstrap
 from deepepi.scoring.alarm import ALARM, AlarmParams
-from deepepi.scoring.events import AlarmLogic, EventFigures, alarm_starts, event_figures, summary, table_by
+from deepepi.scoring.events import (AlarmLogic, EventFigures, alarm_starts, detection, event_figures, hours, per_24h,
+                                    summary, table_by)
 from deepepi.scoring.operating import Sweep, check_rule, choose, sweep
 from deepepi.evaluate.qsweep import check_qs, sweep_q
 from deepepi.scoring.window_metrics import at_threshold, curves
 from deepepi.runtimes import Runtime, open_model
 from deepepi.runtimes.base import decision_threshold
-from deepepi.scoring.metrics import ratio
 from deepepi.scoring.per_event import max_per_event
 
 BOOTSTRAP_RESAMPLES = 1000  # evaluate's default draws; its rule resamples events within each class
@@ -176,18 +176,13 @@ def _osd_baseline(data: EvalData) -> dict[str, Any]:
     non_windows = np.bincount(data.window_event, minlength=len(data.events))[~seizure].sum()
     starts = alarm_starts(osd, data.segment)
     false_alarms = int(starts[~seizure[data.window_event]].sum())
-    hours = non_windows * data.hop_s / 3600.0
+    non_hours = hours(non_windows, data.hop_s)
     return {"rule": f"recorded osdAlarmState >= {OSD_ALARM_STATE} ({OSD_ALARM_STATE} ALARM and higher codes; empty "
                     "counts as 0); window: its last "
                     "datapoint; event: any datapoint of the event, including those before its first window",
             "window": at_threshold(data.y, osd),
-            "event": {"seizure_events": int(seizure.sum()), "detected": int(det[seizure].sum()),
-                      "sensitivity": ratio(int(det[seizure].sum()), int(seizure.sum())),
-                      "non_seizure_events": int((~seizure).sum()),
-                      "events_with_false_alarm": int(det[~seizure].sum()),
-                      "false_alarm_ratio": ratio(int(det[~seizure].sum()), int((~seizure).sum())),
-                      "false_alarms": false_alarms,
-                      "fp_per_24h": false_alarms / hours * 24.0 if hours > 0 else None}}
+            "event": {**detection(seizure, det), "false_alarms": false_alarms,
+                      "fp_per_24h": per_24h(false_alarms, non_hours)}}
 
 
 def evaluate(models: Sequence[str | Path], data: Sequence[str | Path], *, config: str | Path | None = None,

@@ -266,7 +266,7 @@ def fires_both_classes(probs: np.ndarray, labels: np.ndarray | None, label: str)
     name = f"predicts both classes {label}"
     if labels is None or len(np.unique(labels)) < 2:
         return Check(name, INFO, "n/a (the input does not hold both classes)", {})
-    pred = np.argmax(probs, axis=1)
+    pred = predicted_class(probs)
     counts = np.bincount(pred, minlength=probs.shape[1]).tolist()
     ok = int(np.count_nonzero(counts)) >= 2
     detail = (f"windows per predicted class {counts}" if ok else
@@ -282,7 +282,7 @@ def paired_statistics(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, e
     name = "TPR / FPR difference vs seed spread"
     if labels is None or event_id is None:
         return Check(name, FAIL, "needs labelled data with events (--data CSV)", {})
-    pred_a, pred_b = np.argmax(a, axis=1), np.argmax(b, axis=1)
+    pred_a, pred_b = predicted_class(a), predicted_class(b)
     table = stats.EventTable.build(pred_a, pred_b, labels, event_id)
     intervals = stats.bootstrap(table, draws=stats.BOOTSTRAP.draws, seed=seed, confidence=stats.BOOTSTRAP.level)
     test = stats.mcnemar(pred_a == labels, pred_b == labels)
@@ -304,7 +304,7 @@ def paired_statistics(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, e
 def positives(probs: np.ndarray, threshold: float | None) -> np.ndarray:
     """Seizure decisions: p1 > the recorded decision threshold (strict, the app's rule), else argmax."""
     if threshold is None:
-        return np.argmax(probs, axis=1) == 1
+        return predicted_class(probs) == 1
     return np.asarray(probs)[:, 1] > threshold
 
 
