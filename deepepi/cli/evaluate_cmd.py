@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from deepepi.cli.params import POSITIVE_INT, SEED, Number
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, OSD_ALARM_STATE
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
@@ -26,7 +27,7 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
               help="Pick the lowest threshold with at most this many false alarms per 24 h on --data.")
 @click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default="raw", show_default=True,
               help="Logic for the sweep, the operating point and the plots; both are always reported.")
-@click.option("--acc-sd-threshold", type=Number(0), default=5.0, show_default=True,
+@click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,
               help="App movement gate (%): p = 0 when 100*std/mean of the newest datapoint is below it.")
 @click.option("--bootstrap", "resamples", type=Number(1, 100_000, integer=True), default=1000, show_default=True,
               help="Bootstrap resamples (by event) for the 95% CIs, 1 to 100000.")
@@ -92,7 +93,7 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
             click.echo(f"  note: {op['note']}" + ("" if op.get("target_met") is not False
                                                  else "; the target was not reachable, closest threshold used"))
     osd = result.results["osd_baseline"]["event"]
-    click.echo(f"OSD baseline (osdAlarmState >= 2): events {osd['detected']}/{osd['seizure_events']}, "
+    click.echo(f"OSD baseline (osdAlarmState >= {OSD_ALARM_STATE}): events {osd['detected']}/{osd['seizure_events']}, "
                f"FP/24 h {_fmt(osd['fp_per_24h'], '.2f')}, false-alarm ratio {_fmt(osd['false_alarm_ratio'])}")
     click.echo(f"wrote {files['report']}, {files['results']}, {files['events']} and {len(files['plots'])} plots")
 

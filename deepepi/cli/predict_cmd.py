@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.params import POSITIVE_INT, Number
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
 from deepepi.core.io import refuse_overwrite
 
 
@@ -18,8 +19,9 @@ from deepepi.core.io import refuse_overwrite
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="predictions.csv",
               show_default=True, help="CSV: per datapoint probability, decision, state and alarm.")
 @click.option("--threshold", type=Number(0, 1), default=None,
-              help="Positive when p > threshold. Default: the model's decision_threshold, else 0.5.")
-@click.option("--acc-sd-threshold", type=Number(0), default=5.0, show_default=True,
+              help="Positive when p > threshold. Default: the model's decision_threshold, else "
+              f"{DEFAULT_THRESHOLD:g}.")
+@click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,
               help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Config whose eventFilters apply to OSDB JSON input.")
@@ -39,13 +41,13 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     runtime = open_model(model, threads=threads)
     if threshold is None:
         threshold = decision_threshold(runtime.metadata, model)
-    rules = Rules(threshold=0.5 if threshold is None else threshold, acc_sd_threshold=acc_sd_threshold)
+    rules = Rules(threshold=DEFAULT_THRESHOLD if threshold is None else threshold, acc_sd_threshold=acc_sd_threshold)
     filters = load_config(config).filters if data.lower().endswith(".json") else None
     frame = read_datapoints(data, filters)
     if stream:
         result = predict_stream(runtime, frame, rules)
     else:
-        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", 125)))
+        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", SAMPLES_PER_DATAPOINT)))
     write_csv(result, output)
     alarmed = int(result.groupby("eventId")["alarm"].max().sum())
     click.echo(f"{'stream' if stream else 'batch'}: {len(result)} rows, {result['eventId'].nunique()} "

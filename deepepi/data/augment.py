@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 
 from deepepi.data.balance import balance_events
-from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT, X_COLUMNS, Y_COLUMNS, Z_COLUMNS
+from deepepi.core.constants import DATAPOINT_SECONDS, SAMPLES_PER_DATAPOINT
+from deepepi.data.csvio import M_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS
 
 SEIZURE = 1
 PHASE_MIN_GAP_S = 4.0      # reference: rows closer than this to the previous row are dropped
-DATAPOINT_S = 5.0
 PROVENANCE_COLUMNS = ("eventId", "source", "origin", "kind", "copy", "name")
 XYZ_COLUMNS = (X_COLUMNS, Y_COLUMNS, Z_COLUMNS)
 _STREAMS = {"user": 1, "noise": 2}
@@ -162,7 +162,7 @@ def _phase(b: _Builder, step: int) -> int:
         total = len(offsets) * n
         block = {c: np.repeat(rows[c].to_numpy()[:1], total) for c in b.frame.columns if c not in samples}
         block["eventId"] = np.repeat(np.asarray(ids, dtype=np.int64), n)
-        block["dataTime"] = np.tile(t[keep][0] + DATAPOINT_S * np.arange(n), len(offsets))
+        block["dataTime"] = np.tile(t[keep][0] + DATAPOINT_SECONDS * np.arange(n), len(offsets))
         take = offsets[:, None] + np.arange(SAMPLES_PER_DATAPOINT * n)[None, :]
         for cols in channels:
             stream = np.nan_to_num(rows[list(cols)].to_numpy(dtype=np.float32)).reshape(-1)

@@ -30,11 +30,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from deepepi.core.constants import SAMPLES_PER_DATAPOINT
 from deepepi.core.errors import DataError
 from deepepi.core.io import open_input
 
-SAMPLES_PER_DATAPOINT = 125
-CSV_SAMPLE_FREQ = 25  # Hz: one row is a 5-s datapoint of 125 samples
 M_COLUMNS: tuple[str, ...] = tuple(f"M{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
 X_COLUMNS: tuple[str, ...] = tuple(f"X{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
 Y_COLUMNS: tuple[str, ...] = tuple(f"Y{i:03d}" for i in range(SAMPLES_PER_DATAPOINT))
@@ -262,4 +261,4 @@ def load_csv(path: str | Path, *, columns: Iterable[str] | None = None) -> pd.Da
 
 
 __all__ = ["M_COLUMNS", "X_COLUMNS", "Y_COLUMNS", "Z_COLUMNS", "META_COLUMNS", "CSV_COLUMNS",
-           "WINDOW_COLUMNS", "SAMPLES_PER_DATAPOINT", "CSV_SAMPLE_FREQ", "NA_TEXT", "load_csv"]
+           "WINDOW_COLUMNS", "NA_TEXT", "load_csv"]

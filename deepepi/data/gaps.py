@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deepepi.core.constants import DATAPOINT_SECONDS
 from deepepi.data.csvio import M_COLUMNS, X_COLUMNS, Y_COLUMNS, Z_COLUMNS
 
-DATAPOINT_S = 5.0
 OVERLAP_S = 3.0   # diff < 3 s: gap < -2 s
 FILL_GAP_S = 2.0  # gap > 2 s: insert floor(gap / 5 s) zero datapoints
 _ZERO = (*M_COLUMNS, *X_COLUMNS, *Y_COLUMNS, *Z_COLUMNS, "osdAlarmState", "osdSpecPower", "osdRoiPower")
@@ -49,15 +49,15 @@ def fill_gaps(df: pd.DataFrame) -> pd.DataFrame:
     event, time = rows["eventId"].to_numpy(), rows["dataTime"].to_numpy(dtype=np.float64)
     keep = _kept(event, time)
     rows, event, time = rows[keep], event[keep], time[keep]
-    gap = np.r_[0.0, np.diff(time) - DATAPOINT_S]
+    gap = np.r_[0.0, np.diff(time) - DATAPOINT_SECONDS]
     same = np.r_[False, event[1:] == event[:-1]]
-    inserts = np.where(same & (gap > FILL_GAP_S), np.floor(gap / DATAPOINT_S), 0).astype(np.int64)
+    inserts = np.where(same & (gap > FILL_GAP_S), np.floor(gap / DATAPOINT_SECONDS), 0).astype(np.int64)
     if not inserts.any():
         return rows.reset_index(drop=True)
     at = np.repeat(np.arange(len(rows)), inserts)            # new rows go just before row ``at``
     k = np.arange(len(at)) - np.repeat(np.cumsum(inserts) - inserts, inserts) + 1
     filler = rows.iloc[at - 1].copy()                         # the previous row's ids and label
-    filler["dataTime"] = time[at - 1] + DATAPOINT_S * k
+    filler["dataTime"] = time[at - 1] + DATAPOINT_SECONDS * k
     for column in (c for c in _ZERO if c in filler.columns):
         filler[column] = 0
     for column in (c for c in _MINUS_ONE if c in filler.columns):

@@ -40,7 +40,8 @@ from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 import numpy as np
 
-from deepepi.data.csvio import CSV_COLUMNS, CSV_SAMPLE_FREQ, SAMPLES_PER_DATAPOINT
+from deepepi.core.constants import SAMPLE_FREQ_HZ, SAMPLES_PER_DATAPOINT
+from deepepi.data.csvio import CSV_COLUMNS
 from deepepi.core.errors import DataError
 from deepepi.core.io import atomic_path, open_input, refuse_overwrite
 from deepepi.core.jsonlimits import EVENT_MAX_DEPTH, check_depth
@@ -251,10 +252,10 @@ def _check_rate(event: Mapping[str, Any], where: str, path: Path) -> None:
         return
     if not _finite(rate) or rate <= 0:
         raise DataError(f"{where}: sampleFreq must be a positive number, got {rate!r}", source=str(path))
-    if rate != CSV_SAMPLE_FREQ:
-        raise DataError(f"{where}: sampleFreq {rate} Hz; the flattened CSV holds {CSV_SAMPLE_FREQ} Hz "
+    if rate != SAMPLE_FREQ_HZ:
+        raise DataError(f"{where}: sampleFreq {rate} Hz; the flattened CSV holds {SAMPLE_FREQ_HZ} Hz "
                         f"({SAMPLES_PER_DATAPOINT} samples per 5-s datapoint): resample the recording to "
-                        f"{CSV_SAMPLE_FREQ} Hz first", source=str(path))
+                        f"{SAMPLE_FREQ_HZ} Hz first", source=str(path))
 
 
 @dataclass(frozen=True)

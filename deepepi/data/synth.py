@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from deepepi.core.constants import SAMPLE_FREQ_HZ as FS
+from deepepi.core.constants import SAMPLES_PER_DATAPOINT as SAMPLES
 from deepepi.data.osdb import FlattenStats, flatten, iter_events
 from deepepi.core.io import atomic_path, write_json
 
-FS = 25
-SAMPLES = 125
 DATAPOINTS = 36
 N = SAMPLES * DATAPOINTS
 CSV_NAME = "allData.csv"

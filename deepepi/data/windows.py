@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from deepepi.core.config import Config
-from deepepi.data.csvio import CSV_SAMPLE_FREQ, M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS
+from deepepi.core.constants import SAMPLE_FREQ_HZ, SAMPLES_PER_DATAPOINT
+from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS
 from deepepi.data.gaps import fill_gaps
 from deepepi.core.errors import ConfigError, DataError
 from deepepi.core.io import save_npz
@@ -192,8 +193,8 @@ def rows_from_config(df: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[
     wrong duration: that is a ConfigError, never a silent reinterpretation.
     """
     rate = cfg.model["sampleFreq"]
-    if rate != CSV_SAMPLE_FREQ:
-        raise ConfigError(f"modelConfig.sampleFreq: {rate} Hz, but the flattened CSV holds {CSV_SAMPLE_FREQ} Hz "
+    if rate != SAMPLE_FREQ_HZ:
+        raise ConfigError(f"modelConfig.sampleFreq: {rate} Hz, but the flattened CSV holds {SAMPLE_FREQ_HZ} Hz "
                           f"data ({SAMPLES_PER_DATAPOINT} samples per 5-s row)", source=cfg.source)
     layout: dict[str, float | int] = {"window": cfg.window, "step": int(cfg.processing["step"])}
     if cfg.processing["validateDatapoints"]:

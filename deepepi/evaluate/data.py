@@ -1,6 +1,6 @@
 """What evaluation runs on: raw milli-g windows with their labels, and one row per event.
 
-Inputs are flattened CSVs and/or OSDB JSON release files (flattened through ``data.osdb.flatten``
+Inputs are flattened CSVs and/or OSDB JSON release files (flattened through ``data.source.read_json``
 into a temporary CSV, applying the config's eventFilters). Windows are cut exactly as for training
 (``make_windows``, milli-g kept: the runtimes take raw input).
 
@@ -16,47 +16,25 @@ a CSV (or JSON events without a usable ``seizureTimes``) measure latency from th
 from __future__ import annotations
 
 import math
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from deepepi.data.csvio import SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS, load_csv
-from deepepi.data.osdb import epoch_seconds, flatten, iter_events
-from deepepi.data.windows import GAP_SECONDS, make_windows
+from deepepi.core.constants import DATAPOINT_SECONDS, OSD_ALARM_STATE, SAMPLES_PER_DATAPOINT
 from deepepi.core.errors import DataError
+from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
 from deepepi.data.dataset import osd_alarm
+from deepepi.data.osdb import epoch_seconds, iter_events
+from deepepi.data.source import is_json, read_json
+from deepepi.data.windows import GAP_SECONDS, make_windows
+from deepepi.scoring.evaldata import ONSET_RECORDING_START, ONSET_SEIZURE_TIMES, EvalData
+from deepepi.scoring.segments import restart_segments
+
+__all__ = ["COLUMNS", "EvalData", "ONSET_RECORDING_START", "ONSET_SEIZURE_TIMES", "load"]
 
 COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
-DATAPOINT_SECONDS = 5.0
-ONSET_SEIZURE_TIMES = "seizureTimes"
-ONSET_RECORDING_START = "recording start"
-
-
-@dataclass
-class EvalData:
-    """Windows (raw milli-g) in event/time order, and the events table (one row per event).
-
-    ``window_event`` maps each window to its row in ``events``; ``segment`` numbers contiguous
-    stretches of windows (a new event, or a recording gap that restarts the buffer), where the
-    app's alarm state machine starts afresh.
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    end_time: np.ndarray
-    osd: np.ndarray
-    segment: np.ndarray
-    window_event: np.ndarray
-    events: pd.DataFrame
-    hop_s: float
-    sources: list[str]
-
-    def __len__(self) -> int:
-        return len(self.X)
 
 
 def _seizure_interval(event: Mapping[str, Any], where: str, path: Path) -> tuple[float, float] | None:
@@ -88,17 +66,12 @@ def _json_onsets(paths: Iterable[Path]) -> dict[int, tuple[float, float]]:
 
 
 def _read_frames(paths: list[Path], filters: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[int, tuple[float, float]]]:
-    json_paths = [p for p in paths if p.suffix.lower() == ".json"]
-    csv_paths = [p for p in paths if p.suffix.lower() != ".json"]
+    json_paths = [p for p in paths if is_json(p)]
+    csv_paths = [p for p in paths if not is_json(p)]
     frames = [load_csv(p, columns=COLUMNS) for p in csv_paths]
     onsets: dict[int, tuple[float, float]] = {}
     if json_paths:
-        with tempfile.TemporaryDirectory(prefix="deepepi-evaluate-") as tmp:
-            csv = Path(tmp) / "events.csv"
-            stats = flatten(json_paths, csv, filters)
-            if stats.events_written == 0:
-                raise DataError(f"no usable events ({stats.summary()})", source=str(json_paths[0]))
-            frames.append(load_csv(csv, columns=COLUMNS))
+        frames.append(read_json(json_paths, filters, columns=COLUMNS, prefix="deepepi-evaluate-"))
         onsets = _json_onsets(json_paths)
     ids = [set(np.unique(f["eventId"]).tolist()) for f in frames]
     for i in range(len(ids)):
@@ -111,7 +84,7 @@ def _read_frames(paths: list[Path], filters: Mapping[str, Any]) -> tuple[pd.Data
 
 def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float]]) -> pd.DataFrame:
     grouped = df[["eventId", "userId", "type", "typeStr", "dataTime"]].groupby("eventId", sort=True)
-    osd = (df["osdAlarmState"].fillna(0) >= 2).groupby(df["eventId"], sort=True)
+    osd = (df["osdAlarmState"].fillna(0) >= OSD_ALARM_STATE).groupby(df["eventId"], sort=True)
     events = pd.DataFrame({
         "eventId": grouped["eventId"].first().astype(np.int64),
         "userId": grouped["userId"].first().astype(np.int64),
@@ -127,24 +100,6 @@ def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float]]) -> p
     events["seizure_end"] = [iv[1] if iv else e for iv, e in zip(interval, events["end"])]
     events["onset_source"] = [ONSET_SEIZURE_TIMES if iv else ONSET_RECORDING_START for iv in interval]
     return events
-
-
-def _segments(event_id: np.ndarray, end_time: np.ndarray) -> np.ndarray:
-    new = np.ones(len(event_id), dtype=bool)
-    new[1:] = (event_id[1:] != event_id[:-1]) | (np.diff(end_time) > GAP_SECONDS)
-    return np.cumsum(new) - 1
-
-
-def from_windows(windows: Any, hop_s: float) -> EvalData:
-    """EvalData over already-cut windows (``data.windows.Windows``, e.g. a training validation split):
-    no raw samples, OSD states or seizureTimes; enough for the raw-window event figures."""
-    ids, first = np.unique(windows.event_id, return_index=True)
-    events = pd.DataFrame({"eventId": ids, "userId": windows.user_id[first], "label": windows.y[first]})
-    events["start"] = events["onset"] = events["seizure_end"] = np.nan
-    events["onset_source"] = ONSET_RECORDING_START
-    return EvalData(X=np.empty((len(windows), 0), np.float32), y=windows.y, end_time=windows.end_time,
-                    osd=np.zeros(len(windows), np.int64), segment=_segments(windows.event_id, windows.end_time),
-                    window_event=np.searchsorted(ids, windows.event_id), events=events, hop_s=hop_s, sources=[])
 
 
 def load(paths: Iterable[str | Path], *, window: int, step: int, sample_freq: int,
@@ -163,6 +118,6 @@ def load(paths: Iterable[str | Path], *, window: int, step: int, sample_freq: in
     return EvalData(
         X=windows.X, y=windows.y, end_time=windows.end_time,
         osd=osd_alarm(df, windows, missing_negative=True),
-        segment=_segments(windows.event_id, windows.end_time),
+        segment=restart_segments(windows.event_id, windows.end_time, gap_seconds=GAP_SECONDS),
         window_event=position.reindex(windows.event_id).to_numpy(dtype=np.int64),
         events=events, hop_s=step / float(sample_freq), sources=[str(p) for p in paths])

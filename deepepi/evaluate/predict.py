@@ -17,7 +17,6 @@ Two ways to get the probabilities, which must agree:
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepepi.scoring.alarm import ALARM, STATE_NAMES, AlarmParams, AlarmStateMachine, alarm_states, gate_windows, still
-from deepepi.data.csvio import M_COLUMNS, SAMPLES_PER_DATAPOINT, WINDOW_COLUMNS, load_csv
-from deepepi.data.windows import contiguous_runs, count_windows, make_windows
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
 from deepepi.core.errors import DataError
 from deepepi.core.io import atomic_path
+from deepepi.data import source
+from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS
+from deepepi.data.windows import GAP_SECONDS, contiguous_runs, count_windows, make_windows
+from deepepi.scoring.alarm import ALARM, STATE_NAMES, AlarmParams, AlarmStateMachine, alarm_states, gate_windows, still
+from deepepi.scoring.segments import restart_segments
 
-APP_ACC_SD_THRESHOLD = 5.0  # %, the app's default accSdThreshold
-DEFAULT_THRESHOLD = 0.5
 COLUMNS = ("eventId", "userId", "dataTime", "label", "p_seizure", "p_decision", "positive", "state",
            "alarm")
 
@@ -42,24 +42,14 @@ class Rules:
     """The app's decision settings."""
 
     threshold: float = DEFAULT_THRESHOLD
-    acc_sd_threshold: float = APP_ACC_SD_THRESHOLD
+    acc_sd_threshold: float = APP_ACC_SD_THRESHOLD_PCT
     params: AlarmParams = AlarmParams()
 
 
 def read_datapoints(path: str | Path, filters: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per datapoint from a flattened CSV, or from OSDB JSON (flattened on the way, with
     the given eventFilters)."""
-    from deepepi.data.osdb import flatten
-
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        return load_csv(path, columns=WINDOW_COLUMNS)
-    with tempfile.TemporaryDirectory(prefix="deepepi-predict-") as tmp:
-        csv = Path(tmp) / "events.csv"
-        stats = flatten([path], csv, filters or {})
-        if stats.events_written == 0:
-            raise DataError(f"no usable events ({stats.summary()})", source=str(path))
-        return load_csv(csv, columns=WINDOW_COLUMNS)
+    return source.read_datapoints(path, filters, columns=WINDOW_COLUMNS, prefix="deepepi-predict-")
 
 
 def _frame(event: np.ndarray, user: np.ndarray, time: np.ndarray, label: np.ndarray, p: np.ndarray,
@@ -78,8 +68,8 @@ def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int) ->
     if len(windows) == 0:
         raise DataError(f"no complete {window}-sample windows in the data")
     _, _, lengths = contiguous_runs(df)
-    segment = np.repeat(np.arange(len(lengths)),
-                        count_windows(lengths * SAMPLES_PER_DATAPOINT, window, step))
+    segment = restart_segments(windows.event_id, windows.end_time, gap_seconds=GAP_SECONDS,
+                               run_windows=count_windows(lengths * SAMPLES_PER_DATAPOINT, window, step))
     p = runtime.predict_proba(windows.X)[:, 1]
     decision_p = gate_windows(p, windows.X, rules.acc_sd_threshold)
     positive = decision_p > rules.threshold

@@ -14,8 +14,9 @@ import numpy as np
 
 from converters.contract import INPUT_NAME, OUTPUT_NAME
 from deepepi.core.errors import ConfigError, ModelError
-from deepepi.evaluate.data import EvalData
-from deepepi.scoring.events import AlarmLogic, event_figures, max_per_event, summary
+from deepepi.scoring.evaldata import EvalData
+from deepepi.scoring.events import AlarmLogic, event_figures, summary
+from deepepi.scoring.per_event import max_per_event
 from deepepi.runtimes import Runtime
 from converters.session import RUN_CHUNK
 
@@ -50,7 +51,8 @@ def sweep_q(rt: Runtime, data: EvalData, qs: Sequence[float], threshold: float,
     for q in qs:
         p = ensemble_p(rt, data.X, q)
         states = logic.states(data, logic.decision_p(data, p), threshold)
-        event = summary(data, event_figures(data, states, max_per_event(data, p)))
+        max_p = max_per_event(p, data.window_event, len(data.events))
+        event = summary(data, event_figures(data, states, max_p))
         rows.append({"q": q, "threshold": threshold, "alarm_logic": logic.name,
                      "sensitivity": event["sensitivity"], "detected": event["detected"],
                      "seizure_events": event["seizure_events"], "fp_per_24h": event["fp_per_24h"],

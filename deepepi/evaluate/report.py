@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from deepepi.core import io
-from deepepi.scoring.alarm import ALARM
+from deepepi.core.constants import OSD_ALARM_STATE
+from deepepi.core.jsonsafe import json_safe
 from deepepi.evaluate import plots
 from deepepi.evaluate.runner import Evaluation, ModelResult
+from deepepi.scoring.alarm import ALARM
 
 EVENT_COLUMNS = ("model", "eventId", "userId", "label", "typeStr", "subtype", "windows", "max_p", "onset_source",
                  "raw_alarm_raised", "raw_alarms", "raw_latency_s", "app_warned", "app_alarm_raised", "app_alarms",
@@ -28,18 +30,8 @@ EVENT_COLUMNS = ("model", "eventId", "userId", "label", "typeStr", "subtype", "w
 
 
 def clean(obj: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    """JSON-safe copy for results.json: numpy scalars/arrays to Python, NaN/inf to None (undefined)."""
+    return json_safe(obj, non_finite="null")
 
 
 def _slug(name: str) -> str:
@@ -93,7 +85,7 @@ def _strips(out: Path, ev: Evaluation, m: ModelResult, logic: str) -> list[tuple
                      f"max p {figs.max_p[i]:.3f}, {figs.alarms[i]} alarm(s), {logic} logic")
             path = plots.strip(out / f"strip_{_slug(m.name)}_{'miss' if row.label == 1 else 'fa'}_{row.eventId}.png",
                                title, data.end_time[sl] - row.start, m.decision_p[logic][sl], m.states[logic][sl] >= ALARM,
-                               m.operating["threshold"], onset, data.osd[sl] >= 2)
+                               m.operating["threshold"], onset, data.osd[sl] >= OSD_ALARM_STATE)
             written.append((title, path))
     return written
 

@@ -3,7 +3,8 @@
 Order: check the options, open the models (any runtime format), read and window the data once,
 predict, then per model: ROC/PR, the threshold sweep under the chosen alarm logic, the operating
 point, and at that threshold the window figures, both alarm logics' event figures (per user and
-subtype too), SzCORE scores and bootstrap CIs. The OSD baseline (recorded osdAlarmState >= 2) is
+subtype too), SzCORE scores and bootstrap CIs (``BOOTSTRAP``: events resampled within each class,
+``--bootstrap`` draws, 1,000 by default). The OSD baseline (recorded osdAlarmState >= OSD_ALARM_STATE) is
 scored beside them. ``report.write_all`` then writes results.json, events.csv, the plots and
 report.html.
 """
@@ -18,21 +19,23 @@ from typing import Any, Sequence
 import numpy as np
 
 from deepepi import __version__
-from deepepi.scoring.alarm import ALARM, AlarmParams
 from deepepi.core.config import load_config
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, OSD_ALARM_STATE
 from deepepi.core.errors import ConfigError, ModelError
-from deepepi.scoring import bootstrap
 from deepepi.evaluate import szcore
 from deepepi.evaluate.data import EvalData, load
-from deepepi.scoring.events import AlarmLogic, EventFigures, alarm_starts, event_figures, max_per_event, summary, table_by
+from deepepi.scoring import bootstrap
+from deepepi.scoring.alarm import ALARM, AlarmParams
+from deepepi.scoring.events import (AlarmLogic, EventFigures, alarm_starts, detection, event_figures, hours, per_24h,
+                                    summary, table_by)
 from deepepi.scoring.operating import Sweep, check_rule, choose, sweep
 from deepepi.evaluate.qsweep import check_qs, sweep_q
 from deepepi.scoring.window_metrics import at_threshold, curves
 from deepepi.runtimes import Runtime, open_model
 from deepepi.runtimes.base import decision_threshold
-from deepepi.scoring.metrics import ratio
+from deepepi.scoring.per_event import max_per_event
 
-DEFAULT_ACC_SD_THRESHOLD = 5.0  # %, the app's default accel_std_threshold_pct
+BOOTSTRAP_RESAMPLES = 1000  # evaluate's default draws; its rule resamples events within each class
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,9 @@ class Options:
     target_sensitivity: float | None = None
     max_far_per_day: float | None = None
     alarm_logic: str = "raw"
-    acc_sd_threshold: float = DEFAULT_ACC_SD_THRESHOLD
+    acc_sd_threshold: float = APP_ACC_SD_THRESHOLD_PCT
     seed: int = 0
-    resamples: int = bootstrap.RESAMPLES
+    resamples: int = BOOTSTRAP_RESAMPLES
     threads: int | None = None
     alarm_params: AlarmParams = field(default_factory=AlarmParams)
     sweep_q: tuple[float, ...] | None = None  # ensembles: event figures over these q (qsweep)
@@ -60,6 +63,10 @@ class Options:
             raise ConfigError(f"--threads: got {self.threads}, expected a positive number of threads")
         if self.resamples < 1:
             raise ConfigError(f"--bootstrap: got {self.resamples}, expected a positive number of resamples")
+
+    def bootstrap_rule(self) -> bootstrap.Rule:
+        """evaluate's bootstrap: ``resamples`` draws of events within each class (class counts kept)."""
+        return bootstrap.Rule(draws=self.resamples, within_class=True)
 
     def logics(self) -> dict[str, AlarmLogic]:
         return {"raw": AlarmLogic("raw"),
@@ -133,7 +140,7 @@ def _model(name: str, rt: Runtime, data: EvalData, opts: Options) -> ModelResult
         op["note"] = ("chosen on the data evaluated here, so the figures at it are optimistic: choose it on a "
                       "validation set and reuse it on test data with --threshold")
     t = op["threshold"]
-    max_p = max_per_event(data, p)
+    max_p = max_per_event(p, data.window_event, len(data.events))
     decision_p, states, figures, by_logic = {}, {}, {}, {}
     for key, logic in logics.items():
         decision_p[key] = logic.decision_p(data, p)
@@ -146,7 +153,7 @@ def _model(name: str, rt: Runtime, data: EvalData, opts: Options) -> ModelResult
             "per_subtype": table_by(data, figures[key], "subtype"),
             "szcore": szcore.score(data, alarm),
             "bootstrap_95ci": bootstrap.intervals(data.events["label"].to_numpy(), figures[key], data.hop_s,
-                                                  seed=opts.seed, resamples=opts.resamples),
+                                                  seed=opts.seed, rule=opts.bootstrap_rule()),
         }
     c = curves(data.y, p)
     result = {"name": name, "path": str(rt.path), "runtime": rt.describe(),
@@ -161,24 +168,21 @@ def _model(name: str, rt: Runtime, data: EvalData, opts: Options) -> ModelResult
 
 
 def _osd_baseline(data: EvalData) -> dict[str, Any]:
-    """The phone's recorded osdAlarmState >= 2: per window (its last datapoint) and per event (any row)."""
-    osd = data.osd >= 2
+    """The phone's recorded osdAlarmState >= OSD_ALARM_STATE: per window (its last datapoint) and per event
+    (any row)."""
+    osd = data.osd >= OSD_ALARM_STATE
     seizure = data.events["label"].to_numpy() == 1
     det = data.events["osd_detected"].to_numpy()
     non_windows = np.bincount(data.window_event, minlength=len(data.events))[~seizure].sum()
     starts = alarm_starts(osd, data.segment)
     false_alarms = int(starts[~seizure[data.window_event]].sum())
-    hours = non_windows * data.hop_s / 3600.0
-    return {"rule": "recorded osdAlarmState >= 2 (2 ALARM and higher codes; empty counts as 0); window: its last "
+    non_hours = hours(non_windows, data.hop_s)
+    return {"rule": f"recorded osdAlarmState >= {OSD_ALARM_STATE} ({OSD_ALARM_STATE} ALARM and higher codes; empty "
+                    "counts as 0); window: its last "
                     "datapoint; event: any datapoint of the event, including those before its first window",
             "window": at_threshold(data.y, osd),
-            "event": {"seizure_events": int(seizure.sum()), "detected": int(det[seizure].sum()),
-                      "sensitivity": ratio(int(det[seizure].sum()), int(seizure.sum())),
-                      "non_seizure_events": int((~seizure).sum()),
-                      "events_with_false_alarm": int(det[~seizure].sum()),
-                      "false_alarm_ratio": ratio(int(det[~seizure].sum()), int((~seizure).sum())),
-                      "false_alarms": false_alarms,
-                      "fp_per_24h": false_alarms / hours * 24.0 if hours > 0 else None}}
+            "event": {**detection(seizure, det), "false_alarms": false_alarms,
+                      "fp_per_24h": per_24h(false_alarms, non_hours)}}
 
 
 def evaluate(models: Sequence[str | Path], data: Sequence[str | Path], *, config: str | Path | None = None,

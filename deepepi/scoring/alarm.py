@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepepi.core.constants import DATAPOINT_SECONDS, SAMPLES_PER_DATAPOINT
+
 OK, WARNING, ALARM = 0, 1, 2
 STATE_NAMES = ("OK", "WARNING", "ALARM")
-SAMPLES_PER_DATAPOINT = 125  # 5 s at 25 Hz, one OSD datapoint
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class AlarmParams:
 
     warn_time: float = 5.0
     alarm_time: float = 10.0
-    sample_period: float = 5.0
+    sample_period: float = DATAPOINT_SECONDS
 
     @property
     def revert_count(self) -> float:

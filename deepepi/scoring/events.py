@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from deepepi.scoring.alarm import ALARM, WARNING, AlarmParams, alarm_states, gate_windows
-from deepepi.evaluate.data import EvalData
+from deepepi.scoring.evaldata import EvalData
 from deepepi.scoring.metrics import ratio
 
 LOGICS = ("raw", "app")
@@ -84,13 +84,6 @@ def _first_time(mask: np.ndarray, data: EvalData, n_events: int) -> np.ndarray:
     return first
 
 
-def max_per_event(data: EvalData, p: np.ndarray) -> np.ndarray:
-    """Each event's highest window probability (NaN for an event without windows)."""
-    out = np.full(len(data.events), np.nan)
-    np.fmax.at(out, data.window_event, p.astype(np.float64))
-    return out
-
-
 def event_figures(data: EvalData, states: np.ndarray, max_p: np.ndarray) -> EventFigures:
     n = len(data.events)
     alarm = states >= ALARM
@@ -108,6 +101,24 @@ def hours(n_windows: np.ndarray | int, hop_s: float) -> np.ndarray | float:
     return np.asarray(n_windows) * hop_s / 3600.0
 
 
+def per_24h(count: int, recording_hours: float) -> float | None:
+    """``count`` per 24 h of recording (FP/24 h); None for no recording time."""
+    return count / recording_hours * 24.0 if recording_hours > 0 else None
+
+
+def detection(seizure: np.ndarray, detected: np.ndarray, warned: np.ndarray | None = None) -> dict[str, Any]:
+    """Per-event detection over events of class ``seizure``: seizure events detected (sensitivity),
+    optionally how many were ``warned``, and non-seizure events with an alarm (false-alarm ratio)."""
+    out: dict[str, Any] = {"seizure_events": int(seizure.sum()), "detected": int(detected[seizure].sum()),
+                           "sensitivity": ratio(int(detected[seizure].sum()), int(seizure.sum()))}
+    if warned is not None:
+        out["warned"] = int(warned[seizure].sum())
+    out.update({"non_seizure_events": int((~seizure).sum()),
+                "events_with_false_alarm": int(detected[~seizure].sum()),
+                "false_alarm_ratio": ratio(int(detected[~seizure].sum()), int((~seizure).sum()))})
+    return out
+
+
 def summary(data: EvalData, figs: EventFigures, rows: np.ndarray | None = None) -> dict[str, Any]:
     """Event sensitivity, false alarms, FP/24 h, false-alarm ratio and latency over ``rows`` (all)."""
     rows = np.arange(len(data.events)) if rows is None else rows
@@ -116,17 +127,9 @@ def summary(data: EvalData, figs: EventFigures, rows: np.ndarray | None = None) 
     non_hours = float(hours(figs.n_windows[rows][~seizure].sum(), data.hop_s))
     false_alarms = int(alarms[~seizure].sum())
     lat = figs.latency[rows][seizure & det]
-    return {
-        "seizure_events": int(seizure.sum()), "detected": int(det[seizure].sum()),
-        "sensitivity": ratio(int(det[seizure].sum()), int(seizure.sum())),
-        "warned": int(figs.warned[rows][seizure].sum()),
-        "non_seizure_events": int((~seizure).sum()),
-        "events_with_false_alarm": int(det[~seizure].sum()),
-        "false_alarm_ratio": ratio(int(det[~seizure].sum()), int((~seizure).sum())),
-        "false_alarms": false_alarms, "non_seizure_hours": non_hours,
-        "fp_per_24h": false_alarms / non_hours * 24.0 if non_hours > 0 else None,
-        "latency_s": _latency_stats(lat),
-    }
+    return {**detection(seizure, det, figs.warned[rows]),
+            "false_alarms": false_alarms, "non_seizure_hours": non_hours,
+            "fp_per_24h": per_24h(false_alarms, non_hours), "latency_s": _latency_stats(lat)}
 
 
 def _latency_stats(lat: np.ndarray) -> dict[str, Any]:

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from deepepi.core.constants import OSD_ALARM_STATE
+from deepepi.scoring.agreement import predicted_class
+from deepepi.scoring.per_event import any_per_event, event_index, max_per_event
+
 POSITIVE = 1  # the seizure class
 EPOCH_KEYS = ("loss", "accuracy", "sensitivity", "far")
 HISTORY_KEYS = ("epoch",) + EPOCH_KEYS + tuple("val_" + k for k in EPOCH_KEYS) + ("lr",)
@@ -38,6 +42,25 @@ class Counts:
     def total(self) -> int:
         return self.tp + self.fp + self.tn + self.fn
 
+    @property
+    def tpr(self) -> float | None:
+        """Sensitivity TP/(TP+FN); None without positives."""
+        return ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def fpr(self) -> float | None:
+        """False-alarm ratio FP/(FP+TN); None without negatives."""
+        return ratio(self.fp, self.fp + self.tn)
+
+    @property
+    def ppv(self) -> float | None:
+        """Precision TP/(TP+FP); None without positive calls."""
+        return ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def accuracy(self) -> float | None:
+        return ratio(self.tp + self.tn, self.total)
+
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
@@ -49,9 +72,7 @@ def ratio(num: int, den: int) -> float | None:
 
 def rates(c: Counts) -> dict[str, float | None]:
     """Accuracy, sensitivity TP/(TP+FN) and false-alarm ratio FP/(FP+TN)."""
-    return {"accuracy": ratio(c.tp + c.tn, c.total),
-            "sensitivity": ratio(c.tp, c.tp + c.fn),
-            "far": ratio(c.fp, c.fp + c.tn)}
+    return {"accuracy": c.accuracy, "sensitivity": c.tpr, "far": c.fpr}
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -67,10 +88,6 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     if len(y) == 0:
         raise ValueError("cross_entropy of an empty set")
     return float(-log_softmax(logits)[np.arange(len(y)), y].mean())
-
-
-def predicted_class(logits: np.ndarray) -> np.ndarray:
-    return np.asarray(logits).argmax(axis=-1)
 
 
 def summarise(loss: float, counts: Counts) -> dict[str, float | None]:
@@ -95,20 +112,16 @@ def epoch_record(epoch: int, train: dict[str, Any], val: dict[str, Any], lr: flo
 def window_report(y: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """Window-level TP/FP/TN/FN with TPR, FPR, PPV and accuracy."""
     c = Counts.from_labels(y, y_pred)
-    return {**c.to_dict(), "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn),
-            "ppv": ratio(c.tp, c.tp + c.fp), "accuracy": ratio(c.tp + c.tn, c.total)}
+    return {**c.to_dict(), "tpr": c.tpr, "fpr": c.fpr, "ppv": c.ppv, "accuracy": c.accuracy}
 
 
 def event_report(y: np.ndarray, y_pred: np.ndarray, event_id: np.ndarray) -> dict[str, Any]:
     """Event-level counts: an event is detected when any of its windows is positive."""
-    event_id = np.asarray(event_id)
-    ids, inverse = np.unique(event_id, return_inverse=True)
-    truth = np.zeros(len(ids), dtype=bool)
-    alarm = np.zeros(len(ids), dtype=bool)
-    np.logical_or.at(truth, inverse, np.asarray(y) == POSITIVE)
-    np.logical_or.at(alarm, inverse, np.asarray(y_pred) == POSITIVE)
+    ids, inverse = event_index(event_id)
+    truth = any_per_event(np.asarray(y) == POSITIVE, inverse, len(ids))
+    alarm = any_per_event(np.asarray(y_pred) == POSITIVE, inverse, len(ids))
     c = Counts.from_labels(truth.astype(np.int64), alarm.astype(np.int64))
-    return {**c.to_dict(), "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn)}
+    return {**c.to_dict(), "tpr": c.tpr, "fpr": c.fpr}
 
 
 def final_report(y: np.ndarray, logits: np.ndarray, event_id: np.ndarray,
@@ -118,19 +131,18 @@ def final_report(y: np.ndarray, logits: np.ndarray, event_id: np.ndarray,
     report: dict[str, Any] = {"windows": len(y), "loss": cross_entropy(logits, y),
                               "window": window_report(y, pred), "event": event_report(y, pred, event_id)}
     if osd_alarm is not None:
-        osd_pred = (np.asarray(osd_alarm) >= 2).astype(np.int64)
-        report["osd_baseline"] = {"rule": "osdAlarmState >= 2 at the window's last datapoint",
+        osd_pred = (np.asarray(osd_alarm) >= OSD_ALARM_STATE).astype(np.int64)
+        report["osd_baseline"] = {"rule": f"osdAlarmState >= {OSD_ALARM_STATE} at the window's last datapoint",
                                   "window": window_report(y, osd_pred),
                                   "event": event_report(y, osd_pred, event_id)}
     return report
 
 
 def event_max(p1: np.ndarray, event_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(event ids, max seizure probability over each event's windows), ids sorted."""
-    ids, inverse = np.unique(np.asarray(event_id), return_inverse=True)
-    best = np.full(len(ids), -np.inf)
-    np.maximum.at(best, inverse, np.asarray(p1, dtype=np.float64))
-    return ids, best
+    """(event ids, max seizure probability over each event's windows), ids sorted; a NaN window makes
+    its event's maximum NaN."""
+    ids, inverse = event_index(event_id)
+    return ids, max_per_event(p1, inverse, len(ids), skip_nan=False)
 
 
 def sensitivity_at_far(pos: np.ndarray, neg: np.ndarray, max_far: float) -> tuple[float, float, float]:

@@ -5,8 +5,13 @@ The sweep runs the chosen alarm logic at every threshold of ``GRID`` (0.00 to 1.
 event sensitivity is at least S (fewest false alarms that still detect that share of seizures);
 ``--max-far-per-day F``: the lowest grid threshold with at most F false alarms per 24 h (most
 seizures detected within that false-alarm budget). Without a rule, the model's recorded
-``decision_threshold``, else 0.5. A threshold chosen on the data it is then scored on is optimistic:
-the data should be a validation set, and the result says so.
+``decision_threshold``, else ``DEFAULT_THRESHOLD`` (0.5). A threshold chosen on the data it is then
+scored on is optimistic: the data should be a validation set, and the result says so.
+
+The training rule (``training_threshold``, recorded as RUN/threshold.json): on the validation split,
+with raw windows (an event is detected when any window has p > t), the highest grid threshold that
+keeps the event sensitivity at its maximum over the grid: as few false alarms as possible without
+losing a detectable seizure.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from deepepi.core.constants import DEFAULT_THRESHOLD
 from deepepi.core.errors import ConfigError, DataError
-from deepepi.evaluate.data import EvalData
-from deepepi.scoring.events import AlarmLogic, event_figures, max_per_event, summary
+from deepepi.scoring.evaldata import EvalData
+from deepepi.scoring.events import AlarmLogic, event_figures, summary
+from deepepi.scoring.metrics import Counts
+from deepepi.scoring.per_event import max_per_event
 
 GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_RULE = f"default {DEFAULT_THRESHOLD:g}"
+TRAINING_RULE = "highest threshold keeping the validation event sensitivity (raw windows) at its maximum"
 
 
 @dataclass
@@ -45,18 +54,17 @@ def _nan(v: float | None) -> float:
 
 def sweep(data: EvalData, p: np.ndarray, logic: AlarmLogic, grid: np.ndarray = GRID) -> Sweep:
     dp = logic.decision_p(data, p)
-    max_p = max_per_event(data, p)
-    seizure_w = data.y == 1
+    max_p = max_per_event(p, data.window_event, len(data.events))
     rows: dict[str, list[float]] = {k: [] for k in ("sensitivity", "fp_per_24h", "false_alarm_ratio",
                                                     "window_tpr", "window_fpr")}
     for t in grid:
         s = summary(data, event_figures(data, logic.states(data, dp, float(t)), max_p))
-        pos = p > t
+        c = Counts.from_labels(data.y, (p > t).astype(np.int64))
         rows["sensitivity"].append(_nan(s["sensitivity"]))
         rows["fp_per_24h"].append(_nan(s["fp_per_24h"]))
         rows["false_alarm_ratio"].append(_nan(s["false_alarm_ratio"]))
-        rows["window_tpr"].append(pos[seizure_w].mean() if seizure_w.any() else np.nan)
-        rows["window_fpr"].append(pos[~seizure_w].mean() if (~seizure_w).any() else np.nan)
+        rows["window_tpr"].append(_nan(c.tpr))
+        rows["window_fpr"].append(_nan(c.fpr))
     return Sweep(np.asarray(grid, dtype=np.float64), *(np.asarray(rows[k]) for k in rows))
 
 
@@ -100,4 +108,22 @@ def choose(sw: Sweep, *, threshold: float | None = None, target_sensitivity: flo
     if recorded is not None:
         return {"threshold": float(recorded), "rule": "the model's decision_threshold", "chosen_on_data": False,
                 "target_met": None}
-    return {"threshold": DEFAULT_THRESHOLD, "rule": "default 0.5", "chosen_on_data": False, "target_met": None}
+    return {"threshold": DEFAULT_THRESHOLD, "rule": DEFAULT_RULE, "chosen_on_data": False, "target_met": None}
+
+
+def training_threshold(p_seizure: np.ndarray, data: EvalData) -> dict[str, Any]:
+    """The training rule's threshold record for a validation split ``data`` and its probabilities:
+    the threshold, its rule, and the validation figures at it."""
+    sw = sweep(data, np.asarray(p_seizure, dtype=np.float64), AlarmLogic("raw"))
+    best = float(np.nanmax(sw.sensitivity)) if np.isfinite(sw.sensitivity).any() else None
+    t = choose(sw, target_sensitivity=best)["threshold"] if best is not None else DEFAULT_THRESHOLD
+    i = int(np.flatnonzero(np.isclose(sw.thresholds, t))[0])
+
+    def value(a: np.ndarray) -> float | None:
+        return None if not np.isfinite(a[i]) else float(a[i])
+
+    return {"decision_threshold": t, "rule": TRAINING_RULE if best is not None else f"{DEFAULT_RULE} (no seizure "
+            "event in the validation split)", "validation_events": len(data.events),
+            "validation_seizure_events": int((data.events["label"] == 1).sum()),
+            "event_sensitivity": value(sw.sensitivity), "false_alarm_ratio": value(sw.false_alarm_ratio),
+            "fp_per_24h": value(sw.fp_per_24h)}

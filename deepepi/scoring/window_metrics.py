@@ -16,9 +16,8 @@ from deepepi.scoring.metrics import Counts, ratio
 def at_threshold(y: np.ndarray, positive: np.ndarray) -> dict[str, Any]:
     """TP/FP/TN/FN with TPR, FPR, PPV, NPV, F1 and accuracy."""
     c = Counts.from_labels(y, positive.astype(np.int64))
-    return {**c.to_dict(), "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn),
-            "ppv": ratio(c.tp, c.tp + c.fp), "npv": ratio(c.tn, c.tn + c.fn),
-            "f1": ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn), "accuracy": ratio(c.tp + c.tn, c.total)}
+    return {**c.to_dict(), "tpr": c.tpr, "fpr": c.fpr, "ppv": c.ppv, "npv": ratio(c.tn, c.tn + c.fn),
+            "f1": ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn), "accuracy": c.accuracy}
 
 
 def curves(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:

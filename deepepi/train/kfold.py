@@ -31,7 +31,7 @@ from deepepi.core import io
 from deepepi.core.config import Config
 from deepepi.core.errors import ConfigError, DeepEpiError
 from deepepi.data.dataset import EventSplit
-from deepepi.scoring.metrics import fmt, ratio
+from deepepi.scoring.metrics import Counts, fmt
 
 SUMMARY_JSON = "kfold_summary.json"
 SUMMARY_TXT = "kfold_summary.txt"
@@ -188,8 +188,10 @@ def pooled(tests: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for level in ("window", "event"):
         c = {key: int(sum(t[level][key] for t in tests)) for key in COUNT_KEYS}
-        out[level] = {**c, "tpr": ratio(c["tp"], c["tp"] + c["fn"]), "fpr": ratio(c["fp"], c["fp"] + c["tn"])}
-    out["window"]["ppv"] = ratio(out["window"]["tp"], out["window"]["tp"] + out["window"]["fp"])
+        counts = Counts(**c)
+        out[level] = {**c, "tpr": counts.tpr, "fpr": counts.fpr}
+        if level == "window":
+            out[level]["ppv"] = counts.ppv
     return out
 
 

@@ -16,7 +16,8 @@ import onnx
 from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
                                  contract_problems, graph_io)
 from deepepi.core.errors import UnusableInputError
-from deepepi.scoring.metrics import Counts, ratio
+from deepepi.scoring.agreement import argmax_agreement, predicted_class, same_class
+from deepepi.scoring.metrics import Counts
 from deepepi.verify import stats
 from converters.session import first_line
 from deepepi.verify.inputs import Subject
@@ -214,9 +215,9 @@ def tolerance(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float, enforce
 def agreement(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, *,
               min_agreement: float | None) -> Check:
     """Argmax agreement overall and per true class; a FAIL condition when ``min_agreement`` is set."""
-    pred_a, pred_b = np.argmax(a, axis=1), np.argmax(b, axis=1)
-    same = pred_a == pred_b
-    overall = float(same.mean()) if same.size else 0.0
+    pred_a, pred_b = predicted_class(a), predicted_class(b)
+    same = same_class(a, b)
+    overall = argmax_agreement(a, b)
     per_class = {}
     if labels is not None:
         for cls in np.unique(labels):
@@ -242,9 +243,8 @@ def agreement(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, *,
 def rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
     """Window-level TPR and FPR, with 'seizure' (class 1) predicted when it is the argmax; counted
     by the training metrics' ``Counts`` so both report the same numbers."""
-    c = Counts.from_labels(labels, np.argmax(probs, axis=1))
-    return {"tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn,
-            "tpr": ratio(c.tp, c.tp + c.fn), "fpr": ratio(c.fp, c.fp + c.tn)}
+    c = Counts.from_labels(labels, predicted_class(probs))
+    return {"tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn, "tpr": c.tpr, "fpr": c.fpr}
 
 
 def rates_side_by_side(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None) -> Check:
@@ -266,7 +266,7 @@ def fires_both_classes(probs: np.ndarray, labels: np.ndarray | None, label: str)
     name = f"predicts both classes {label}"
     if labels is None or len(np.unique(labels)) < 2:
         return Check(name, INFO, "n/a (the input does not hold both classes)", {})
-    pred = np.argmax(probs, axis=1)
+    pred = predicted_class(probs)
     counts = np.bincount(pred, minlength=probs.shape[1]).tolist()
     ok = int(np.count_nonzero(counts)) >= 2
     detail = (f"windows per predicted class {counts}" if ok else
@@ -282,9 +282,9 @@ def paired_statistics(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, e
     name = "TPR / FPR difference vs seed spread"
     if labels is None or event_id is None:
         return Check(name, FAIL, "needs labelled data with events (--data CSV)", {})
-    pred_a, pred_b = np.argmax(a, axis=1), np.argmax(b, axis=1)
+    pred_a, pred_b = predicted_class(a), predicted_class(b)
     table = stats.EventTable.build(pred_a, pred_b, labels, event_id)
-    intervals = stats.bootstrap(table, seed=seed)
+    intervals = stats.bootstrap(table, draws=stats.BOOTSTRAP.draws, seed=seed, confidence=stats.BOOTSTRAP.level)
     test = stats.mcnemar(pred_a == labels, pred_b == labels)
     beyond = [r for r in stats.RATES if stats.beyond_margin(intervals[r], margins[r])]
 
@@ -297,14 +297,14 @@ def paired_statistics(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, e
     if beyond:
         detail = f"beyond the seed spread: {', '.join(beyond)}; " + detail
     figures = {"intervals": intervals, "margins": margins, "beyond_margin": beyond, "mcnemar": test,
-               "events": len(table.pos), "confidence": stats.CONFIDENCE, "draws": stats.BOOTSTRAP_DRAWS}
+               "events": len(table.pos), "confidence": stats.BOOTSTRAP.level, "draws": stats.BOOTSTRAP.draws}
     return Check(name, _status(not beyond), detail, figures)
 
 
 def positives(probs: np.ndarray, threshold: float | None) -> np.ndarray:
     """Seizure decisions: p1 > the recorded decision threshold (strict, the app's rule), else argmax."""
     if threshold is None:
-        return np.argmax(probs, axis=1) == 1
+        return predicted_class(probs) == 1
     return np.asarray(probs)[:, 1] > threshold
 
 

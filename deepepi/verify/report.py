@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepepi.core.io import write_json
+from deepepi.core.jsonsafe import json_safe
 from deepepi.verify.checks import FAIL, Check
 
 
@@ -52,10 +52,4 @@ class Report:
 
 def _jsonable(value: Any) -> Any:
     """Strict JSON: non-finite floats (a broken model's output) become the strings 'nan'/'inf'."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+    return json_safe(value, non_finite="text")

@@ -1,7 +1,9 @@
 """Paired statistics for two independently trained models scored on the same labelled windows.
 
 Windows of one event are strongly correlated, so the unit of resampling is the event: the
-bootstrap draws events with replacement and recomputes, for each draw, the difference A - B of
+bootstrap (``deepepi.scoring.bootstrap``, rule ``BOOTSTRAP``: 2,000 draws of all events together,
+across classes, since a paired difference needs no class balance) draws events with replacement
+and recomputes, for each draw, the difference A - B of
 window-level TPR and FPR and of event-level TPR and FPR (an event counts as detected when any of
 its windows is positive). McNemar's exact test on the paired window predictions is reported too;
 it treats windows as independent, so it overstates significance and is information, not a verdict.
@@ -20,9 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
+from deepepi.scoring.bootstrap import LEVEL, Rule, event_weights, percentile_interval
+from deepepi.scoring.per_event import any_per_event, count_per_event, event_index
+
 RATES = ("window_tpr", "window_fpr", "event_tpr", "event_fpr")
-CONFIDENCE = 0.95
+CONFIDENCE = LEVEL
 BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP = Rule(draws=BOOTSTRAP_DRAWS, within_class=False, level=CONFIDENCE)
 # Largest |A - B| between two seeds of one framework trained as in the pipeline (bench/seed_spread.py:
 # configs/nnConfig_deep.json, 4 epochs with best-epoch selection, the built-in data and the pipeline's
 # split; seeds 1-4 of each framework with dropout off, 12 pairs, and of PyTorch with the config's
@@ -45,19 +51,19 @@ class EventTable:
     @classmethod
     def build(cls, pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray,
               event_id: np.ndarray) -> "EventTable":
-        _, inverse = np.unique(event_id, return_inverse=True)
-        n = int(inverse.max()) + 1
+        ids, inverse = event_index(event_id)
+        n = len(ids)
 
         def per_event(mask: np.ndarray) -> np.ndarray:
-            return np.bincount(inverse, weights=mask.astype(np.float64), minlength=n)
+            return count_per_event(mask, inverse, n)
 
         y = labels == 1
         preds = [np.asarray(p) == 1 for p in (pred_a, pred_b)]
         return cls(pos=per_event(y), neg=per_event(~y),
                    hits=np.stack([per_event(p & y) for p in preds]),
                    false=np.stack([per_event(p & ~y) for p in preds]),
-                   seizure=per_event(y) > 0,
-                   detected=np.stack([per_event(p) > 0 for p in preds]))
+                   seizure=any_per_event(y, inverse, n),
+                   detected=np.stack([any_per_event(p, inverse, n) for p in preds]))
 
     def rates(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Rates of A and B ([2, draws]) for event weights [draws, events] (counts of each event)."""
@@ -78,31 +84,23 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | i
     return {"only_a_correct": b, "only_b_correct": c, "p_value": p}
 
 
-def resample_weights(rng: np.random.Generator, n: int, draws: int) -> np.ndarray:
-    """[draws, n] bootstrap counts: how often each of ``n`` events appears in each resample."""
-    if n == 0:
-        return np.zeros((draws, 0))
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=draws).astype(np.float64)
-
-
 def bootstrap(table: EventTable, *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0,
               confidence: float = CONFIDENCE) -> dict[str, dict[str, float | None]]:
-    """Observed A, B and A - B per rate, with the percentile interval of A - B over event resamples."""
+    """Observed A, B and A - B per rate, with the percentile interval of A - B over event resamples
+    (``BOOTSTRAP``'s rule, all events resampled together; ``draws`` and ``confidence`` as given)."""
     n = len(table.pos)
     observed = table.rates(np.ones(n))
-    weights = resample_weights(np.random.default_rng(seed), n, draws)
-    sampled = table.rates(weights)
-    tail = 100 * (1 - confidence) / 2
+    rule = Rule(draws=draws, within_class=BOOTSTRAP.within_class, level=confidence)
+    sampled = table.rates(event_weights(rule, table.seizure, seed=seed))
     out: dict[str, dict[str, float | None]] = {}
     for rate in RATES:
         a, b = float(observed[rate][0, 0]), float(observed[rate][1, 0])
-        diffs = sampled[rate][0] - sampled[rate][1]
-        diffs = diffs[np.isfinite(diffs)]
-        defined = np.isfinite(a) and np.isfinite(b) and diffs.size > 0
+        interval = percentile_interval(sampled[rate][0] - sampled[rate][1], rule.level)
+        defined = np.isfinite(a) and np.isfinite(b) and interval is not None
         out[rate] = {"a": a if np.isfinite(a) else None, "b": b if np.isfinite(b) else None,
                      "diff": a - b if defined else None,
-                     "low": float(np.percentile(diffs, tail)) if defined else None,
-                     "high": float(np.percentile(diffs, 100 - tail)) if defined else None}
+                     "low": interval[0] if defined else None,
+                     "high": interval[1] if defined else None}
     return out
 
 
