@@ -9,13 +9,11 @@ so export, verify, evaluate and predict work on it unchanged.
 
 Loading is safe (Keras safe_mode, torch weights_only); the reference's classes are never imported.
 Everything is checked before anything is written, and the directory appears whole (built under a
-temporary name, then renamed) or not at all.
+temporary name, then renamed: deepepi.core.atomic_dir) or not at all.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,19 +22,22 @@ from typing import Any, Callable
 import numpy as np
 
 from deepepi import __version__
+from converters.contract import SELF_CHECK_ATOL  # the ONNX export's bound, for the imported model too
 from deepepi.core import io
+from deepepi.core.atomic_dir import atomic_directory
 from deepepi.core.config import Config, load_config
 from deepepi.core.errors import ModelError
+from deepepi.core.extras import EXTRAS, require
 from deepepi.models.reference import Mapped, map_keras, map_torch_state
 from deepepi.models.deepepi_cnn.spec import ArchSpec
 from deepepi.models.registry import model_name
 from deepepi.models.weights import save_weights
 from deepepi.core.preprocessing import from_config as preprocessing_from_config
 from deepepi.runs.layout import CONFIG, MODEL_FILES, WEIGHTS
+from deepepi.runs.resolve import MODEL_MODULES
 
 SUFFIXES = {".keras": "tensorflow", ".h5": "tensorflow", ".pt": "pytorch", ".pth": "pytorch"}
 IMPORT_INFO = "import.json"
-SELF_CHECK_ATOL = 1e-5  # same bound as the ONNX export's self-check
 SELF_CHECK_WINDOWS = 64
 
 
@@ -50,15 +51,7 @@ class ImportResult:
 
 
 def _framework_module(framework: str) -> Any:
-    try:
-        if framework == "tensorflow":
-            from deepepi.models import keras_common as keras_deepepi
-            return keras_deepepi
-        from deepepi.models import torch_common as torch_deepepi
-        return torch_deepepi
-    except ImportError as exc:
-        extra = "tf" if framework == "tensorflow" else "torch"
-        raise ModelError(f"importing a {framework} model needs pip install 'deepepi[{extra}]': {exc}") from None
+    return require(MODEL_MODULES[framework], extra=EXTRAS[framework], what=f"importing a {framework} model")
 
 
 def _target(out: Path) -> None:
@@ -137,18 +130,9 @@ def import_model(model_path: str | Path, config_path: str | Path, out: str | Pat
             "framework": framework, "layout": mapped.layout, "config": str(config_path),
             "preset": preset.name if preset else None, "self_check_max_abs_diff": diff,
             "deepepi_version": __version__}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.importing-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:  # ``out`` was checked absent or empty above
         io.write_json(tmp / CONFIG, cfg.to_dict())
         save_weights(tmp / WEIGHTS, mapped.weights, spec)
         save_model(tmp)
         io.write_json(tmp / IMPORT_INFO, info)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return ImportResult(out, framework, spec, mapped.layout, diff)
