@@ -11,12 +11,13 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def interpreter(content: bytes, *, threads: int | None = None) -> Any:
-    """A LiteRT interpreter on a flatbuffer, tensors allocated."""
+def interpreter(content: bytes, *, threads: int | None = None, allocate: bool = True) -> Any:
+    """A LiteRT interpreter on a flatbuffer, tensors allocated (not when only its graph is read)."""
     from ai_edge_litert.interpreter import Interpreter
 
     loaded = Interpreter(model_content=content, num_threads=threads)
-    loaded.allocate_tensors()
+    if allocate:
+        loaded.allocate_tensors()
     return loaded
 
 

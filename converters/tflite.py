@@ -139,9 +139,9 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
 
 def _ops(content: bytes) -> tuple[dict[int, str], list[dict]]:
     """(tensor names by index, op details in graph order) of a flatbuffer."""
-    from ai_edge_litert.interpreter import Interpreter
+    from converters.litert import interpreter as litert_interpreter
 
-    interpreter = Interpreter(model_content=content)
+    interpreter = litert_interpreter(content, allocate=False)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
     return names, interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only listing of the op graph
 

@@ -20,7 +20,7 @@ from converters.contract import ExportInfo, Reference, metadata
 from deepepi.core.errors import ModelError
 from deepepi.export.formats import FORMATS, app_part, deployment_lines
 from deepepi.export.windows import quantisation_windows
-from deepepi.runs.resolve import Run, build_twin, framework_modules, load_native, resolve_run, source_for
+from deepepi.runs.resolve import Run, framework_modules, load_native, model_for, resolve_run
 
 
 def _reference(run: Run, converted: Any, target: str) -> Reference:
@@ -62,17 +62,8 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
     converter = app_part(spec_fmt, spec_fmt.converter)
     runtime_cls = app_part(spec_fmt, spec_fmt.runtime)
     models, _ = framework_modules(spec_fmt.framework)
-    if spec_fmt.framework == run.framework:
-        model, spec = load_native(run, models)
-        source = source_for(run.model_file, run.config)
-    else:
-        if not run.weights_file.is_file():
-            raise ModelError("no weights.npz to build the twin from", source=str(run.directory))
-        model, spec = build_twin(run.weights_file, spec_fmt.framework)
-        source = source_for(run.weights_file, run.config)
-    if spec.window != run.config.window:
-        raise ModelError(f"model window {spec.window} differs from config.json's {run.config.window}",
-                         source=str(run.directory))
+    model, spec, source = model_for(run, spec_fmt.framework, models,
+                                    no_weights="no weights.npz to build the twin from")
     reference = _reference(run, model, spec_fmt.framework)
     calib, check = quantisation_windows(run, calibration, seed=seed) if quantize else (None, None)
     # The app formats take g and normalise in the graph, so calibration windows are only rescaled.

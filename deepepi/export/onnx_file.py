@@ -11,13 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from converters.contract import ExportResult
-from deepepi.core.errors import ModelError
 from deepepi.core.io import refuse_overwrite
 from deepepi.runs.layout import CONFIG as CONFIG_FILE
 from deepepi.runs.layout import THRESHOLD as THRESHOLD_FILE
 from deepepi.runs.layout import WEIGHTS as WEIGHTS_FILE
-from deepepi.runs.resolve import (SHORT_NAMES, Run, build_twin, framework_modules, framework_name, load_native,
-                                  resolve_run, source_for)
+from deepepi.runs.resolve import SHORT_NAMES, Run, framework_modules, framework_name, model_for, resolve_run
 
 
 def default_output(run: Run, framework: str) -> Path:
@@ -36,17 +34,7 @@ def export_run(path: str | Path, *, out: str | Path | None = None, framework: st
         refuse_overwrite(out, [run.model_file, run.weights_file, run.directory / CONFIG_FILE,
                                run.directory / THRESHOLD_FILE], option="--output")
     models, converter = framework_modules(target)
-    if target == run.framework:
-        model, spec = load_native(run, models)
-        source = source_for(run.model_file, run.config)
-    else:
-        if not run.weights_file.is_file():
-            raise ModelError(f"no {WEIGHTS_FILE} to build the {target} twin from", source=str(run.directory))
-        model, spec = build_twin(run.weights_file, target)
-        source = source_for(run.weights_file, run.config)
-    if spec.window != run.config.window:
-        raise ModelError(f"model window {spec.window} differs from config.json's {run.config.window}",
-                         source=str(run.directory))
+    model, spec, source = model_for(run, target, models, no_weights=f"no {WEIGHTS_FILE} to build the {target} twin from")
     return converter.export(model, spec, out or default_output(run, target), source, seed=seed)
 
 

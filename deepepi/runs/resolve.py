@@ -128,3 +128,21 @@ def build_twin(weights_file: Path, framework: str) -> tuple[Any, Any]:
         model.eval()
     models.import_weights(model, spec, weights)
     return model, spec
+
+
+def model_for(run: Run, framework: str, models: Any, *, no_weights: str) -> tuple[Any, Any, Source]:
+    """(model, spec, provenance) of ``run`` in ``framework``: its native model, or the twin built from
+    weights.npz (``no_weights``: the refusal when there is none), checked against config.json's window."""
+    if framework == run.framework:
+        model, spec = load_native(run, models)
+        source = source_for(run.model_file, run.config)
+    else:
+        if not run.weights_file.is_file():
+            raise ModelError(no_weights, source=str(run.directory))
+        model, spec = build_twin(run.weights_file, framework)
+        source = source_for(run.weights_file, run.config)
+    if spec.window != run.config.window:
+        raise ModelError(f"model window {spec.window} differs from config.json's {run.config.window}",
+                         source=str(run.directory))
+    return model, spec, source
+
