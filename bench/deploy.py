@@ -88,8 +88,9 @@ def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[
     quantised file's agreement on its export's check windows (2,048 windows, the run's validation
     windows first). The quantised files are written even where the export's gate (>= 99 % agreement)
     refuses them, so that they can be measured; the table says which ones `deepepi export` would refuse."""
-    from deepepi.runs.resolve import export_run
-    from deepepi.export.app import export_app, export_onnx_quantized
+    from deepepi.export.onnx_file import export_run
+    from deepepi.export.app_files import export_app
+    from deepepi.export.onnx_quantized import export_onnx_quantized
 
     files = {"ORT fp32": export_run(run, out=out / "model.onnx", framework=framework).path}
     results = {}

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from converters.contract import META_KEYS, THRESHOLD_KEY
-from deepepi.core.errors import UnusableInputError
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
+from deepepi.core.errors import ExportError, UnusableInputError
 from deepepi.core.io import open_input, write_json
 from deepepi.core.preprocessing import Preprocessing
+from deepepi.core.threshold import parse_threshold
 
 INPUT_FORMAT_1D_MAG = 1
-APP_DEFAULT_ACC_SD_PCT = 5.0
-APP_DEFAULT_PROBABILITY_PCT = 50.0
+APP_DEFAULT_ACC_SD_PCT = APP_ACC_SD_THRESHOLD_PCT
+APP_DEFAULT_PROBABILITY_PCT = 100.0 * DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def build(convention: Convention, provenance: dict[str, str], *, window: int,
     """The sidecar content; ``provenance`` is contract.metadata(...) of the exported model, whose
     optional decision threshold also seeds the app's probability threshold."""
     recorded = provenance.get(THRESHOLD_KEY)
-    decision_threshold = None if recorded is None else float(recorded)
+    decision_threshold = None if recorded is None else parse_threshold(
+        recorded, field=f"metadata {THRESHOLD_KEY}", source=None, error=ExportError, from_text=True)
     probability_pct = (APP_DEFAULT_PROBABILITY_PCT if decision_threshold is None
                        else round(100.0 * decision_threshold, 6))
     data: dict[str, Any] = {

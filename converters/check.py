@@ -1,12 +1,15 @@
-"""The last step of every deployment export (.tflite, .pte, quantised ONNX): check, then write.
+"""The last step of every export: check, then write. One mechanism for every file deepepi writes
+that a runtime will run: the ONNX exports (``finish_onnx``), the ensemble graph (``finish_graph``)
+and the deployment files (.tflite, .pte, quantised ONNX: ``finish``).
 
-The converted bytes are loaded into the runtime that will run them (LiteRT, ExecuTorch,
-onnxruntime) and compared with the source model before anything is written: float32 exports must
-match within 1e-5 (max abs, probabilities) on realistic windows at the self-check's batch sizes;
-quantised exports must keep argmax agreement >= 99 % on the check windows (in `deepepi export`, up to
-2,048 windows of the run's validation events), the
-same bar as ``deepepi verify --mode quantized``. Only then are the model and its metadata sidecar
-written atomically. Framework-free.
+The exported bytes are loaded into the runtime that will run them (onnxruntime, LiteRT, ExecuTorch)
+and compared with the source model (``compare``) before anything is written: float32 exports must
+match within 1e-5 (max abs, probabilities; 1e-6 for the ensemble graph) on realistic windows at the
+self-check's batch sizes; quantised exports must keep argmax agreement >= 99 % on the check windows
+(in `deepepi export`, up to 2,048 windows of the run's validation events), the same bar as
+``deepepi verify --mode quantized``. Only then are the file and its metadata sidecar written
+atomically. A failed check is a typed ExportError, after HF optimum's exporters: ShapeError,
+AtolError, AgreementError. Framework-free (onnx, onnxruntime, numpy).
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import onnx
 
-from converters.contract import SELF_CHECK_ATOL, SELF_CHECK_BATCHES, Reference, realistic_windows
-from deepepi.core.errors import DeepEpiError, ExportError
+from converters import app_meta
+from converters.contract import (CLASS_NAMES, INPUT_NAME, OUTPUT_NAME, SELF_CHECK_ATOL, SELF_CHECK_BATCHES,
+                                 ExportInfo, Exporter, ExportResult, Reference, conform, contract_problems,
+                                 read_metadata, realistic_windows)
+from converters.session import open_session_bytes
+from deepepi.core.errors import AgreementError, AtolError, DeepEpiError, ExportError, ShapeError
 from deepepi.core.io import write_bytes
+from deepepi.scoring.agreement import argmax_agreement
 
 QUANTIZED_MIN_AGREEMENT = 0.99
 
@@ -37,34 +46,129 @@ class DeployResult:
     windows: int
 
 
-def self_check_windows(window: int, seed: int) -> np.ndarray:
-    """The fp32 self-check's windows: the ONNX exporters' realistic windows at both batch sizes."""
-    return np.concatenate([realistic_windows(b, window, seed=seed + i)
-                           for i, b in enumerate(SELF_CHECK_BATCHES)])
-
-
-def compare(runtime: Any, reference: Reference, raw: np.ndarray, *, quantized: bool, source: str,
-            min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> tuple[float, float]:
-    """(max abs difference, argmax agreement) of ``runtime`` against ``reference`` on ``raw``;
-    ExportError past the fp32 tolerance or the quantised agreement bar ``min_agreement``."""
+def checker_error(model: onnx.ModelProto) -> Exception | None:
+    """The ONNX checker's objection to ``model`` (full check, shape inference included), or None."""
     try:
-        got = np.asarray(runtime.predict_proba(raw), dtype=np.float64)
-    except DeepEpiError as exc:
-        raise ExportError(f"self-check: the exported model does not run: {exc}", source=source) from None
-    want = np.asarray(reference(raw), dtype=np.float64)
-    if got.shape != want.shape or not np.isfinite(got).all():
-        raise ExportError(f"self-check: output {got.shape} (finite: {bool(np.isfinite(got).all())}) "
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        return exc
+    return None
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a family of self-checks names the two sides and reads the outputs, kept as each family
+    has always reported it. ONNX graphs: each batch compared on its own, the reference rounded to
+    float32, a non-finite difference reported alone. Deployment files: one pass over all windows,
+    the reference in float64, shape and finiteness reported together."""
+
+    exported: str
+    source: str
+    per_batch: bool
+
+    def shape_error(self, got: np.ndarray, want: np.ndarray, source: str | None) -> ShapeError | None:
+        if self.per_batch:
+            if got.shape == want.shape:
+                return None
+            return ShapeError(f"self-check: onnxruntime output shape {got.shape} differs from the "
+                              f"native model's {want.shape}", source=source)
+        if got.shape == want.shape and np.isfinite(got).all():
+            return None
+        return ShapeError(f"self-check: output {got.shape} (finite: {bool(np.isfinite(got).all())}) "
                           f"differs from the source model's {want.shape}", source=source)
-    diff = float(np.max(np.abs(got - want)))
-    agreement = float(np.mean(got.argmax(axis=1) == want.argmax(axis=1)))
-    if not quantized and diff > SELF_CHECK_ATOL:
-        raise ExportError(f"self-check failed: exported vs source model max abs difference "
-                          f"{diff:.3g} > {SELF_CHECK_ATOL:g}; nothing was written", source=source)
+
+
+ONNX_WORDING = Wording("onnxruntime", "native", per_batch=True)
+DEPLOY_WORDING = Wording("exported", "source", per_batch=False)
+
+
+def compare(run: Callable[[np.ndarray], np.ndarray], reference: Reference, batches: list[np.ndarray], *,
+            quantized: bool, source: str | None, wording: Wording = DEPLOY_WORDING,
+            atol: float = SELF_CHECK_ATOL, min_agreement: float = QUANTIZED_MIN_AGREEMENT
+            ) -> tuple[float, float]:
+    """(max abs difference, argmax agreement) of ``run`` against ``reference`` over ``batches`` of raw
+    milli-g windows. ShapeError on another output shape, AtolError past ``atol`` (float32 exports),
+    AgreementError under ``min_agreement`` (quantised ones)."""
+    worst, gots, wants = 0.0, [], []
+    for raw in batches:
+        try:
+            got = np.asarray(run(raw))
+        except DeepEpiError as exc:
+            raise ExportError(f"self-check: the exported model does not run: {exc}", source=source) from None
+        want = np.asarray(reference(raw), dtype=np.float32 if wording.per_batch else np.float64)
+        problem = wording.shape_error(got, want, source)
+        if problem is not None:
+            raise problem
+        diff = float(np.max(np.abs(got.astype(np.float64) - want), initial=0.0))
+        if wording.per_batch and not np.isfinite(diff):
+            raise AtolError("self-check: non-finite probabilities from the exported graph", source=source)
+        worst = max(worst, diff) if gots else diff  # a NaN difference (NaN reference) is reported as is
+        gots.append(got)
+        wants.append(want)
+    agreement = argmax_agreement(np.concatenate(gots), np.concatenate(wants))
+    if not quantized and worst > atol:
+        raise AtolError(f"self-check failed: {wording.exported} vs {wording.source} model max abs difference "
+                        f"{worst:.3g} > {atol:g}; nothing was written", source=source)
     if quantized and agreement < min_agreement:
-        raise ExportError(f"self-check failed: quantised model agrees with the source model on "
-                          f"{agreement:.2%} of {len(raw)} check windows (< "
-                          f"{min_agreement:.0%}); nothing was written", source=source)
-    return diff, agreement
+        raise AgreementError(f"self-check failed: quantised model agrees with the source model on "
+                             f"{agreement:.2%} of {sum(len(b) for b in batches)} check windows (< "
+                             f"{min_agreement:.0%}); nothing was written", source=source)
+    return worst, agreement
+
+
+def self_check_batches(window: int, seed: int) -> list[np.ndarray]:
+    """The float32 self-check's windows: realistic windows at each of the self-check's batch sizes."""
+    return [realistic_windows(b, window, seed=seed + i) for i, b in enumerate(SELF_CHECK_BATCHES)]
+
+
+def self_check_windows(window: int, seed: int) -> np.ndarray:
+    """``self_check_batches`` as one array (the deployment files run them in one pass)."""
+    return np.concatenate(self_check_batches(window, seed))
+
+
+def self_check(model_bytes: bytes, reference: Reference, *, window: int, seed: int = 0,
+               atol: float = SELF_CHECK_ATOL, source: str | None = None) -> float:
+    """An ONNX graph's max abs difference from ``reference`` through onnxruntime (CPU), each batch
+    size in turn so the dynamic batch axis is exercised too; AtolError above ``atol``."""
+    session = open_session_bytes(model_bytes, label=source, error=ExportError, what="the exported graph",
+                                 whole_message=True)
+    diff, _ = compare(lambda raw: session.run([OUTPUT_NAME], {INPUT_NAME: raw})[0], reference,
+                      self_check_batches(window, seed), quantized=False, source=source,
+                      wording=ONNX_WORDING, atol=atol)
+    return diff
+
+
+def _write(out: Path, content: bytes, sidecar: dict | None = None) -> Path | None:
+    """The write that follows every passed check: the file, then its sidecar (both atomic)."""
+    write_bytes(out, content)
+    return app_meta.write(out, sidecar) if sidecar is not None else None
+
+
+def finish_graph(model: onnx.ModelProto, out: str | Path, reference: Callable[[], Reference], *, window: int,
+                 num_classes: int = len(CLASS_NAMES), what: str = "export", seed: int = 0,
+                 atol: float = SELF_CHECK_ATOL) -> ExportResult:
+    """Check a contract graph (ONNX checker, contract, onnxruntime vs ``reference()``) and write ``out``
+    atomically; ``what`` ("export", "ensemble") names it in the refusals. ``reference`` is made only
+    once the graph has passed the checker and the contract (the ensemble's opens every member)."""
+    out = Path(out)
+    source = str(out)
+    problem = checker_error(model)
+    if problem is not None:
+        raise ExportError(f"ONNX checker rejected the {what}: {problem}", source=source)
+    problems = contract_problems(model, window=window, num_classes=num_classes)
+    if problems:
+        raise ExportError(f"{what} breaks the ONNX contract: " + "; ".join(problems), source=source)
+    data = model.SerializeToString()
+    diff = self_check(data, reference(), window=window, seed=seed, atol=atol, source=source)
+    _write(out, data)
+    return ExportResult(out, diff, read_metadata(model))
+
+
+def finish_onnx(model: onnx.ModelProto, out: str | Path, info: ExportInfo, exporter: Exporter,
+                reference: Reference, *, seed: int = 0) -> ExportResult:
+    """The ONNX exporters' last step: conform names and metadata, then ``finish_graph``."""
+    return finish_graph(conform(model, info, exporter), out, lambda: reference, window=info.window,
+                        num_classes=info.num_classes, seed=seed)
 
 
 def finish(content: bytes, out: str | Path, sidecar: dict | None, runtime: RuntimeFactory,
@@ -72,12 +176,9 @@ def finish(content: bytes, out: str | Path, sidecar: dict | None, runtime: Runti
            min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> DeployResult:
     """Load ``content`` in its runtime, compare with ``reference``, then write it (and the sidecar).
     ``min_agreement`` is the quantised bar (bench/deploy.py lowers it to measure refused files)."""
-    from converters import app_meta
-
     out = Path(out)
     loaded = runtime(content, sidecar, out)
-    diff, agreement = compare(loaded, reference, check_windows, quantized=quantized, source=str(out),
-                              min_agreement=min_agreement)
-    write_bytes(out, content)
-    side = app_meta.write(out, sidecar) if sidecar is not None else None
+    diff, agreement = compare(loaded.predict_proba, reference, [check_windows], quantized=quantized,
+                              source=str(out), min_agreement=min_agreement)
+    side = _write(out, content, sidecar)
     return DeployResult(out, side, len(content), diff, agreement, len(check_windows))

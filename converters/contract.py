@@ -5,9 +5,9 @@ the CSV), the training preprocessing inside the graph, one output ``probabilitie
 [batch, num_classes] (softmax inside the graph), dynamic axis named ``batch``, default-domain opset
 17, a single self-contained file, and ``metadata_props`` describing where the model came from.
 
-``finish`` is the last step of every export: it conforms names, records metadata, runs the ONNX
-checker, compares the graph through onnxruntime with the native model, and only then writes the file
-atomically. Framework-free (onnx, onnxruntime, numpy), so ``deepepi verify`` can use it too.
+``conform`` names the I/O and records metadata; ``converters.check.finish_onnx`` is the last step of
+every export (conform, ONNX checker, contract, onnxruntime vs the native model, then the atomic
+write). Framework-free (onnx, numpy), so ``deepepi verify`` can use it too.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 
 from deepepi import __version__
+from deepepi.core.constants import SAMPLE_FREQ_HZ
 from deepepi.core.errors import ExportError
-from deepepi.core.io import write_bytes
 from deepepi.core.preprocessing import Preprocessing
 
 INPUT_NAME = "acc"
@@ -138,6 +138,14 @@ def _value_info(value: onnx.ValueInfoProto) -> tuple[str, int, tuple[int | str |
     return value.name, tensor.elem_type, dims
 
 
+def input_window(model: onnx.ModelProto | GraphIO) -> int | None:
+    """The window length the graph's input declares: the second axis of its one rank-2 input when
+    that axis is a fixed size (an int, not checked for being >= 1); None for any other input side."""
+    inputs = (model if isinstance(model, GraphIO) else graph_io(model)).inputs
+    dims = inputs[0][2] if len(inputs) == 1 else ()
+    return dims[1] if len(dims) == 2 and isinstance(dims[1], int) else None
+
+
 def graph_io(model: onnx.ModelProto) -> GraphIO:
     initializers = {init.name for init in model.graph.initializer}
     inputs = tuple(_value_info(v) for v in model.graph.input if v.name not in initializers)
@@ -205,7 +213,7 @@ def conform(model: onnx.ModelProto, info: ExportInfo, exporter: Exporter) -> onn
     return model
 
 
-def realistic_windows(n: int, window: int, *, seed: int, sample_freq: int = 25) -> np.ndarray:
+def realistic_windows(n: int, window: int, *, seed: int, sample_freq: int = SAMPLE_FREQ_HZ) -> np.ndarray:
     """Raw milli-g windows like a wrist sensor's: gravity ~1 g, noise, some 2-7 Hz shaking bursts.
 
     Used by the exporters' self-check and by ``deepepi verify --random``; seeded, so reproducible.
@@ -227,59 +235,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def self_check(model_bytes: bytes, reference: Reference, *, window: int, seed: int = 0,
-               atol: float = SELF_CHECK_ATOL, source: str | None = None) -> float:
-    """Run the graph through onnxruntime (CPU) against ``reference`` on realistic windows.
-
-    Returns the max abs difference; raises ExportError above ``atol``. Two batch sizes are used so
-    the dynamic batch axis is exercised too.
-    """
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own non-exported exception types
-        raise ExportError(f"onnxruntime cannot load the exported graph: {exc}", source=source) from None
-    worst = 0.0
-    for i, batch in enumerate(SELF_CHECK_BATCHES):
-        raw = realistic_windows(batch, window, seed=seed + i)
-        got = session.run([OUTPUT_NAME], {INPUT_NAME: raw})[0]
-        want = np.asarray(reference(raw), dtype=np.float32)
-        if got.shape != want.shape:
-            raise ExportError(f"self-check: onnxruntime output shape {got.shape} differs from the "
-                              f"native model's {want.shape}", source=source)
-        diff = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
-        if not np.isfinite(diff):
-            raise ExportError("self-check: non-finite probabilities from the exported graph",
-                              source=source)
-        worst = max(worst, diff)
-    if worst > atol:
-        raise ExportError(f"self-check failed: onnxruntime vs native model max abs difference "
-                          f"{worst:.3g} > {atol:g}; nothing was written", source=source)
-    return worst
-
-
 @dataclass(frozen=True)
 class ExportResult:
     path: Path
     max_abs_diff: float
     metadata: dict[str, str]
-
-
-def finish(model: onnx.ModelProto, out: str | Path, info: ExportInfo, exporter: Exporter,
-           reference: Reference, *, seed: int = 0) -> ExportResult:
-    """Conform, check (ONNX checker, contract, onnxruntime vs native) and write ``out`` atomically."""
-    out = Path(out)
-    source = str(out)
-    model = conform(model, info, exporter)
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"ONNX checker rejected the export: {exc}", source=source) from None
-    problems = contract_problems(model, window=info.window, num_classes=info.num_classes)
-    if problems:
-        raise ExportError("export breaks the ONNX contract: " + "; ".join(problems), source=source)
-    data = model.SerializeToString()
-    diff = self_check(data, reference, window=info.window, seed=seed, source=source)
-    write_bytes(out, data)
-    return ExportResult(out, diff, read_metadata(model))

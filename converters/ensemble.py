@@ -30,11 +30,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from converters.check import finish_graph
 from converters.contract import (BATCH_DIM, CLASS_NAMES, INPUT_NAME, META_KEYS, OPSET, OUTPUT_NAME,
-                                 ExportResult, contract_problems, read_metadata, self_check)
+                                 ExportResult, contract_problems, read_metadata)
+from converters.session import inference_session, quiet_default_logger
 from deepepi import __version__
-from deepepi.core.errors import ExportError, ModelError, SpecError
-from deepepi.core.io import write_bytes
+from deepepi.core.errors import ModelError, SpecError
 
 Q_NAME = "q"
 DEFAULT_Q = 0.6
@@ -124,13 +125,11 @@ def hd_weight_nodes(n: int, q_input: str, prefix: str = "hd_") -> tuple[_Graph, 
 
 def harrell_davis_weights(n: int, q: float) -> np.ndarray:
     """The in-graph weights evaluated through onnxruntime (for tests and inspection)."""
-    import onnxruntime as ort
-
     g, out = hd_weight_nodes(n, Q_NAME)
     graph = helper.make_graph(g.nodes, "hd_weights", [helper.make_tensor_value_info(Q_NAME, TensorProto.FLOAT, [])],
                               [helper.make_tensor_value_info(out, TensorProto.DOUBLE, [n])], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = inference_session(model.SerializeToString())
     return session.run(None, {Q_NAME: np.asarray(q, dtype=np.float32)})[0]
 
 
@@ -242,12 +241,9 @@ def _metadata(members: list[Member], shared: dict[str, str], q: float) -> dict[s
 
 def members_reference(members: list[Member], q: float):  # noqa: ANN201 - a Reference callable
     """numpy Harrell-Davis over each member's own onnxruntime output: what the graph must equal."""
-    import onnxruntime as ort
-
     from deepepi.models.quantile import harrell_davis
 
-    sessions = [ort.InferenceSession(m.model.SerializeToString(), providers=["CPUExecutionProvider"])
-                for m in members]
+    sessions = [inference_session(m.model.SerializeToString()) for m in members]
 
     def reference(raw: np.ndarray) -> np.ndarray:
         p = np.stack([s.run([OUTPUT_NAME], {INPUT_NAME: raw})[0][:, 1] for s in sessions], axis=1)
@@ -260,20 +256,11 @@ def members_reference(members: list[Member], q: float):  # noqa: ANN201 - a Refe
 def export(members: list[Member], out: str | Path, *, q: float = DEFAULT_Q, seed: int = 0) -> ExportResult:
     """Build, check (ONNX checker, contract, onnxruntime vs numpy HD over the members to 1e-6) and
     write ``out`` atomically; nothing is written when a check fails."""
-    out = Path(out)
     model = build(members, q=q)
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"ONNX checker rejected the ensemble: {exc}", source=str(out)) from None
-    problems = contract_problems(model, window=int(read_metadata(model)["window"]), num_classes=len(CLASS_NAMES))
-    if problems:
-        raise ExportError("ensemble breaks the ONNX contract: " + "; ".join(problems), source=str(out))
-    import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)  # not the warning that the overridable q cannot be constant-folded
-    data = model.SerializeToString()
-    diff = self_check(data, members_reference(members, q), window=int(read_metadata(model)["window"]), seed=seed,
-                      atol=SELF_CHECK_ATOL, source=str(out))
-    write_bytes(out, data)
-    return ExportResult(out, diff, read_metadata(model))
+    def reference():  # noqa: ANN202 - a Reference callable
+        quiet_default_logger(3)  # not the warning that the overridable q cannot be constant-folded
+        return members_reference(members, q)
+
+    return finish_graph(model, out, reference, window=int(read_metadata(model)["window"]), what="ensemble",
+                        seed=seed, atol=SELF_CHECK_ATOL)

@@ -17,7 +17,8 @@ import tensorflow as tf
 import tf2onnx
 
 from converters.contract import (INPUT_NAME, OPSET, OUTPUT_NAME, ExportInfo, Exporter, ExportResult,
-                                 Reference, Source, finish, softmax)
+                                 Reference, Source, softmax)
+from converters.check import finish_onnx
 from deepepi.core.errors import ExportError
 from deepepi.models.keras_weights import count_parameters
 from deepepi.models.deepepi_cnn.spec import ArchSpec
@@ -77,4 +78,4 @@ def export(model: keras.Model, spec: ArchSpec, out: str | Path, source: Source, 
     info = ExportInfo(source, spec.window, spec.num_classes, count_parameters(model).trainable,
                       spec.to_json())
     check = reference or native_reference(model, source.preprocessing)
-    return finish(graph, out, info, exporter_info(), check, seed=seed)
+    return finish_onnx(graph, out, info, exporter_info(), check, seed=seed)

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import onnx
 
 from converters.contract import INPUT_NAME, read_metadata
 from converters.check import QUANTIZED_MIN_AGREEMENT
+from converters.session import inference_session
 from deepepi.core.errors import ExportError
 from deepepi.core.quiet import captured_output
+from deepepi.scoring.agreement import argmax_agreement
 
 QUANTIZE = ("int8", "fp16")
 QUANT_META = "quantization"
+T = TypeVar("T")
 
 
 class _Windows:
@@ -66,21 +69,32 @@ def int8(model: onnx.ModelProto, calibration_raw: np.ndarray, check_raw: np.ndar
     source, model = model, fold_affine(model)
     windows = np.asarray(calibration_raw, dtype=np.float32)
     check = windows if check_raw is None else np.asarray(check_raw, dtype=np.float32)
-    want = _predict(model, check).argmax(axis=1)
     convs = sum(node.op_type == "Conv" for node in model.graph.node)
-    tried: dict[int, tuple[onnx.ModelProto, float]] = {}
-
-    def agreement(n_float: int) -> float:
-        quantized = _static_int8(model, windows, float_prefix(model, n_float))
-        tried[n_float] = quantized, float(np.mean(_predict(quantized, check).argmax(axis=1) == want))
-        return tried[n_float][1]
-
-    n_float = shortest_float_prefix(convs, agreement, min_agreement)
-    quantized, agreement_kept = tried[n_float]
+    n_float, quantized, agreement_kept = fewest_float_convs(
+        convs, lambda n: _static_int8(model, windows, float_prefix(model, n)),
+        lambda candidate: _predict(candidate, check), _predict(model, check), min_agreement)
     how = (f"int8 static QDQ per-channel (onnxruntime), MinMax calibration on {len(windows)} windows; "
            f"float32: the input side through convolution {n_float} of {convs}, and softmax; "
            f"argmax agreement with float32 on {len(check)} check windows {agreement_kept:.4f}")
     return _with_metadata(quantized, source, how)
+
+
+def fewest_float_convs(convs: int, build: Callable[[int], T], predict: Callable[[T], np.ndarray],
+                       reference: np.ndarray, min_agreement: float) -> tuple[int, T, float]:
+    """(n, model, agreement): the quantised model with the fewest float32 convolutions whose argmax
+    agreement with ``reference`` (the float32 model's outputs on the check windows) reaches
+    ``min_agreement`` (every convolution when none does). ``build(n)`` quantises with the input side
+    through convolution n left float32, ``predict(model)`` runs one on the check windows; both the
+    ONNX and the TFLite int8 exports size their float32 prefix with it."""
+    tried: dict[int, tuple[T, float]] = {}
+
+    def agreement(n_float: int) -> float:
+        candidate = build(n_float)
+        tried[n_float] = candidate, argmax_agreement(predict(candidate), reference)
+        return tried[n_float][1]
+
+    n_float = shortest_float_prefix(convs, agreement, min_agreement)
+    return (n_float, *tried[n_float])
 
 
 def shortest_float_prefix(convs: int, agreement: Callable[[int], float], min_agreement: float) -> int:
@@ -128,10 +142,7 @@ def _static_int8(model: onnx.ModelProto, windows: np.ndarray, float_nodes: list[
 
 
 def _predict(model: onnx.ModelProto, windows: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {INPUT_NAME: windows})[0]
+    return inference_session(model.SerializeToString()).run(None, {INPUT_NAME: windows})[0]
 
 
 def _quantizable_ops(model: onnx.ModelProto) -> list[str]:

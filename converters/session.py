@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from converters.contract import INPUT_NAME, OUTPUT_NAME
-from deepepi.core.errors import UnusableInputError
+from deepepi.core.errors import DeepEpiError, UnusableInputError
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 RUN_CHUNK = 1024
@@ -57,28 +57,61 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
     return providers
 
 
-def open_session(path: str | Path, providers: Sequence[str]):  # noqa: ANN201 - ort.InferenceSession
+def quiet_default_logger(severity: int) -> None:
+    """Raise onnxruntime's process-wide log threshold (4: nothing; 3: errors only)."""
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(4)  # a provider that cannot start is reported by us, once
+    ort.set_default_logger_severity(severity)
+
+
+def session_options(threads: int | None = None):  # noqa: ANN201 - ort.SessionOptions
+    """Options with the session's own log quiet below errors; ``threads`` caps intra-op threads
+    (one inter-op thread then)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
-    except Exception as exc:  # onnxruntime's exception classes are not part of its public API
-        raise UnusableInputError(f"onnxruntime cannot load the model: {first_line(exc)}",
-                                 source=str(path)) from None
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
 
 
-def open_session_bytes(content: bytes, *, label: str):  # noqa: ANN201 - ort.InferenceSession
-    """A CPU session on an in-memory graph (an export not yet written), for self-checks."""
+def inference_session(model: str | Path | bytes, providers: Sequence[str] = DEFAULT_PROVIDERS,
+                      options: Any = None):  # noqa: ANN201 - ort.InferenceSession
+    """The one place an ``onnxruntime.InferenceSession`` is made (from a path or serialised bytes).
+    Failures propagate as onnxruntime raises them; the ``open_*`` helpers name the file instead."""
     import onnxruntime as ort
 
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=options,
+                                providers=list(providers))
+
+
+def open_session(model: str | Path | bytes, providers: Sequence[str], *, source: str | None = None,
+                 threads: int | None = None, error: type[DeepEpiError] = UnusableInputError,
+                 quiet_providers: bool = True):  # noqa: ANN201 - ort.InferenceSession
+    """A session on a file (or the bytes of ``source``), quiet logs; a graph onnxruntime cannot load is
+    ``error`` naming it. ``quiet_providers`` silences onnxruntime's own report of a provider that
+    cannot start (verify reports it, once); the runtime adapters leave it on."""
+    if quiet_providers:
+        quiet_default_logger(4)
     try:
-        return ort.InferenceSession(content, providers=list(DEFAULT_PROVIDERS))
+        return inference_session(model, providers, session_options(threads))
     except Exception as exc:  # onnxruntime's exception classes are not part of its public API
-        raise UnusableInputError(f"onnxruntime cannot load the model: {first_line(exc)}",
-                                 source=label) from None
+        raise error(f"onnxruntime cannot load the model: {first_line(exc)}",
+                    source=source if source is not None else str(model)) from None
+
+
+def open_session_bytes(content: bytes, *, label: str | None, error: type[DeepEpiError] = UnusableInputError,
+                       what: str = "the model", whole_message: bool = False):  # noqa: ANN201
+    """A CPU session on an in-memory graph (an export not yet written), for self-checks: a graph
+    onnxruntime cannot load is ``error`` "onnxruntime cannot load <what>: <reason>" (its first line,
+    or the whole message with ``whole_message``, as the ONNX exporters have always reported it)."""
+    try:
+        return inference_session(content)
+    except Exception as exc:  # onnxruntime's exception classes are not part of its public API
+        raise error(f"onnxruntime cannot load {what}: {exc if whole_message else first_line(exc)}",
+                    source=label) from None
 
 
 def run_session(session, raw: np.ndarray, *, label: str,  # noqa: ANN001 - ort.InferenceSession

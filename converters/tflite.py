@@ -107,7 +107,7 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
     ``calibration_g`` [n, window] in g) up to a float32 softmax, with float32 I/O kept for the app;
     the input side through the first convolution stays float32, or through as many convolutions as
     it takes to keep 99 % argmax agreement with the float32 file on ``check_g`` (default: the
-    calibration windows; converters.quantize.shortest_float_prefix). ``fp16`` stores fp16 weights."""
+    calibration windows; converters.quantize.fewest_float_convs). ``fp16`` stores fp16 weights."""
     if quantize not in (None, *QUANTIZE):
         raise ExportError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
     converter = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
@@ -119,31 +119,29 @@ def convert(model: keras.Model, spec: ArchSpec, preprocessing: Preprocessing, *,
     if calibration_g is None or len(calibration_g) == 0:
         raise ExportError("int8 quantisation needs calibration windows")
     from converters.check import QUANTIZED_MIN_AGREEMENT
-    from converters.quantize import shortest_float_prefix
+    from converters.quantize import fewest_float_convs
 
     float_model = _converted(converter)
     check = calibration_g if check_g is None else check_g
-    want = _predict(float_model, check, spec.window).argmax(axis=1)
     convs = sum(op["op_name"] == "CONV_2D" for op in _ops(float_model)[1])
-    tried: dict[int, bytes] = {}
 
-    def agreement(n_float: int) -> float:
-        int8 = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
-        int8.optimizations = [tf.lite.Optimize.DEFAULT]
-        int8.representative_dataset = lambda: _representative(calibration_g, spec.window)
+    def int8(n_float: int) -> bytes:
+        quantizing = tf.lite.TFLiteConverter.from_keras_model(app_model(model, spec, preprocessing))
+        quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
+        quantizing.representative_dataset = lambda: _representative(calibration_g, spec.window)
         # int8 kernels everywhere, float kernels allowed only for what the debugger keeps float.
-        int8.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-        tried[n_float] = _int8_float_ends(int8, calibration_g, spec.window, _input_side(float_model, n_float))
-        return float(np.mean(_predict(tried[n_float], check, spec.window).argmax(axis=1) == want))
+        quantizing.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        return _int8_float_ends(quantizing, calibration_g, spec.window, _input_side(float_model, n_float))
 
-    return tried[shortest_float_prefix(convs, agreement, QUANTIZED_MIN_AGREEMENT)]
+    return fewest_float_convs(convs, int8, lambda content: _predict(content, check, spec.window),
+                              _predict(float_model, check, spec.window), QUANTIZED_MIN_AGREEMENT)[1]
 
 
 def _ops(content: bytes) -> tuple[dict[int, str], list[dict]]:
     """(tensor names by index, op details in graph order) of a flatbuffer."""
-    from ai_edge_litert.interpreter import Interpreter
+    from converters.litert import interpreter as litert_interpreter
 
-    interpreter = Interpreter(model_content=content)
+    interpreter = litert_interpreter(content, allocate=False)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
     return names, interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only listing of the op graph
 
@@ -162,17 +160,9 @@ def _input_side(float_model: bytes, convs: int = 1) -> list[str]:
 
 def _predict(content: bytes, windows_g: np.ndarray, window: int) -> np.ndarray:
     """The flatbuffer's softmax for each window (one invoke per window, as in the app)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from converters.litert import interpreter, invoke_each
 
-    interpreter = Interpreter(model_content=content)
-    interpreter.allocate_tensors()
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    rows = []
-    for row in np.asarray(windows_g, dtype=np.float32):
-        interpreter.set_tensor(inp["index"], row.reshape(1, window, 1))
-        interpreter.invoke()
-        rows.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.asarray(rows)
+    return invoke_each(interpreter(content), windows_g, (1, window, 1))
 
 
 def _int8_float_ends(converter: tf.lite.TFLiteConverter, calibration_g: np.ndarray, window: int,

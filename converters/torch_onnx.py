@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from converters.contract import (BATCH_DIM, INPUT_NAME, OPSET, OUTPUT_NAME, ExportInfo, Exporter,
-                                 ExportResult, Reference, Source, finish, softmax)
+                                 ExportResult, Reference, Source, softmax)
+from converters.check import finish_onnx
 from deepepi.core.errors import ExportError
 from deepepi.models.deepepi_cnn.spec import ArchSpec
 from deepepi.models.torch_weights import count_parameters
@@ -86,6 +87,6 @@ def export(model: nn.Module, spec: ArchSpec, out: str | Path, source: Source, *,
         info = ExportInfo(source, spec.window, spec.num_classes, count_parameters(model).trainable,
                           spec.to_json())
         check = reference or native_reference(model, source.preprocessing)
-        return finish(graph, out, info, exporter_info(), check, seed=seed)
+        return finish_onnx(graph, out, info, exporter_info(), check, seed=seed)
     finally:
         model.train(was_training)

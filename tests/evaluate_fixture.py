@@ -1,6 +1,6 @@
 """A hand-computed evaluation fixture: six OSDB events and a stub ONNX model with known probabilities.
 
-Stub model (a real ONNX graph built with onnx.helper, finished through converters.contract.finish):
+Stub model (a real ONNX graph built with onnx.helper, finished through converters.check.finish_onnx):
 p(seizure) = clip((mean of the window's newest 125 samples - 1000) / 1000, 0, 1). Every datapoint
 here is 125 samples alternating level +- amp (the last at the level), so a window's p is
 (level - 1000) / 1000 of its newest datapoint, and 100 * std / mean = 100 * amp * sqrt(124/125) / level.
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from converters.contract import ExportInfo, Source, finish
+from converters.check import finish_onnx as finish
+from converters.contract import ExportInfo, Source
 from deepepi.data.osdb import flatten
 from deepepi.core.preprocessing import Preprocessing
 from onnx_helpers import EXPORTER

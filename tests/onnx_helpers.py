@@ -1,7 +1,7 @@
 """Test material for export/verify: tiny hand-built ONNX graphs and run directories of real models.
 
 Tiny graph (no framework): x [batch, window] milli-g -> x * 1e-3 -> MatMul W -> Add b -> Softmax,
-finished through converters.contract.finish, so names, metadata and the self-check are the real ones.
+finished through converters.check.finish_onnx, so names, metadata and the self-check are the real ones.
 Run directories: a freshly built Keras or PyTorch model with seeded random weights (BatchNorm
 statistics included), saved the way the trainer saves it (framework imported only when asked for).
 """
@@ -15,7 +15,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from converters.contract import ExportInfo, Exporter, ExportResult, Source, finish, softmax
+from converters.check import finish_onnx as finish
+from converters.contract import ExportInfo, Exporter, ExportResult, Source, softmax
 from deepepi.cli import main
 from deepepi.core.config import REPO_CONFIGS, Config, from_dict, load_config
 from deepepi.data.synth import Mix

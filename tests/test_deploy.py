@@ -233,7 +233,7 @@ def test_pte_int8_is_smaller_and_passes_the_gate(run, csv_path, tmp_path, capsys
 
 def test_stream_replay_equals_batch_windowing(run, csv_path):
     from deepepi.scoring.alarm import AlarmStateMachine
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
     from deepepi.evaluate.predict import Rules, predict_batch, predict_stream
     from deepepi.runtimes import open_model
 
@@ -263,7 +263,7 @@ def test_stream_replay_equals_batch_windowing(run, csv_path):
 def test_predict_cli_writes_per_datapoint_csv(run, csv_path, tmp_path, capsys):
     import pandas as pd
 
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
 
     model = export_run(run, out=tmp_path / "m.onnx").path
     out = tmp_path / "p.csv"
@@ -279,7 +279,7 @@ def test_predict_cli_writes_per_datapoint_csv(run, csv_path, tmp_path, capsys):
 
 
 def test_quantized_mode_needs_labelled_data(run, capsys):
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
 
     model = export_run(run, out=run / "q.onnx").path
     code, _, err = cli(capsys, "verify", model, model, "--mode", "quantized", "--random", 10)

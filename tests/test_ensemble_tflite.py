@@ -25,7 +25,7 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]
     runs = [make_run(root / "torch0", small_config(framework="pytorch"), seed=11),
             make_run(root / "tf0", small_config(framework="tensorflow"), seed=12),
             make_run(root / "torch1", small_config(framework="pytorch"), seed=13)]
-    from deepepi.export.ensemble import build_ensemble
+    from deepepi.export.ensemble_onnx import build_ensemble
 
     build_ensemble(runs, root / "ens.onnx", q=Q)
     return root / "ens.onnx", runs
@@ -76,7 +76,7 @@ def test_member_weights_changed_since_the_ensemble_fail_the_self_check(ensemble,
 
 def _with_members_in(folder: Path, ens: Path) -> Path:
     """The ensemble rebuilt from the copied members' ONNX files (their paths point into ``folder``)."""
-    from deepepi.export.ensemble import build_ensemble
+    from deepepi.export.ensemble_onnx import build_ensemble
 
     out = folder / "ens2.onnx"
     build_ensemble([folder / "torch0" / "model.onnx", folder / "tf0" / "model.onnx",

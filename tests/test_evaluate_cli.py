@@ -107,7 +107,7 @@ def test_onnx_and_native_run_dir_give_identical_results(tmp_path: Path) -> None:
     from deepepi.core.config import from_dict
     from deepepi.data.synth import synthesize
     from deepepi.evaluate.runner import Options, evaluate
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
     from onnx_helpers import make_run, small_config
 
     raw = small_config(framework="pytorch", seconds=30).to_dict()

@@ -12,7 +12,7 @@ import pytest
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
-from converters import contract
+from converters import check, contract
 from deepepi.core.errors import ExportError
 from onnx_helpers import EXPORTER, info, reference, tiny_model, tiny_weights, write_tiny
 
@@ -43,7 +43,7 @@ def test_self_check_refuses_a_wrong_reference_and_writes_nothing(tmp_path):
     wrong = reference(w, b * 0 + np.array([0.5, -0.5], np.float32))  # tampered native model
     out = tmp_path / "m.onnx"
     with pytest.raises(ExportError, match="self-check failed") as err:
-        contract.finish(tiny_model(w, b), out, info(WINDOW), EXPORTER, wrong)
+        check.finish_onnx(tiny_model(w, b), out, info(WINDOW), EXPORTER, wrong)
     assert err.value.exit_code == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -53,7 +53,7 @@ def test_finish_refuses_a_graph_with_two_inputs(tmp_path):
     model = tiny_model(w, b)
     model.graph.input.append(helper.make_tensor_value_info("extra", onnx.TensorProto.FLOAT, [1]))
     with pytest.raises(ExportError, match="2 inputs"):
-        contract.finish(model, tmp_path / "m.onnx", info(WINDOW), EXPORTER, reference(w, b))
+        check.finish_onnx(model, tmp_path / "m.onnx", info(WINDOW), EXPORTER, reference(w, b))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.torch
 def run(tmp_path_factory):
     """A PyTorch run directory (normalising preprocessing) and its default export."""
     run_dir = make_run(tmp_path_factory.mktemp("torch") / "run", small_config(normalise=True), seed=1)
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
 
     export_run(run_dir)
     return run_dir

@@ -83,7 +83,7 @@ def test_threshold_file(tmp_path: Path) -> None:
 @pytest.mark.torch
 @pytest.mark.slow
 def test_torch_run_dir_pt_and_onnx_agree(tmp_path: Path) -> None:
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
 
     run = make_run(tmp_path / "run", small_config(normalise=True, framework="pytorch"), seed=1)
     write_json(run / THRESHOLD, {"decision_threshold": 0.7})
@@ -101,7 +101,7 @@ def test_torch_run_dir_pt_and_onnx_agree(tmp_path: Path) -> None:
 @pytest.mark.tf
 @pytest.mark.slow
 def test_keras_run_dir_and_onnx_agree(tmp_path: Path) -> None:
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
 
     run = make_run(tmp_path / "run", small_config(framework="tensorflow"), seed=2)
     export_run(run)

@@ -45,7 +45,7 @@ def test_training_records_threshold_and_export_writes_it(tmp_path: Path) -> None
     from converters.contract import THRESHOLD_KEY, read_metadata
     from deepepi.core.config import REPO_CONFIGS, load_config
     from deepepi.data.synth import synthesize
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
     from deepepi.runs.layout import read_json, read_threshold
     from deepepi.train.run import train
 

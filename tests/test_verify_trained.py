@@ -28,7 +28,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
 
     from deepepi.data.synth import synthesize
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
     from deepepi.train.run import train
 
     root = tmp_path_factory.mktemp("trained")
@@ -49,7 +49,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _shifted(onnx_path: Path, dest: Path, shift: float) -> Path:
     """A copy of the run behind ``onnx_path`` whose last layer's seizure bias is moved by ``shift``."""
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
     from deepepi.models.torch_checkpoint import load_checkpoint, save_checkpoint
     from deepepi.models.torch_weights import export_weights, import_weights
 

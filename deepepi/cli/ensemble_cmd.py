@@ -18,7 +18,7 @@ def ensemble(members: tuple[str, ...], output: str, q: float, seed: int) -> None
     """Merge MEMBERS (run directories or our ONNX files, either framework) into one graph: each member
     runs on the same `acc`, and `probabilities[:, 1]` is the Harrell-Davis q-quantile of their seizure
     probabilities. Self-checked against numpy over the members' own outputs (max abs diff <= 1e-6)."""
-    from deepepi.export.ensemble import build_ensemble
+    from deepepi.export.ensemble_onnx import build_ensemble
 
     result = build_ensemble(list(members), output, q=q, seed=seed)
     meta = result.metadata

@@ -53,32 +53,13 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
         raise DeepEpiError("give only one of --onnx, --tflite, --pte, got "
                            + ", ".join(f"--{name}" for name in chosen))
     (fmt, source), = chosen.items()
-    if framework is not None and fmt != "onnx":
+    from deepepi.export.formats import FORMATS, export as export_format
+
+    if framework is not None and not FORMATS[fmt].takes_framework:
         raise DeepEpiError(f"--framework applies to --onnx only (--{fmt} picks its framework)")
-    if fmt == "onnx" and quantize is None:
-        from deepepi.runs.resolve import export_run
-
-        result = export_run(source, out=output, framework=framework, seed=seed)
-        meta = result.metadata
-        click.echo(f"wrote {result.path} ({meta['framework']} via {meta['exporter']}, "
-                   f"{meta['trainable_parameters']} trainable parameters, self-check max abs diff "
-                   f"{result.max_abs_diff:.2e})")
-        return
-    from deepepi.export.app import export_app, export_onnx_quantized
-
-    if fmt == "onnx":
-        fp32, app = export_onnx_quantized(source, quantize, out=output, framework=framework,
-                                          calibration=calibration, seed=seed)
-        click.echo(f"wrote {fp32.path} (float32, {fp32.path.stat().st_size} bytes, self-check max abs "
-                   f"diff {fp32.max_abs_diff:.2e})")
-    else:
-        app = export_app(source, fmt, out=output, quantize=quantize, calibration=calibration, seed=seed)
-    kind = quantize or "float32"
-    check = (f"argmax agreement {app.agreement:.2%} on {app.windows} check windows, max abs diff "
-             f"{app.max_abs_diff:.2e}" if quantize else f"self-check max abs diff {app.max_abs_diff:.2e}")
-    click.echo(f"wrote {app.path} ({kind}, {app.size_bytes} bytes, {check})")
-    if app.sidecar is not None:
-        click.echo(f"wrote {app.sidecar} (app metadata)")
+    for line in export_format(fmt, source, out=output, framework=framework, quantize=quantize,
+                              calibration=calibration, seed=seed):
+        click.echo(line)
 
 
 @click.command("verify")

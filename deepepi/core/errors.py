@@ -41,3 +41,17 @@ class UnusableInputError(DeepEpiError):
 
 class OutputPathError(DeepEpiError):
     """An output path that would destroy an input (it resolves to the same file)."""
+
+
+class ShapeError(ExportError):
+    """The exported model's output has another shape than the source model's (or is not finite where
+    the check reads it together with the shape); nothing was written."""
+
+
+class AtolError(ExportError):
+    """The exported model's outputs differ from the source model's beyond the absolute tolerance
+    (or by a non-finite amount); nothing was written."""
+
+
+class AgreementError(ExportError):
+    """A quantised export picks the source model's class on too few check windows; nothing was written."""

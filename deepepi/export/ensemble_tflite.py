@@ -54,16 +54,16 @@ def export_tflite(path: str | Path, *, out: str | Path | None = None, seed: int 
     """Convert an ensemble ONNX file to the app's .tflite (default: beside it, same stem), checked first."""
     from converters.contract import read_metadata
     from converters.ensemble import harrell_davis_weights
-    from deepepi.runs.resolve import build_twin
-    from deepepi.export.app import FORMATS, _import
-    from deepepi.runtimes import open_model
     from converters.session import load_onnx
+    from deepepi.export.formats import FORMATS, app_part
+    from deepepi.runs.resolve import build_twin
+    from deepepi.runtimes import open_model
 
     path = Path(path)
     meta = read_metadata(load_onnx(path))
-    fmt = FORMATS["tflite"]
-    converter = _import(fmt.converter, fmt.install)
-    runtime_cls = _import(fmt.runtime, fmt.install)
+    fmt = FORMATS["tflite"].app
+    converter = app_part(fmt, fmt.converter)
+    runtime_cls = app_part(fmt, fmt.runtime)
     members = json.loads(meta["ensemble_members"])
     weights = [_member_weights(m["file"], path) for m in members]
     q, window = float(meta["hd_q_default"]), int(meta["window"])

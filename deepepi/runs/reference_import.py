@@ -9,25 +9,25 @@ so export, verify, evaluate and predict work on it unchanged.
 
 Loading is safe (Keras safe_mode, torch weights_only); the reference's classes are never imported.
 Everything is checked before anything is written, and the directory appears whole (built under a
-temporary name, then renamed) or not at all.
+temporary name, then renamed: deepepi.core.atomic_dir) or not at all.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
 
 from deepepi import __version__
+from converters.contract import SELF_CHECK_ATOL  # the ONNX export's bound, for the imported model too
 from deepepi.core import io
+from deepepi.core.atomic_dir import atomic_directory
 from deepepi.core.config import Config, load_config
 from deepepi.core.errors import ModelError
+from deepepi.models.frameworks import ModelParts, model_parts
 from deepepi.models.reference import Mapped, map_keras, map_torch_state
 from deepepi.models.deepepi_cnn.spec import ArchSpec
 from deepepi.models.registry import model_name
@@ -37,7 +37,6 @@ from deepepi.runs.layout import CONFIG, MODEL_FILES, WEIGHTS
 
 SUFFIXES = {".keras": "tensorflow", ".h5": "tensorflow", ".pt": "pytorch", ".pth": "pytorch"}
 IMPORT_INFO = "import.json"
-SELF_CHECK_ATOL = 1e-5  # same bound as the ONNX export's self-check
 SELF_CHECK_WINDOWS = 64
 
 
@@ -50,24 +49,8 @@ class ImportResult:
     self_check: float | None  # max abs difference to the file's own outputs (Keras files only)
 
 
-def _framework_module(framework: str) -> Any:
-    try:
-        if framework == "tensorflow":
-            from deepepi.models import keras_files, keras_predict, keras_weights
-            from deepepi.models.deepepi_cnn import keras as keras_deepepi
-            return SimpleNamespace(read_reference=keras_files.read_reference,
-                                   build_keras_model=keras_deepepi.build_keras_model,
-                                   import_weights=keras_weights.import_weights,
-                                   predict_proba=keras_predict.predict_proba,
-                                   save_keras_model=keras_files.save_keras_model)
-        from deepepi.models import torch_checkpoint, torch_weights
-        from deepepi.models.deepepi_cnn import torch as torch_deepepi
-        return SimpleNamespace(read_reference_state=torch_checkpoint.read_reference_state,
-                               DeepEpiCnn=torch_deepepi.DeepEpiCnn, import_weights=torch_weights.import_weights,
-                               save_checkpoint=torch_checkpoint.save_checkpoint)
-    except ImportError as exc:
-        extra = "tf" if framework == "tensorflow" else "torch"
-        raise ModelError(f"importing a {framework} model needs pip install 'deepepi[{extra}]': {exc}") from None
+def _framework_module(framework: str) -> ModelParts:
+    return model_parts(framework, what=f"importing a {framework} model")
 
 
 def _target(out: Path) -> None:
@@ -103,29 +86,29 @@ def _from_keras(path: Path, cfg: Config, spec: ArchSpec) -> tuple[Mapped, Callab
     from converters.contract import softmax
 
     K = _framework_module("tensorflow")
-    layers, input_shape, outputs = K.read_reference(path)
+    layers, input_shape, outputs = K.files.read_reference(path)
     if len(input_shape) < 2 or input_shape[1] not in (None, spec.window):
         raise ModelError(f"model input shape {input_shape} does not take {spec.window}-sample windows "
                          f"(modelConfig.sampleFreq x bufferSeconds)", source=str(path))
     mapped = map_keras(layers, spec, source=str(path))
-    model = K.build_keras_model(spec)
-    K.import_weights(model, spec, mapped.weights)
+    model = K.deepepi.build_keras_model(spec)
+    K.weights.import_weights(model, spec, mapped.weights)
     x = _self_check_inputs(cfg, spec)
     theirs = outputs(x) if mapped.softmax_head else softmax(outputs(x))
-    diff = float(np.max(np.abs(K.predict_proba(model, x) - theirs)))
+    diff = float(np.max(np.abs(K.predict.predict_proba(model, x) - theirs)))
     if not diff <= SELF_CHECK_ATOL:
         raise ModelError(f"the imported model differs from the file's own outputs by {diff:.2e} "
                          f"(limit {SELF_CHECK_ATOL:g}); nothing written", source=str(path))
-    return mapped, lambda run: K.save_keras_model(run / MODEL_FILES["tensorflow"], model), diff
+    return mapped, lambda run: K.files.save_keras_model(run / MODEL_FILES["tensorflow"], model), diff
 
 
 def _from_torch(path: Path, cfg: Config, spec: ArchSpec) -> tuple[Mapped, Callable[[Path], None], None]:
     T = _framework_module("pytorch")
-    mapped = map_torch_state(T.read_reference_state(path), spec, source=str(path))
-    model = T.DeepEpiCnn(spec).eval()
-    T.import_weights(model, spec, mapped.weights)
+    mapped = map_torch_state(T.files.read_reference_state(path), spec, source=str(path))
+    model = T.deepepi.DeepEpiCnn(spec).eval()
+    T.weights.import_weights(model, spec, mapped.weights)
     extra = {"imported_from": path.name}
-    return mapped, lambda run: T.save_checkpoint(run / MODEL_FILES["pytorch"], model, spec, cfg.to_dict(),
+    return mapped, lambda run: T.files.save_checkpoint(run / MODEL_FILES["pytorch"], model, spec, cfg.to_dict(),
                                                  extra=extra), None
 
 
@@ -146,18 +129,9 @@ def import_model(model_path: str | Path, config_path: str | Path, out: str | Pat
             "framework": framework, "layout": mapped.layout, "config": str(config_path),
             "preset": preset.name if preset else None, "self_check_max_abs_diff": diff,
             "deepepi_version": __version__}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.importing-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:  # ``out`` was checked absent or empty above
         io.write_json(tmp / CONFIG, cfg.to_dict())
         save_weights(tmp / WEIGHTS, mapped.weights, spec)
         save_model(tmp)
         io.write_json(tmp / IMPORT_INFO, info)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return ImportResult(out, framework, spec, mapped.layout, diff)

@@ -17,6 +17,7 @@ from converters.contract import THRESHOLD_KEY, ExportInfo, Exporter, metadata
 from deepepi import __version__
 from deepepi.core.errors import DataError, ModelError
 from deepepi.core.preprocessing import Preprocessing
+from deepepi.core.threshold import parse_threshold
 
 NUM_CLASSES = 2
 PROBA_ATOL = 1e-3  # a probability row must sum to 1 within this, and lie in [0, 1] within it
@@ -61,13 +62,8 @@ def decision_threshold(meta: dict[str, str], source: str) -> float | None:
     raw = meta.get(THRESHOLD_KEY)
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise ModelError(f"metadata {THRESHOLD_KEY} must be a number in [0, 1], got {raw!r}", source=source)
-    return value
+    return parse_threshold(raw, field=f"metadata {THRESHOLD_KEY}", source=source, error=ModelError,
+                           from_text=True)
 
 
 @dataclass

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from converters.contract import contract_problems, graph_io, read_metadata
+from converters.contract import contract_problems, graph_io, input_window, read_metadata
+from converters.session import DEFAULT_PROVIDERS, load_onnx, open_session, run_session
 from deepepi.core.errors import ModelError
 from deepepi.runtimes.base import NUM_CLASSES, check_acc, check_proba
-from converters.session import DEFAULT_PROVIDERS, first_line, load_onnx, run_session
 
 
 @dataclass
@@ -40,32 +40,21 @@ class OnnxRuntime:
 
 
 def _window(model: Any, source: str) -> int:
-    inputs = graph_io(model).inputs
-    dims = inputs[0][2] if len(inputs) == 1 else ()
-    if len(dims) != 2 or not isinstance(dims[1], int) or dims[1] < 1:
+    window = input_window(model)
+    if window is None or window < 1:
         raise ModelError(f"breaks the ONNX contract: expected one input [batch, window], got "
-                         f"{[list(i[2]) for i in inputs]}", source=source)
-    return dims[1]
+                         f"{[list(i[2]) for i in graph_io(model).inputs]}", source=source)
+    return window
 
 
 def load(path: Path, *, threads: int | None = None,
          providers: Sequence[str] = DEFAULT_PROVIDERS) -> OnnxRuntime:
-    import onnxruntime as ort
-
     source = str(path)
     model = load_onnx(path)
     window = _window(model, source)
     problems = contract_problems(model, window=window, num_classes=NUM_CLASSES)
     if problems:
         raise ModelError("breaks the ONNX contract: " + "; ".join(problems), source=source)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
-                                       providers=list(providers))
-    except Exception as exc:  # onnxruntime's exception classes are not part of its public API
-        raise ModelError(f"onnxruntime cannot load the model: {first_line(exc)}", source=source) from None
+    session = open_session(model.SerializeToString(), providers, source=source, threads=threads,
+                           error=ModelError, quiet_providers=False)
     return OnnxRuntime(path, window, read_metadata(model), session, threads)

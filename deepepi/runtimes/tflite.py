@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import app_meta
+from converters import app_meta, litert
 from deepepi.core.errors import UnusableInputError
 from deepepi.core.quiet import captured_output
-from deepepi.runtimes.base import check_acc, check_proba
 from converters.session import first_line
+from deepepi.runtimes.base import check_acc, check_proba
 
 
 class TFLiteRuntime:
@@ -26,8 +26,6 @@ class TFLiteRuntime:
 
     def __init__(self, content: bytes, sidecar: dict, *, path: str | Path,
                  threads: int | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
         self.window = app_meta.check_convention(sidecar, app_meta.TFLITE, str(self.path))
         self.metadata = app_meta.runtime_metadata(sidecar)
@@ -35,8 +33,7 @@ class TFLiteRuntime:
         self._threads = threads
         try:
             with captured_output():  # "Created TensorFlow Lite XNNPACK delegate" and the like
-                self._interpreter = Interpreter(model_content=content, num_threads=threads)
-                self._interpreter.allocate_tensors()
+                self._interpreter = litert.interpreter(content, threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise UnusableInputError(f"LiteRT cannot load the model: {first_line(exc)}",
                                      source=str(self.path)) from None
@@ -46,17 +43,12 @@ class TFLiteRuntime:
             raise UnusableInputError(f"expected one input float32 {app_meta.TFLITE.shape(self.window)} "
                                      f"and one output, got inputs {[list(d['shape']) for d in inp]}",
                                      source=str(self.path))
-        self._input, self._output = inp[0]["index"], out[0]["index"]
         self.num_classes = int(out[0]["shape"][-1])
 
     def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
         """[n, window] milli-g -> [n, classes] probabilities (the file's softmax, read directly)."""
         x = check_acc(acc_milli_g, self.window, str(self.path)) * self._scale
-        probs = np.empty((len(x), self.num_classes), dtype=np.float32)
-        for i, row in enumerate(x):
-            self._interpreter.set_tensor(self._input, row.reshape(1, self.window, 1))
-            self._interpreter.invoke()
-            probs[i] = self._interpreter.get_tensor(self._output)[0]
+        probs = litert.invoke_each(self._interpreter, x, app_meta.TFLITE.shape(self.window))
         return check_proba(probs, len(x), str(self.path))
 
     def describe(self) -> dict:

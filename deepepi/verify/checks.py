@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from converters.check import checker_error
 from converters.contract import (BATCH_DIM, INPUT_NAME, META_KEYS, OUTPUT_NAME, GraphIO,
-                                 contract_problems, graph_io)
+                                 contract_problems, graph_io, input_window)
 from deepepi.core.errors import UnusableInputError
 from deepepi.scoring.agreement import argmax_agreement, predicted_class, same_class
 from deepepi.scoring.metrics import Counts
@@ -49,9 +50,8 @@ def file_check(subject: Subject, label: str) -> Check:
         info = subject.runtime.describe()
         return Check(f"file {label}", PASS, f"{info['format']}: loaded by {info['runtime']} "
                      f"{info['runtime_version']} ({', '.join(subject.used)})", {"runtime": info})
-    try:
-        onnx.checker.check_model(subject.proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+    exc = checker_error(subject.proto)
+    if exc is not None:
         return Check(f"file {label}", FAIL, f"onnx checker: {first_line(exc)}", {"error": str(exc)})
     return Check(f"file {label}", PASS, "onnx checker: valid (full_check)")
 
@@ -67,7 +67,7 @@ def io_window(io: GraphIO, label: str) -> tuple[int, int]:
     if len(io.outputs) != 1 or io.outputs[0][0] != OUTPUT_NAME or len(io.outputs[0][2]) != 2:
         raise UnusableInputError(f"output must be one tensor {OUTPUT_NAME!r} [{BATCH_DIM}, classes], "
                                  f"got {io.to_dict()['outputs']}", source=label)
-    window, classes = io.inputs[0][2][1], io.outputs[0][2][1]
+    window, classes = input_window(io), io.outputs[0][2][1]
     if not isinstance(window, int) or not isinstance(classes, int) or window < 1 or classes < 1:
         raise UnusableInputError(f"window and class axes must be fixed sizes, got input "
                                  f"{list(io.inputs[0][2])} and output {list(io.outputs[0][2])}",

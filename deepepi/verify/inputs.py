@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from converters.contract import graph_io, read_metadata, realistic_windows
+from converters.contract import input_window, read_metadata, realistic_windows
 from converters.session import OnnxFile, load_onnx, open_session
 from deepepi.core.errors import DeepEpiError, UnusableInputError
 
@@ -74,11 +74,9 @@ class Subject:
 
 def _open_onnx(path: Path, providers: Sequence[str]) -> Subject:
     proto = load_onnx(path)
-    inputs = graph_io(proto).inputs
-    dims = inputs[0][2] if len(inputs) == 1 else ()
-    window = dims[1] if len(dims) == 2 and isinstance(dims[1], int) else 0
+    window = input_window(proto)
     runtime = OnnxFile(path, proto, open_session(path, providers), metadata=read_metadata(proto),
-                       window=window)
+                       window=0 if window is None else window)
     return Subject(runtime, proto)
 
 

@@ -118,7 +118,7 @@ def write_test_split(runs: dict[str, Path], csv: Path, out: Path) -> Path:
 def export_and_verify(runs: dict[str, Path], csv: Path, test_csv: Path, echo: Echo) -> dict[str, Any]:
     """Export both runs, verify them (trained mode, on the test split), transfer TF -> PyTorch, export,
     verify (same weights, on all windows)."""
-    from deepepi.runs.resolve import export_run
+    from deepepi.export.onnx_file import export_run
     from deepepi.verify.runner import verify
 
     exports = {}

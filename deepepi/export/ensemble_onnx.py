@@ -18,8 +18,9 @@ from deepepi.core.io import sha256_file
 
 def member_file(path: str | Path) -> Path:
     """The ONNX file standing for ``path``: itself, or a run's up-to-date (or fresh) model.onnx."""
-    from deepepi.runs.resolve import default_output, export_run, resolve_run
     from converters.session import load_onnx
+    from deepepi.export.onnx_file import default_output, export_run
+    from deepepi.runs.resolve import resolve_run
 
     path = Path(path)
     if path.suffix == ".onnx":
