@@ -365,7 +365,7 @@ def test_cli_model_list(capsys):
     assert PT_CLASS in out and TF_CLASS in out
     assert [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")] == \
         ["amber", "deepEpiCnn", "specCnn"]
-    assert "user_tools.nnTraining2.specCnnModel.SpecCnnModel" in out and "keras_amber:build_keras_model" in out
+    assert "user_tools.nnTraining2.specCnnModel.SpecCnnModel" in out and "amber.keras:build_keras_model" in out
 
 
 def test_cli_model_summary_bad_spec_is_one_line_exit_2(tmp_path, capsys):
