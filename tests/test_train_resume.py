@@ -22,13 +22,6 @@ CLI = [sys.executable, "-c", "from deepepi.cli import main; main()"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
 def _cmd(csv: Path, out: Path, framework: str, *extra: str) -> list[str]:
     return [*CLI, "train", "--config", str(SMOKE), "--data", str(csv), "--framework", framework,
             "--out", str(out), "--epochs", str(EPOCHS), "--quiet", *extra]
