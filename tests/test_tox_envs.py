@@ -12,6 +12,7 @@ import pytest
 
 TOX_INI = Path(__file__).resolve().parents[1] / "tox.ini"
 FRAMEWORKS = ("torch", "tf", "litert", "executorch")
+COMBINATIONS = [c for n in range(len(FRAMEWORKS) + 1) for c in itertools.combinations(FRAMEWORKS, n)]
 _SELECTION = re.compile(r'^\s*(?:(\w+):\s*)?pytest\b.*\s-m\s+"([^"]+)"', re.MULTILINE)
 
 
@@ -32,23 +33,24 @@ def _selections() -> dict[str, str]:
     return found
 
 
+def _required(env: str) -> set[str]:
+    """The frameworks whose absence fails (not skips) a test in this environment (tests/conftest.py)."""
+    lines = re.findall(rf"^\s*{env}: DEEPEPI_REQUIRE = (.*)$", _config()["testenv"]["setenv"], re.MULTILINE)
+    return {name.strip() for line in lines for name in line.split(",")}
+
+
 def _matches(expression: str, markers: set[str]) -> bool:
     # A -m expression is a Python boolean expression over marker names (and, or, not, parentheses).
     names = {name: name in markers for name in (*FRAMEWORKS, "slow")}
     return bool(eval(expression, {"__builtins__": {}}, names))  # noqa: S307 - our own tox.ini
 
 
-def test_every_listed_environment_selects_tests() -> None:
-    envlist = [e.strip() for e in _config()["tox"]["envlist"].split(",")]
+def test_every_listed_environment_selects_tests_and_core_checks_the_layers_first() -> None:
+    config = _config()
+    envlist = [e.strip() for e in config["tox"]["envlist"].split(",")]
     assert sorted(_selections()) == sorted(envlist)
-
-
-COMBINATIONS = [c for n in range(len(FRAMEWORKS) + 1) for c in itertools.combinations(FRAMEWORKS, n)]
-
-
-def _required(env: str) -> set[str]:
-    lines = re.findall(rf"^\s*{env}: DEEPEPI_REQUIRE = (.*)$", _config()["testenv"]["setenv"], re.MULTILINE)
-    return {name.strip() for line in lines for name in line.split(",")}
+    core = [line.strip() for line in config["testenv:core"]["commands"].splitlines() if line.strip()]
+    assert core[0].startswith("lint-imports") and core[1].startswith("pytest"), core
 
 
 @pytest.mark.parametrize("combination", COMBINATIONS, ids=lambda c: "-".join(c) or "unmarked")
