@@ -14,6 +14,8 @@ import pytest
 
 from deepepi.core.config import REPO_CONFIGS
 
+pytestmark = pytest.mark.slow  # every test here trains in a child process
+
 SMOKE = REPO_CONFIGS / "smoke.json"
 EPOCHS = 5
 CLI = [sys.executable, "-c", "from deepepi.cli import main; main()"]
