@@ -3,12 +3,15 @@ installed.
 
 tox sets DEEPEPI_REQUIRE (e.g. "torch,tf,litert,executorch"); a test needing a required framework that is missing is
 then a failure, not a skip, so an environment can never pass by silently skipping its own tests.
+
+Shared fixtures: `csv_path`, the one synthetic data set that most data, training and evaluation tests read.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -16,6 +19,16 @@ from hypothesis import settings
 # The same examples on every run: a verdict must not depend on which inputs a run happened to draw.
 settings.register_profile("deepepi", derandomize=True)
 settings.load_profile("deepepi")
+
+
+@pytest.fixture(scope="session")
+def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small synthetic data set many tests train or evaluate on (3 users, 40 events, seed 0), written once
+    per session; read-only to its users. A module that needs other data defines its own `csv_path`."""
+    from deepepi.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
+
 
 _MODULES = {"torch": "torch", "tf": "tensorflow", "litert": "ai_edge_litert", "executorch": "executorch"}
 

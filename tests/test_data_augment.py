@@ -17,13 +17,6 @@ XYZ = (*X_COLUMNS, *Y_COLUMNS, *Z_COLUMNS)
 
 
 @pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
-@pytest.fixture(scope="module")
 def rows(csv_path: Path) -> pd.DataFrame:
     return load_csv(csv_path, columns=(*WINDOW_COLUMNS, *XYZ))
 

@@ -127,6 +127,9 @@ def test_onnx_and_native_run_dir_give_identical_results(tmp_path: Path) -> None:
     assert a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-4)
 
 
+# Proves nothing unless the frameworks are installed (an absent one is never imported): runs in tox's cross env.
+@pytest.mark.torch
+@pytest.mark.tf
 def test_onnx_evaluation_imports_no_framework(files, tmp_path: Path) -> None:
     import subprocess
     import sys

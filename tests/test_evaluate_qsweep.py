@@ -15,13 +15,6 @@ from onnx_helpers import cli, tiny_weights, write_tiny
 WINDOW = 750  # the built-in data's window: 30 s at 25 Hz
 
 
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
 def _ensemble(root: Path, q: float) -> Path:
     members = [write_tiny(root / f"m{i}.onnx", *tiny_weights(WINDOW, seed=20 + i)).path for i in range(3)]
     return export_ensemble([Member(p, onnx.load(p)) for p in members], root / f"ens-{q}.onnx", q=q).path

@@ -338,6 +338,9 @@ def test_register_rejects_duplicates_and_unknown_frameworks():
     assert [e.name for e in known_models()] == ["amber", "deepEpiCnn", "specCnn"]
 
 
+# Proves nothing unless the frameworks are installed (an absent one is never imported): runs in tox's cross env.
+@pytest.mark.torch
+@pytest.mark.tf
 def test_framework_free_import_and_errors_are_deepepi_errors():
     code = ("import sys, deepepi.models, deepepi.models.registry, deepepi.models.weights, "
             "deepepi.models.summary, deepepi.models.quantile, deepepi.cli.model_cmd, deepepi.models.reference, "

@@ -74,6 +74,9 @@ def test_import_hook_hides_a_noisy_module_and_restores_its_loader(
     assert quiet._FINDER not in sys.meta_path
 
 
+# Proves nothing unless the frameworks are installed (an absent one is never imported): runs in tox's cross env.
+@pytest.mark.torch
+@pytest.mark.tf
 @pytest.mark.parametrize("args", [("--help",), ("config", "show")])
 def test_help_and_config_show_print_no_native_lines_and_load_no_framework(args: tuple[str, ...]) -> None:
     code = ("import atexit, sys; atexit.register(lambda: print('loaded:', sorted(m for m in "

@@ -59,6 +59,9 @@ def test_resume_without_a_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.
     assert "no resumable run here" in line
 
 
+# Proves nothing unless the frameworks are installed (an absent one is never imported): runs in tox's cross env.
+@pytest.mark.torch
+@pytest.mark.tf
 def test_train_modules_import_no_framework() -> None:
     code = ("import sys, deepepi.cli.train_cmd, deepepi.train.run, deepepi.data.dataset; "
             "bad = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx') if m in sys.modules]; "

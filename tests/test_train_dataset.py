@@ -15,13 +15,6 @@ from deepepi.data.dataset import prepare
 SMOKE = REPO_CONFIGS / "smoke.json"
 
 
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
 def _cfg(**processing):  # noqa: ANN003, ANN202 - deepepi.core.config.Config
     raw = json.loads(SMOKE.read_text())
     raw["dataProcessing"].update(processing)

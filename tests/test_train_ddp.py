@@ -36,13 +36,6 @@ GAUGE = ("conv", "dense")  # layers whose bias BatchNorm cancels (every conv and
 
 
 @pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
-@pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke config in PyTorch without dropout (dropout masks are drawn per rank)."""
     raw = json.loads((REPO_CONFIGS / "smoke.json").read_text())

@@ -18,13 +18,6 @@ from deepepi.train.kfold import SUMMARY_JSON, choose_inner, kfold, mean_sd, plan
 SMOKE = REPO_CONFIGS / "smoke.json"
 
 
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
 def _all_events(csv: Path) -> set[int]:
     return set(events_table(load_csv(csv, columns=("eventId", "userId", "type", "dataTime")))["eventId"].tolist())
 

@@ -14,19 +14,14 @@ import pytest
 
 from deepepi.core.config import REPO_CONFIGS
 
+pytestmark = pytest.mark.slow  # every test here trains in a child process
+
 SMOKE = REPO_CONFIGS / "smoke.json"
 EPOCHS = 5
 CLI = [sys.executable, "-c", "from deepepi.cli import main; main()"]
 # One intra-op thread: far faster than two on a shared 2-core CI machine, and the same thread
 # count in every process keeps torch's float reductions, hence the histories, comparable.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
 
 
 def _cmd(csv: Path, out: Path, framework: str, *extra: str) -> list[str]:

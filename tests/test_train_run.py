@@ -23,13 +23,6 @@ SMOKE = REPO_CONFIGS / "smoke.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepepi.data.synth import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("data"), users=3, events=40, seed=0).csv_path
-
-
 def _run(csv: Path, out: Path, framework: str, **overrides) -> Path:  # noqa: ANN003
     cfg = load_config(SMOKE)
     if overrides:
