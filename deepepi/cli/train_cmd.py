@@ -20,7 +20,11 @@ from deepepi.core.errors import ConfigError
               help="Override the framework detected from the config.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. Default: artifacts/<modelFname>.")
-@click.option("--epochs", type=POSITIVE_INT, default=None, help="Override modelConfig.epochs.")
+@click.option("--epochs", type=POSITIVE_INT, default=None,
+              help="Override modelConfig.epochs; in step mode (useLrSchedule true) train this many passes "
+                   "of the training batches instead of totalTrainingSteps.")
+@click.option("--steps", type=POSITIVE_INT, default=None,
+              help="Step mode (useLrSchedule true) only: override modelConfig.totalTrainingSteps.")
 @click.option("--seed", type=SEED, default=None, help="Override randomSeed (0 to 2**32-1).")
 @click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
               help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
@@ -43,10 +47,10 @@ from deepepi.core.errors import ConfigError
               help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
-          epochs: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
+          epochs: int | None, steps: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
           quiet: bool, allow_import: bool, kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
-    from deepepi.train.run import TrainingInterrupted, train as run_train
+    from deepepi.train.run import TrainingInterrupted, check_length, train as run_train
 
     # Ctrl-C must reach the trainer even when started from a shell that ignores SIGINT in background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -58,14 +62,20 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
 
         if kfold is None:
             raise ConfigError("--nested needs --kfold")
-        run_kfold(cfg, k=kfold, nested=nested, jobs=jobs, threads=threads, data=data, framework=framework,
-                  out=out, epochs=epochs, seed=seed, allow_import=allow_import, init_weights=init_weights,
-                  resume=resume, echo=click.echo)
+        check_length(cfg, epochs=epochs, steps=steps)
+        if epochs is not None and cfg.model["useLrSchedule"]:
+            raise ConfigError(f"--epochs {epochs} with --kfold on a step-mode config (useLrSchedule true): "
+                              "give the folds' length with --steps", source=cfg.source)
+        run_kfold(cfg.with_overrides(totalTrainingSteps=steps), k=kfold, nested=nested, jobs=jobs,
+                  threads=threads, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
+                  allow_import=allow_import, init_weights=init_weights, resume=resume, echo=click.echo)
         return
+    if not resume:
+        check_length(cfg, epochs=epochs, steps=steps)  # before the data is read (resume checks the run's own)
     try:
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
                   resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights,
-                  force_data=force_data)
+                  force_data=force_data, steps=steps)
     except TrainingInterrupted as err:
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)

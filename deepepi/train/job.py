@@ -77,7 +77,7 @@ class Job:
         self.history.append(record)
         if self.writer:
             art.write_history(self.run_dir, self.history)
-        self.log.summary(summary_line(record, self.epochs, seconds, best))
+        self.log.summary(summary_line(record, self.epochs, seconds, best, label=self.plan.label(record["epoch"])))
         self.log.note(f"epoch {record['epoch']} wall time {seconds:.2f} s")
         return best
 

@@ -45,7 +45,7 @@ from deepepi.train.batches import BatchStream
 from deepepi.train.plan import Stream
 from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
-from deepepi.train.progress import EpochBar
+from deepepi.train.progress import EpochBar, Pace
 from deepepi.train.job import FitResult, Job
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import Selector
@@ -117,16 +117,19 @@ class _EpochFigures(keras.callbacks.Callback):
         super().__init__()
         self.job = job
         self.bar: EpochBar | None = None
+        self.pace: Pace | None = None  # set by fit once the starting period is known
         self.t0 = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.t0 = time.perf_counter()
         first, stop = self.job.plan.bounds(epoch)
-        self.bar = EpochBar(epoch + 1, self.job.epochs, stop - first, quiet=self.job.quiet)
+        self.bar = EpochBar(epoch + 1, self.job.epochs, stop - first, quiet=self.job.quiet, unit=self.job.plan.unit)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.bar is not None:
             self.bar.step(None if self.job.quiet else float((logs or {}).get("loss", math.nan)))
+        if self.pace is not None:
+            self.pace.step()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -286,7 +289,9 @@ def fit(job: Job) -> FitResult:
     plateau = None if schedule else keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss", mode="min", factor=float(m["lrFactor"]), patience=int(m["lrPatience"]),
         min_lr=float(m["lrMin"]), verbose=0)
-    callbacks: list[keras.callbacks.Callback] = [_EpochFigures(job), early]
+    figures = _EpochFigures(job)
+    figures.pace = Pace(plan, start, job.log.info)
+    callbacks: list[keras.callbacks.Callback] = [figures, early]
     callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
     resume_point = _ResumePoint(job, early, plateau, saved)
     callbacks.append(resume_point)

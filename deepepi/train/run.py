@@ -31,6 +31,7 @@ from deepepi.data.dataset import EventSplit, prepare
 from deepepi.scoring.metrics import final_report, fmt
 from deepepi.train.history_plot import plot_history
 from deepepi.train.job import FitResult, Job, is_writer, world_size
+from deepepi.train.plan import Origin, make_stream
 from deepepi.train.selection import Selector
 
 TRAINERS = {"tensorflow": "deepepi.train.keras_trainer", "pytorch": "deepepi.train.torch_trainer"}
@@ -56,17 +57,50 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, seed: int | None) -> Config:
-    """Apply CLI overrides; the result (framework actually used included) is what config.json holds."""
+def check_length(cfg: Config, *, epochs: int | None, steps: int | None) -> None:
+    """Refuse --epochs with --steps, and --steps on an epoch-mode config (one line each, exit 2)."""
+    if epochs is not None and steps is not None:
+        raise ConfigError(f"--epochs {epochs} and --steps {steps}: give one of them (in step mode --epochs N "
+                          "trains N passes of the training batches)")
+    if steps is not None and not cfg.model["useLrSchedule"]:
+        raise ConfigError(f"--steps {steps} applies to step mode (modelConfig.useLrSchedule true); this config "
+                          "trains in epochs (useLrSchedule false): use --epochs", source=cfg.source)
+
+
+def resolve_config(cfg: Config, *, framework: str | None, epochs: int | None, seed: int | None,
+                   steps: int | None = None) -> Config:
+    """Apply CLI overrides; the result (framework actually used included) is what config.json holds.
+
+    ``steps`` sets totalTrainingSteps (step mode only). In step mode ``epochs`` is turned into steps
+    by ``steps_from_epochs`` once the training data is known."""
+    check_length(cfg, epochs=epochs, steps=steps)
     raw = cfg.to_dict()
     if framework is not None:
         raw["modelConfig"]["framework"] = framework
         raw["modelConfig"]["modelType"] = framework
     if epochs is not None:
         raw["modelConfig"]["epochs"] = epochs
+    if steps is not None:
+        raw["modelConfig"]["totalTrainingSteps"] = steps
     if seed is not None:
         raw["randomSeed"] = seed
     return from_dict(raw, source=cfg.source, warn=False)
+
+
+def steps_from_epochs(cfg: Config, labels: np.ndarray, *, epochs: int | None, steps: int | None,
+                      config_total: int) -> tuple[Config, Origin | None]:
+    """Step mode: ``--epochs N`` becomes totalTrainingSteps = N passes of the batch stream over the
+    training ``labels``; returns the config to record and how the plan line states the total (None
+    when no flag set it). Epoch mode: unchanged. ``config_total``: totalTrainingSteps before the flags."""
+    if not cfg.model["useLrSchedule"]:
+        return cfg, None
+    if epochs is not None:
+        per_pass = make_stream(cfg.model, labels, cfg.seed).steps_per_epoch
+        return (cfg.with_overrides(totalTrainingSteps=epochs * per_pass),
+                Origin(config_total, passes=epochs, per_pass=per_pass))
+    if steps is not None:
+        return cfg, Origin(config_total)
+    return cfg, None
 
 
 def _trainer(framework: str) -> Any:
@@ -93,7 +127,7 @@ def _model_builder(cfg: Config, allow_import: bool) -> Callable[[Any], Any]:
 
 
 def _resume_config(saved: dict[str, Any], run_dir: Path, *, framework: str | None, seed: int | None,
-                   epochs: int | None) -> Config:
+                   epochs: int | None, steps: int | None = None) -> Config:
     """The saved run's config; a --framework or --seed that contradicts it is refused."""
     cfg = from_dict(saved["config"], source=str(run_dir / art.RESUME_DIR / art.RUN_STATE), warn=False)
     if framework is not None and framework != cfg.framework:
@@ -102,7 +136,7 @@ def _resume_config(saved: dict[str, Any], run_dir: Path, *, framework: str | Non
     if seed is not None and seed != cfg.seed:
         raise RunDirError(f"--seed {seed}: this run uses seed {cfg.seed}; resume it without --seed",
                           source=str(run_dir))
-    return resolve_config(cfg, framework=None, epochs=epochs, seed=None)
+    return resolve_config(cfg, framework=None, epochs=epochs, seed=None, steps=steps)
 
 
 def _resume_data(saved: dict[str, Any], run_dir: Path, data: str | Path | None, force_data: bool) -> Path:
@@ -154,7 +188,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
           resume: bool = False, quiet: bool = False, allow_import: bool = False,
           init_weights: str | Path | None = None, force_data: bool = False,
-          split: EventSplit | None = None) -> RunResult:
+          split: EventSplit | None = None, steps: int | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     With ``resume``, ``cfg`` only names the default run directory: config, framework and data come
@@ -163,18 +197,22 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     ``init_weights``: a neutral weights file (e.g. another run's init_weights.npz) to start from
     instead of the framework's seeded initialisation; ignored when resuming.
     ``split`` fixes the train/validation/test events (nested k-fold); it is kept for ``resume``.
+    ``steps`` overrides totalTrainingSteps (step mode only); in step mode ``epochs`` sets it to that
+    many passes of the training batches. A resumed run keeps its recorded total unless one is given.
     """
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
     writer = is_writer()
     # Rank 0 checks the run directory (and stops every rank when it refuses); the others only read it.
     saved = _start_state(run_dir, resume) if writer or resume else None
+    config_total = int(cfg.model["totalTrainingSteps"])  # the plan line states what a flag replaced
     if saved is not None:
-        cfg = _resume_config(saved, run_dir, framework=framework, seed=seed, epochs=epochs)
+        cfg = _resume_config(saved, run_dir, framework=framework, seed=seed, epochs=epochs, steps=steps)
+        config_total = int(saved["config"]["modelConfig"]["totalTrainingSteps"])  # valid: read just above
         build = _model_builder(cfg, allow_import)
         data = _resume_data(saved, run_dir, data, force_data)
         split = EventSplit.from_dict(saved["split"]) if saved.get("split") else None
     else:
-        cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
+        cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed, steps=steps)
         build = _model_builder(cfg, allow_import)
         if data is None:
             from deepepi.data.synth import default_dataset
@@ -188,6 +226,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     spec = spec_from_config(cfg)
     start_weights = None if saved is not None else _initial_weights(init_weights, spec)
     datasets = prepare(cfg, data, split)
+    cfg, origin = steps_from_epochs(cfg, datasets.train.y, epochs=epochs, steps=steps, config_total=config_total)
     fw = cfg.framework
     if world_size() > 1 and fw != "pytorch":
         raise ConfigError("torchrun distributes PyTorch training only; TensorFlow uses tf.distribute "
@@ -198,7 +237,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         _clear_outputs(run_dir)
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None) if writer else art.SilentLog()
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
-             f"(config {cfg.source}, data {data}, seed {cfg.seed}, {cfg.model['epochs']} epochs) -> {run_dir}")
+             f"(config {cfg.source}, data {data}, seed {cfg.seed}, {_length(cfg)}) -> {run_dir}")
     if start_weights is not None:
         log.info(f"initial weights: {init_weights}")
         if float(cfg.model["convDropout"]) > 0 or float(cfg.model["denseDropout"]) > 0:
@@ -219,7 +258,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         job = Job(cfg=cfg, spec=spec, build=build, data=datasets, run_dir=run_dir, log=log,
                   resume=saved is not None, quiet=quiet, history=history, selector=selector,
                   init_weights=start_weights, writer=writer)
-        log.info(f"plan: {job.plan.describe()}")
+        log.info(f"plan: {job.plan.describe(origin)}")
         t0 = time.perf_counter()
         fit = trainer.fit(job)
     except KeyboardInterrupt:
@@ -231,6 +270,13 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         return RunResult(run_dir=run_dir, framework=fw, best_epoch=job.selector.best_epoch, history=job.history,
                          metrics={})
     return _finish(job, fit, time.perf_counter() - t0)
+
+
+def _length(cfg: Config) -> str:
+    """The banner's run length: epochs, or optimisation steps in step mode (where epochs do not apply)."""
+    if cfg.model["useLrSchedule"]:
+        return f"{int(cfg.model['totalTrainingSteps']):,} steps"
+    return f"{cfg.model['epochs']} epochs"
 
 
 def _record_threshold(job: Job, fit: FitResult) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from deepepi.train import torch_ddp
 from deepepi.train.batches import BatchStream
 from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
-from deepepi.train.progress import EpochBar
+from deepepi.train.progress import EpochBar, Pace
 from deepepi.train.job import FitResult, Job
 from deepepi.train.schedule import ThreePhase
 from deepepi.train.selection import EarlyStop, Selector
@@ -229,7 +229,8 @@ class TorchTrainer:
         figures come from its running (train-mode) predictions."""
         self.model.train()
         batches = self.job.plan.batches(epoch - 1)
-        bar = EpochBar(epoch, self.job.epochs, len(batches), quiet=self.job.quiet or not self.job.writer)
+        bar = EpochBar(epoch, self.job.epochs, len(batches), quiet=self.job.quiet or not self.job.writer,
+                       unit=self.job.plan.unit)
         order = torch.from_numpy(np.concatenate(batches)).to(self.device)  # one copy per epoch, not per step
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         preds, labels = [], []
@@ -245,6 +246,7 @@ class TorchTrainer:
             preds.append(logits.argmax(dim=-1))
             labels.append(yb)
             bar.step(float(loss) if bar.wants_loss() else None)
+            self.pace.step()
         bar.close()
         counts = Counts.from_labels(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())
         total, *summed = self.group.sum([float(loss_sum), *counts.to_dict().values()])
@@ -266,6 +268,7 @@ class TorchTrainer:
         if start == 0 and job.writer:
             job.save_init_weights(export_weights(self.model, job.spec))
             self.save_resume(0)
+        self.pace = Pace(job.plan, start, job.log.info, sync=torch.cuda.synchronize if self.cuda else None)
         stopped = False
         for epoch in range(start + 1, job.epochs + 1):
             t0 = time.perf_counter()
