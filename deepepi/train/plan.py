@@ -48,7 +48,8 @@ class Origin:
 
     def describe(self, total: int) -> str:
         if self.passes is not None:
-            return (f"--epochs {self.passes} = {self.passes} passes of {self.per_pass:,} steps = {total:,} steps "
+            passes = f"{self.passes} pass" + ("es" if self.passes != 1 else "")
+            return (f"--epochs {self.passes} = {passes} of {self.per_pass:,} steps = {total:,} steps "
                     f"(config totalTrainingSteps {self.config_total:,})")
         return f"--steps {total:,} (config totalTrainingSteps {self.config_total:,})"
 

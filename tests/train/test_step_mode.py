@@ -176,7 +176,7 @@ def test_reference_pytorch_config_with_epochs_1_is_one_pass_with_an_estimate_fir
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1]
     if mode == "step":
-        per_pass = int(re.search(r"--epochs 1 = 1 passes of (\d+) steps = \1 steps \(config totalTrainingSteps "
+        per_pass = int(re.search(r"--epochs 1 = 1 pass of (\d+) steps = \1 steps \(config totalTrainingSteps "
                                  r"100,000\)", done.stdout).group(1))
         assert recorded["totalTrainingSteps"] == per_pass and f"seed 42, {per_pass} steps) ->" in done.stdout
         assert f"evaluation 1/1 (steps 1-{per_pass}) loss " in done.stdout
