@@ -255,6 +255,11 @@ class Config:
     sections: dict[str, Any]
     source: str = "<defaults>"
     ignored_keys: list[str] = field(default_factory=list)
+    # The keys the config itself set ("modelConfig.nLayers", "randomSeed"), as opposed to defaults
+    # filled in: a reference config that leaves a key out means the reference's default, so training
+    # names the keys whose deepepi default differs (deepepi.train.reference_notes). to_dict() holds
+    # every key, so a config rebuilt from it counts all of them as set.
+    given: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def model(self) -> dict[str, Any]:
@@ -287,8 +292,11 @@ class Config:
     def with_overrides(self, **model_keys: Any) -> "Config":
         """Return a copy with modelConfig keys replaced (CLI flags such as --epochs), re-validated."""
         raw = self.to_dict()
-        raw["modelConfig"].update({k: v for k, v in model_keys.items() if v is not None})
-        return from_dict(raw, source=self.source, warn=False)
+        set_now = {k: v for k, v in model_keys.items() if v is not None}
+        raw["modelConfig"].update(set_now)
+        out = from_dict(raw, source=self.source, warn=False)
+        out.given = self.given | {f"modelConfig.{k}" for k in set_now}
+        return out
 
 
 def _detect_framework(model: dict[str, Any], source: str) -> tuple[str, list[str]]:
@@ -347,7 +355,10 @@ def from_dict(raw: Any, *, source: str = "<dict>", warn: bool = True) -> Config:
             raise ConfigError(f"{k}: got {json.dumps(v)}, expected {key.expected}", source=source)
     sections["randomSeed"] = int(raw.get("randomSeed", TOP_LEVEL["randomSeed"].default))
 
-    cfg = Config(sections=sections, source=source, ignored_keys=ignored)
+    given = frozenset(k for k in raw if not _is_comment(k) and k not in SECTIONS) | frozenset(
+        f"{name}.{k}" for name in SECTIONS if isinstance(raw.get(name), dict)
+        for k in raw[name] if not _is_comment(k))
+    cfg = Config(sections=sections, source=source, ignored_keys=ignored, given=given)
     model, proc = cfg.model, cfg.processing
     framework, notes = _detect_framework(model, source)
     model["framework"] = framework

@@ -212,6 +212,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         data = _resume_data(saved, run_dir, data, force_data)
         split = EventSplit.from_dict(saved["split"]) if saved.get("split") else None
     else:
+        given = cfg.given  # the keys the config file set; resolve_config's copy counts every key as set
         cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed, steps=steps)
         build = _model_builder(cfg, allow_import)
         if data is None:
@@ -238,6 +239,11 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
     log = art.RunLog(run_dir / art.LOG, quiet=quiet, append=saved is not None) if writer else art.SilentLog()
     log.info(("resuming" if saved else "training") + f" {cfg.model['modelFname']} with {fw} "
              f"(config {cfg.source}, data {data}, seed {cfg.seed}, {_length(cfg)}) -> {run_dir}")
+    if saved is None:  # once per training: a resumed run printed them when it started
+        from deepepi.train.reference_notes import notices
+
+        for line in notices(cfg, spec, given):
+            log.info(line)
     if start_weights is not None:
         log.info(f"initial weights: {init_weights}")
         if float(cfg.model["convDropout"]) > 0 or float(cfg.model["denseDropout"]) > 0:

@@ -154,6 +154,22 @@ class Selector:
                 f"false-alarm ratio {far} (until the gate is first met, the best by the fallback rule)")
 
 
+def reference_notice(model: dict[str, Any], framework: str, given: frozenset[str]) -> str | None:
+    """One line for a TensorFlow config that leaves modelSelectionMetric out, else None.
+
+    The reference's TensorFlow trainer has no metric choice: ModelCheckpoint(save_best_only, val_loss)
+    keeps the lowest val_loss. Here the key's default (the reference PyTorch trainer's) applies in both
+    frameworks, so a TensorFlow reference config selects differently unless it says which metric it
+    wants; one that sets the key has chosen, and gets no notice. "val_loss" with
+    saveBestMinSensitivity 0 (no gate) is the reference's rule (docs/MIGRATING.md, CHOICE rows).
+    """
+    if framework != "tensorflow" or "modelConfig.modelSelectionMetric" in given:
+        return None
+    return (f"modelSelectionMetric not set: the reference's TensorFlow trainer keeps the lowest val_loss; "
+            f"deepepi selects by {model['modelSelectionMetric']} with a sensitivity gate (set "
+            '"modelSelectionMetric": "val_loss" and "saveBestMinSensitivity": 0 to match)')
+
+
 @dataclass
 class EarlyStop:
     """Stop after ``patience`` evaluations without a lower val_loss, counted as Keras's EarlyStopping does.

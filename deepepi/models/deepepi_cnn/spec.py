@@ -34,6 +34,25 @@ DEFAULT_STRIDES: tuple[int, ...] = reference_strides(14)
 SEED_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 2)
 
 
+# The reference's makeModel builds these 14 conv layers whatever modelConfig.nLayers says.
+REFERENCE_CONV_LAYERS = len(DEFAULT_FILTERS)
+
+
+def n_layers_notice(model: dict[str, Any], given: frozenset[str]) -> str | None:
+    """One line when nLayers would build a network other than the reference's 14 conv layers, else None.
+
+    deepepi builds what nLayers says (the first nLayers default filters and strides). A config that
+    gives deepepi's own ``filters`` or ``strides`` has chosen its architecture and gets no notice; a
+    reference config (which never has them) is told, because the reference trained 14 layers on it.
+    """
+    n_layers = int(model["nLayers"])
+    if n_layers == REFERENCE_CONV_LAYERS or {"modelConfig.filters", "modelConfig.strides"} & given:
+        return None
+    return (f"nLayers={n_layers}: the reference's DeepEpi always builds {REFERENCE_CONV_LAYERS} conv layers "
+            f"(its makeModel ignores nLayers); deepepi builds {n_layers} (set \"nLayers\": "
+            f"{REFERENCE_CONV_LAYERS} to match)")
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named architecture: the stride pattern and BatchNorm settings that change what a model computes
