@@ -5,16 +5,26 @@ tox sets DEEPEPI_REQUIRE (e.g. "torch,tf,litert,executorch"); a test needing a r
 then a failure, not a skip, so an environment can never pass by silently skipping its own tests.
 
 Shared fixtures: `csv_path`, the one synthetic data set that most data, training and evaluation tests read.
+
+The tests live in tests/<package>/, one folder per library package; their shared helpers (onnx_helpers,
+cli_tree, hostile, evaluate_fixture, and the scripts fault_runner and ddp_grad_worker) live in tests/helpers/,
+which this file puts on sys.path so that every folder imports them by bare name (`from onnx_helpers import cli`).
+Test file names are unique across the tree: pytest imports each test folder's files as top-level modules.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+HELPERS = Path(__file__).resolve().parent / "helpers"
+if str(HELPERS) not in sys.path:
+    sys.path.insert(0, str(HELPERS))
 
 # The same examples on every run: a verdict must not depend on which inputs a run happened to draw.
 settings.register_profile("deepepi", derandomize=True)

@@ -61,7 +61,7 @@ def invocations(markdown: str) -> list[str]:
     return found
 
 
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def checkout_env(*, prepend: str | None = None, **extra: str) -> dict[str, str]:

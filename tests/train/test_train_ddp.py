@@ -28,7 +28,7 @@ from deepepi.core.config import REPO_CONFIGS
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-HERE = Path(__file__).parent
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 BATCH = 128  # a few hundred training windows: a handful of steps per epoch
@@ -70,7 +70,7 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 
 def _grads(out: Path, *, ranks: int, local_bn: bool = False) -> dict[str, np.ndarray]:
-    worker = [str(HERE / "ddp_grad_worker.py"), str(out)] + (["--local-bn"] if local_bn else [])
+    worker = [str(HELPERS / "ddp_grad_worker.py"), str(out)] + (["--local-bn"] if local_bn else [])
     cmd = [*TORCHRUN[:-1], str(ranks), *worker] if ranks > 1 else [sys.executable, *worker]
     done = _run(cmd, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-TOX_INI = Path(__file__).resolve().parents[1] / "tox.ini"
+TOX_INI = Path(__file__).resolve().parents[2] / "tox.ini"
 FRAMEWORKS = ("torch", "tf", "litert", "executorch")
 COMBINATIONS = [c for n in range(len(FRAMEWORKS) + 1) for c in itertools.combinations(FRAMEWORKS, n)]
 _SELECTION = re.compile(r'^\s*(?:(\w+):\s*)?pytest\b.*\s-m\s+"([^"]+)"', re.MULTILINE)

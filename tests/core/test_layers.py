@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 # import-linter has no `python -m` entry; its console script calls this function.
 LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 PLANTED = {  # file -> the import appended to it, as lint-imports names it
@@ -37,7 +37,7 @@ def test_planted_upward_and_sibling_imports_fail_the_contract(tmp_path: Path) ->
     root = _copy_tree(tmp_path)
     for relative, (line, _) in PLANTED.items():
         with open(root / relative, "a", encoding="utf-8") as f:
-            f.write(f"\n{line}  # planted by tests/test_layers.py\n")
+            f.write(f"\n{line}  # planted by tests/core/test_layers.py\n")
     result = _lint(root)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out

@@ -1,4 +1,4 @@
-"""Shared checks of the hostile-input suite (tests/test_hostile_*.py).
+"""Shared checks of the hostile-input suite (tests/cli/test_hostile_*.py).
 
 Every case runs the real `deepepi` entry point (in-process, so hundreds of cases stay fast) and
 asserts the promise of README: exit code as documented, one `deepepi: error:` line on stderr

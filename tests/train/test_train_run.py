@@ -1,6 +1,8 @@
 """`deepepi.train.run.train` end to end on tiny synthetic data and configs/smoke.json, per framework.
 
-Each framework trains once per module (3 epochs); the tests then read that run directory.
+Each framework trains once per module (3 epochs); the tests then read that run directory. A check whose
+assertions are the same in both frameworks is one test parametrised over `framework`, each case carrying its
+own framework marker (tf or torch: its tox environment).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from deepepi.train.selection import EarlyStop, Selector
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FRAMEWORKS = [pytest.param("tensorflow", marks=pytest.mark.tf), pytest.param("pytorch", marks=pytest.mark.torch)]
 
 
 def _run(csv: Path, out: Path, framework: str, **overrides) -> Path:  # noqa: ANN003
@@ -115,6 +118,21 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
     assert report["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-4, abs=1e-6)
 
 
+def _native_predict(run: Path, framework: str):  # noqa: ANN202 - windows -> probabilities
+    """The run's saved native model (model.pt or model.keras) as a predict function."""
+    if framework == "pytorch":
+        from deepepi.models.torch_checkpoint import load_checkpoint
+        from deepepi.models.torch_predict import predict_proba
+
+        model = load_checkpoint(run / "model.pt")[0]
+    else:
+        from deepepi.models.keras_files import load_keras_model
+        from deepepi.models.keras_predict import predict_proba
+
+        model = load_keras_model(run / "model.keras")
+    return lambda x: predict_proba(model, x)
+
+
 @pytest.mark.torch
 def test_torch_run_artefacts_and_learning(torch_run: Path, csv_path: Path) -> None:
     from deepepi.models.torch_checkpoint import load_checkpoint
@@ -133,10 +151,13 @@ def test_torch_run_artefacts_and_learning(torch_run: Path, csv_path: Path) -> No
     _assert_saved_model_is_selected(metrics, csv_path, torch_run, lambda x: predict_proba(model, x))
 
 
-@pytest.mark.torch
-def test_torch_same_seed_same_history_bytes(torch_run: Path, csv_path: Path, tmp_path: Path) -> None:
-    again = _run(csv_path, tmp_path / "again", "pytorch")
-    assert (again / art.HISTORY).read_bytes() == (torch_run / art.HISTORY).read_bytes()
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_same_seed_same_history_bytes(framework: str, request: pytest.FixtureRequest, csv_path: Path,
+                                      tmp_path: Path) -> None:
+    """Op determinism + seeded shuffles: a repeat of the run in the same process is identical."""
+    first = request.getfixturevalue("torch_run" if framework == "pytorch" else "keras_run")
+    again = _run(csv_path, tmp_path / "again", framework)
+    assert (again / art.HISTORY).read_bytes() == (first / art.HISTORY).read_bytes()
 
 
 @pytest.mark.torch
@@ -187,17 +208,16 @@ def _assert_schedule_followed(run: Path, csv: Path) -> None:
     assert "step mode: 17 steps, validation every 7 steps (3 evaluations), balanced batches" in log
 
 
-@pytest.mark.torch
-def test_torch_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path,
-                                                     one_torch_thread: None) -> None:
-    from deepepi.models.torch_checkpoint import load_checkpoint
-    from deepepi.models.torch_predict import predict_proba
-
-    run = _run(csv_path, tmp_path / "sched", "pytorch", **SCHEDULE)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_three_phase_schedule_sets_lr_per_step(framework: str, request: pytest.FixtureRequest, csv_path: Path,
+                                               tmp_path: Path) -> None:
+    if framework == "pytorch":
+        request.getfixturevalue("one_torch_thread")
+    run = _run(csv_path, tmp_path / "sched", framework, **SCHEDULE)
     _assert_schedule_followed(run, csv_path)
-    model = load_checkpoint(run / "model.pt")[0]
+    predict = _native_predict(run, framework)
     metrics = json.loads((run / art.METRICS).read_text())
-    _assert_saved_model_is_selected(metrics, csv_path, run, lambda x: predict_proba(model, x))
+    _assert_saved_model_is_selected(metrics, csv_path, run, predict)
 
 
 @pytest.mark.tf
@@ -218,13 +238,6 @@ def test_keras_run_artefacts_and_learning(keras_run: Path, csv_path: Path) -> No
 
 
 @pytest.mark.tf
-def test_keras_same_seed_same_history_bytes(keras_run: Path, csv_path: Path, tmp_path: Path) -> None:
-    """Op determinism + seeded shuffles: a repeat of the run in the same process is identical."""
-    again = _run(csv_path, tmp_path / "again", "tensorflow")
-    assert (again / art.HISTORY).read_bytes() == (keras_run / art.HISTORY).read_bytes()
-
-
-@pytest.mark.tf
 def test_keras_confusion_counters_match_numpy_counts() -> None:
     from deepepi.train.keras_trainer import COUNT_KINDS, ConfusionCount
     from deepepi.scoring.metrics import Counts, predicted_class
@@ -238,18 +251,6 @@ def test_keras_confusion_counters_match_numpy_counts() -> None:
         counter.update_state(y[20:], logits[20:])
         got[kind] = int(counter.result())
     assert Counts(**got) == Counts.from_labels(y, predicted_class(logits))
-
-
-@pytest.mark.tf
-def test_keras_three_phase_schedule_sets_lr_per_step(csv_path: Path, tmp_path: Path) -> None:
-    from deepepi.models.keras_files import load_keras_model
-    from deepepi.models.keras_predict import predict_proba
-
-    run = _run(csv_path, tmp_path / "sched", "tensorflow", **SCHEDULE)
-    _assert_schedule_followed(run, csv_path)
-    model = load_keras_model(run / "model.keras")
-    metrics = json.loads((run / art.METRICS).read_text())
-    _assert_saved_model_is_selected(metrics, csv_path, run, lambda x: predict_proba(model, x))
 
 
 @pytest.mark.torch

@@ -1,6 +1,6 @@
-"""Run `deepepi ARGS` with one fault injected at a chosen point (for tests/test_hostile_faults.py).
+"""Run `deepepi ARGS` with one fault injected at a chosen point (for tests/cli/test_hostile_faults.py).
 
-Usage: python tests/fault_runner.py FAULT ARGS...
+Usage: python tests/helpers/fault_runner.py FAULT ARGS...
   kill-at-rename:NAME   SIGKILL this process when a temp file is about to be renamed onto NAME
   sigint-in-prepare     deliver SIGINT while the training data is being prepared (before run.json)
   sigint-before-fit     deliver SIGINT after the run is set up, before the first epoch ends

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "train_gpu.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "train_gpu.py"
 BLOCKED = ("imblearn", "click", "matplotlib", "tensorflow", "keras", "onnx", "onnxruntime", "timescoring")
 # A None entry in sys.modules: `import` fails and importlib.util.find_spec says "not installed".
 RUN = f"""

@@ -1,4 +1,4 @@
-"""Started by tests/test_train_ddp.py under torchrun: one data-parallel step's gradients -> npz.
+"""Started by tests/train/test_train_ddp.py under torchrun: one data-parallel step's gradients -> npz.
 
 With WORLD_SIZE 1 it computes the global batch's gradients in one process; under torchrun each rank
 takes its slice (``torch_ddp.Group.shard``) and DistributedDataParallel averages. ``--local-bn``

@@ -1,6 +1,6 @@
 """`deepepi ensemble`: the Harrell-Davis ensemble graph against scipy's hdquantiles over its members.
 
-Framework-free members are tiny hand-built contract graphs (tests/onnx_helpers.py); the cross test
+Framework-free members are tiny hand-built contract graphs (tests/helpers/onnx_helpers.py); the cross test
 mixes a real PyTorch and a real Keras member.
 """
 

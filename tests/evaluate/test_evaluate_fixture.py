@@ -1,4 +1,4 @@
-"""deepepi evaluate on the hand-computed fixture (tests/evaluate_fixture.py): every figure worked by hand."""
+"""deepepi evaluate on the hand-computed fixture (tests/helpers/evaluate_fixture.py): every figure worked by hand."""
 
 from __future__ import annotations
 

@@ -389,7 +389,7 @@ def test_weights_file_that_is_empty_or_not_npz(tmp_path, content):
         load_weights(bad)
 
 
-REFERENCE_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "osd-configs"
+REFERENCE_CONFIGS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "osd-configs"
 
 
 @pytest.mark.skipif(not REFERENCE_CONFIGS.exists(), reason="reference config files not present beside the checkout")

@@ -23,11 +23,11 @@ from deepepi.data.synth import synthesize
 from deepepi.core.io import TEMP_PREFIX, remove_stale_temps, write_text
 from hostile import assert_no_leftovers, assert_refused, assert_untouched, error_lines, fingerprint, run
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNNER = [sys.executable, str(ROOT / "tests" / "fault_runner.py")]
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = [sys.executable, str(ROOT / "tests" / "helpers" / "fault_runner.py")]
 SMOKE = REPO_CONFIGS / "smoke.json"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-    [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    [str(ROOT), str(ROOT / "tests" / "helpers"), os.environ.get("PYTHONPATH", "")])}
 
 
 def faulty(fault: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
