@@ -42,6 +42,14 @@ SKIPPED = {
 # The exit code a document states for a command (default 0).
 EXPECTED_EXIT: dict[str, int] = {}
 
+# Commands whose verdict the tiny settings decide, with the exit codes allowed and why. The command must
+# still run through and write what the docs say it writes (the file named here, in the workdir).
+TINY_VERDICT = {
+    "pipeline": ({0, 1}, "new-run/report.json",
+                 "1 epoch on 40 events trains models that may predict one class only; trained mode fails "
+                 "such a pair by design (README, 'The ONNX contract'), so the verdict may be FAIL (exit 1)"),
+}
+
 _BACKTICK = re.compile(r"`((?:deepepi|python -m deepepi|torchrun)\b[^`]*)`")
 
 
@@ -215,6 +223,9 @@ def _stage_literals(argv: list[str], fx: dict[str, Path], workdir: Path) -> None
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = fx[key]
                 (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+                sidecar = source.with_name(source.name + ".json")  # a .tflite/.pte's app metadata
+                if sidecar.exists():
+                    shutil.copy2(sidecar, target.with_name(target.name + ".json"))
 
 
 # ---------------------------------------------------------------- running
@@ -250,6 +261,9 @@ def run_problems(command: Documented, fx: dict[str, Path], workdir: Path) -> lis
     else:
         code, out, err = run_cli(argv, workdir)
     if code == expected:
+        return []
+    verdict = TINY_VERDICT.get(argv[0] if argv else "")
+    if verdict and code in verdict[0] and (workdir / verdict[1]).exists():
         return []
     tail = " | ".join((out + err).strip().splitlines()[-3:])
     return [f"{command.doc}: `{command.text}` ran as `deepepi {' '.join(argv)}`: exit {code}, "
