@@ -8,7 +8,8 @@ from the environment so that only deepepi's own quieting acts. Reported:
 - median wall time of `deepepi --help`, `deepepi config show` (``--repeats`` runs each) and
   `deepepi doctor --json` (``--doctor-repeats`` runs; its two framework probes run in parallel),
   beside `python -c "import tensorflow"` and `import torch` timed the same way, which bound it;
-- for commands that load TensorFlow (model summary, a one-epoch smoke training, its ONNX export),
+- for commands that load TensorFlow (model summary, a one-epoch smoke training, the same as a
+  2-fold k-fold whose folds run in child processes, the training's ONNX export),
   the number of stderr lines and of TensorFlow/absl C++ lines, quiet and with `--verbose`.
 Prints markdown tables; ``--startup-only`` stops after the first (no framework is loaded).
 
@@ -126,13 +127,16 @@ def main() -> None:
             "train, TensorFlow, 1 epoch (smoke)": ("train", "--config", smoke, "--data", csv, "--epochs", "1",
                                                    "--quiet", "--out"),
             "export --onnx of that run": ("export", "--onnx"),
+            "train --kfold 2, TensorFlow, 1 epoch (smoke)": ("train", "--kfold", "2", "--config", smoke, "--data",
+                                                             csv, "--epochs", "1", "--quiet", "--out"),
         }
         print("\n| command | stderr lines, quiet | of them native | stderr lines, --verbose | of them native |")
         print("|---|---:|---:|---:|---:|")
         for name, command in commands.items():
             if name.startswith("train"):
-                quiet = run(*command, str(Path(tmp) / "q"))[1].stderr
-                loud = run("--verbose", *command, str(Path(tmp) / "v"))[1].stderr
+                prefix = "k" if "--kfold" in command else ""  # the export row reads the plain run in q
+                quiet = run(*command, str(Path(tmp) / f"{prefix}q"))[1].stderr
+                loud = run("--verbose", *command, str(Path(tmp) / f"{prefix}v"))[1].stderr
                 counts = (len(quiet.splitlines()), len(split_native_lines(quiet)[1]),
                           len(loud.splitlines()), len(split_native_lines(loud)[1]))
             elif name.startswith("export"):
