@@ -35,10 +35,11 @@ from converters.contract import (BATCH_DIM, CLASS_NAMES, INPUT_NAME, META_KEYS, 
                                  ExportResult, contract_problems, read_metadata)
 from converters.session import inference_session, quiet_default_logger
 from deepepi import __version__
+from deepepi.core.constants import DEFAULT_ENSEMBLE_Q
 from deepepi.core.errors import ModelError, SpecError
 
 Q_NAME = "q"
-DEFAULT_Q = 0.6
+DEFAULT_Q = DEFAULT_ENSEMBLE_Q  # defined in deepepi.core.constants so that the CLI reads it without onnx
 SELF_CHECK_ATOL = 1e-6
 IR_VERSION = 8  # the IR version that goes with opset 17; onnxruntime may not read newer ones
 SHARED_META = ("sample_freq", "window", "step", "preprocessing", "class_names")  # members must agree

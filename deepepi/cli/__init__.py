@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 import click
 
@@ -29,9 +28,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if verbose:
         return
-    # TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's C++ logging once it is set up; the import hook
-    # hides the lines it writes before that (see deepepi.core.quiet). A user's own setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TF_CPP_MIN_LOG_LEVEL 3 quiets TensorFlow's C++ logging once it is set up, also where the user
+    # set a lower level (--verbose shows everything); the import hook hides the lines it writes before
+    # that (see deepepi.core.quiet).
+    quiet.quiet_native_logs()
     quiet.install()
     ctx.call_on_close(quiet.uninstall)
 
@@ -47,10 +47,6 @@ def _register() -> None:
             cli.add_command(command)
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    print(f"deepepi: warning: {message}", file=sys.stderr)
-
-
 def _one_line(err: click.ClickException) -> str:
     """click's message on one line, prefixed by the subcommand (``data windows: Missing option '-o'``)."""
     ctx = getattr(err, "ctx", None)
@@ -61,7 +57,7 @@ def _one_line(err: click.ClickException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into `deepepi: error: ...` and exit codes."""
-    warnings.showwarning = _one_line_warning
+    quiet.route_warnings()  # one line per warning, once per job (rank 0 under torchrun)
     _register()
     try:
         rv = cli.main(args=argv, prog_name="deepepi", standalone_mode=False)

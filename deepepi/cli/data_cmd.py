@@ -36,7 +36,7 @@ def flatten_cmd(events: tuple[str, ...], output: str, config: str | None) -> Non
     """
     from deepepi.data.osdb import flatten
 
-    cfg = load_config(config)
+    cfg = load_config(config, warn=("keys",))  # no windows, no training: only the unsupported keys concern it
     refuse_overwrite(output, [config])
     if events:
         paths = [Path(p) for p in events]
@@ -59,7 +59,7 @@ def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> No
     from deepepi.data.windows import windows_from_config
 
     refuse_overwrite(output, [csv_path, config])
-    cfg = load_config(config)
+    cfg = load_config(config, warn=("keys", "window"))
     windows = windows_from_config(load_csv(csv_path), cfg, raw=raw)
     windows.save_npz(output)
     seizure = int((windows.y == 1).sum())
@@ -100,7 +100,7 @@ def inspect_cmd(csv_path: str, config: str | None) -> None:
     from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
     from deepepi.data.windows import window_labels_from_config
 
-    cfg = load_config(config)
+    cfg = load_config(config, warn=("keys", "window"))
     df = load_csv(csv_path, columns=("typeStr",) + WINDOW_COLUMNS)
     labels = window_labels_from_config(df, cfg)  # no samples cut
     y, event_id, user_id = labels["y"], labels["event_id"], labels["user_id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from converters.ensemble import DEFAULT_Q
+from deepepi.core.constants import DEFAULT_ENSEMBLE_Q as DEFAULT_Q
 
 
 @click.command("ensemble")

@@ -20,7 +20,7 @@ def summary(config: str | None) -> None:
     from deepepi.models.registry import spec_from_config
     from deepepi.models.summary import build_tables, render
 
-    spec = spec_from_config(load_config(config))
+    spec = spec_from_config(load_config(config, warn=("keys",)))  # the model only: no window or training notes
     click.echo(render(spec, build_tables(spec)))
 
 

@@ -42,7 +42,7 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     if threshold is None:
         threshold = decision_threshold(runtime.metadata, model)
     rules = Rules(threshold=DEFAULT_THRESHOLD if threshold is None else threshold, acc_sd_threshold=acc_sd_threshold)
-    filters = load_config(config).filters if data.lower().endswith(".json") else None
+    filters = load_config(config, warn=("keys",)).filters if data.lower().endswith(".json") else None
     frame = read_datapoints(data, filters)
     if stream:
         result = predict_stream(runtime, frame, rules)

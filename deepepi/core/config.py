@@ -13,7 +13,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Union
 
 from deepepi.core import jsonlimits
 from deepepi.core.errors import ConfigError, DeepEpiError
@@ -30,6 +30,24 @@ DEFAULT_CONFIG = REPO_CONFIGS / "nnConfig_deep.json"
 
 class UnsupportedKeysWarning(UserWarning):
     """Config keys that deepepi reads past without acting on them."""
+
+
+# What a config warning is about. A command asks only for the kinds that concern what it reads
+# (``load_config(path, warn=("keys", "window"))``): `data flatten` never validates, so a note that
+# validationProp is replaced would be noise there. True means all kinds, False none.
+WARNING_KINDS = ("keys", "framework", "window", "validation", "oversample")
+Warn = Union[bool, Collection[str]]
+
+
+def _warned_kinds(warn: Warn) -> frozenset[str]:
+    if warn is True:
+        return frozenset(WARNING_KINDS)
+    if warn is False:
+        return frozenset()
+    unknown = set(warn) - set(WARNING_KINDS)
+    if unknown:  # a programming error, not a user's: name it plainly
+        raise ValueError(f"unknown config warning kind(s) {sorted(unknown)}; expected some of {WARNING_KINDS}")
+    return frozenset(warn)
 
 
 @dataclass(frozen=True)
@@ -299,9 +317,9 @@ class Config:
         return out
 
 
-def _detect_framework(model: dict[str, Any], source: str) -> tuple[str, list[str]]:
+def _detect_framework(model: dict[str, Any], source: str) -> tuple[str, list[tuple[str, str]]]:
     """Order: modelConfig.framework, then legacy modelConfig.modelType, then 'tensorflow'."""
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []
     chosen = None
     for name in ("framework", "modelType"):
         value = model.get(name)
@@ -314,8 +332,8 @@ def _detect_framework(model: dict[str, Any], source: str) -> tuple[str, list[str
         if chosen is None:
             chosen = resolved
         elif resolved != chosen:
-            notes.append(f"modelConfig.modelType={value!r} disagrees with modelConfig.framework; "
-                         f"using framework={chosen!r}")
+            notes.append(("framework", f"modelConfig.modelType={value!r} disagrees with modelConfig.framework; "
+                                       f"using framework={chosen!r}"))
     return chosen or "tensorflow", notes
 
 
@@ -337,8 +355,10 @@ def _validate_section(name: str, given: Any, schema: dict[str, Key], source: str
     return out
 
 
-def from_dict(raw: Any, *, source: str = "<dict>", warn: bool = True) -> Config:
-    """Validate a parsed config; fill defaults; warn once about the keys that are not acted on."""
+def from_dict(raw: Any, *, source: str = "<dict>", warn: Warn = True) -> Config:
+    """Validate a parsed config; fill defaults; warn once about the keys that are not acted on.
+    ``warn``: True (every warning), False (none) or the WARNING_KINDS the caller acts on."""
+    kinds = _warned_kinds(warn)
     if not isinstance(raw, dict):
         raise ConfigError("top level must be a JSON object", source=source)
     ignored: list[str] = []
@@ -365,36 +385,37 @@ def from_dict(raw: Any, *, source: str = "<dict>", warn: bool = True) -> Config:
     model["modelType"] = framework
     window = cfg.window
     if proc["window"] is not None and proc["window"] != window:
-        notes.append(f"dataProcessing.window={proc['window']} is not used: the DeepEpi input is "
-                     f"modelConfig.sampleFreq x bufferSeconds = {window} samples")
+        notes.append(("window", f"dataProcessing.window={proc['window']} is not used: the DeepEpi input is "
+                                f"modelConfig.sampleFreq x bufferSeconds = {window} samples"))
     proc["window"] = window
     if proc["fold"] >= proc["nFolds"]:
         raise ConfigError(f"dataProcessing.fold: got {proc['fold']}, expected an integer < nFolds "
                           f"({proc['nFolds']})", source=source)
     if not 0.0 < proc["validationProp"] < 1.0:
-        notes.append(f"dataProcessing.validationProp={proc['validationProp']}: validating on "
-                     f"{DEFAULT_VALIDATION_PROP} of the training events instead (the test split is never "
-                     "used for validation)")
+        notes.append(("validation", f"dataProcessing.validationProp={proc['validationProp']}: validating on "
+                                    f"{DEFAULT_VALIDATION_PROP} of the training events instead (the test split "
+                                    "is never used for validation)"))
         proc["validationProp"] = DEFAULT_VALIDATION_PROP
     if proc["oversample"] == "smote":
-        notes.append("dataProcessing.oversample='smote' duplicates whole events like 'random' (as the "
-                     "reference does: SMOTE cannot interpolate events)")
-    if warn and ignored:
+        notes.append(("oversample", "dataProcessing.oversample='smote' duplicates whole events like 'random' (as "
+                                    "the reference does: SMOTE cannot interpolate events)"))
+    if "keys" in kinds and ignored:
         warnings.warn(f"{source}: ignoring {len(ignored)} unsupported config key(s): "
                       + ", ".join(ignored), UnsupportedKeysWarning, stacklevel=2)
-    if warn:
-        for note in notes:
+    for kind, note in notes:
+        if kind in kinds:
             warnings.warn(f"{source}: {note}", UnsupportedKeysWarning, stacklevel=2)
     return cfg
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Load a JSON config; ``None`` means configs/nnConfig_deep.json, or built-in defaults without it."""
+def load_config(path: str | Path | None = None, *, warn: Warn = True) -> Config:
+    """Load a JSON config; ``None`` means configs/nnConfig_deep.json, or built-in defaults without it.
+    ``warn`` as in from_dict: a command passes the warning kinds that concern what it reads."""
     if path is None:
         if not DEFAULT_CONFIG.exists():
-            return from_dict({}, source="<defaults>")
+            return from_dict({}, source="<defaults>", warn=warn)
         path = DEFAULT_CONFIG
     path = Path(path)
     text = read_text(path, "config", ConfigError)
     raw = jsonlimits.loads(text, CONFIG_MAX_DEPTH, ConfigError, source=str(path), what="config")
-    return from_dict(raw, source=str(path))
+    return from_dict(raw, source=str(path), warn=warn)

@@ -12,3 +12,4 @@ DATAPOINT_SECONDS = 5.0        # the app's SamplePeriod: one datapoint every 5 s
 DEFAULT_THRESHOLD = 0.5        # decision threshold when neither the model nor the user gives one
 APP_ACC_SD_THRESHOLD_PCT = 5.0 # the app's default movement gate (accSdThreshold, % of the mean)
 OSD_ALARM_STATE = 2            # a recorded osdAlarmState >= this is an OSD alarm (2 ALARM and higher)
+DEFAULT_ENSEMBLE_Q = 0.6       # `deepepi ensemble`'s default Harrell-Davis quantile (graph input q overrides it)

@@ -16,11 +16,12 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
 from deepepi.core.errors import DeepEpiError, OutputPathError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TEMP_PREFIX = ".deepepi-tmp-"
 _TEMP_PID = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
@@ -174,6 +175,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray], *, compressed: bool = False) -> None:
     """Write arrays to ``.npz`` atomically; object arrays are refused so no pickle is ever needed."""
+    import numpy as np  # here, not at the top: the CLI's start-up (`deepepi --help`) does not need numpy
+
     for key, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(f"array {key!r} has dtype object; npz files here never hold pickles")

@@ -11,8 +11,6 @@ import json
 import re
 from typing import Any
 
-import numpy as np
-
 from deepepi.core.errors import DeepEpiError
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -22,6 +20,8 @@ EVENT_MAX_DEPTH = 6  # OSDB event > datapoints > datapoint > rawData is 4 deep
 
 def nesting_depth(text: str) -> int:
     """Deepest bracket nesting of a JSON text (0 for a scalar); strings are skipped."""
+    import numpy as np  # here, not at the top: the CLI's start-up (`deepepi --help`) does not need numpy
+
     codes = np.frombuffer(_STRING.sub('""', text).encode("utf-8"), dtype=np.uint8)
     step = (np.isin(codes, (ord("["), ord("{"))).astype(np.int32)
             - np.isin(codes, (ord("]"), ord("}"))).astype(np.int32))

@@ -13,6 +13,12 @@ reason is never hidden. `deepepi --verbose` skips the hook; `deepepi doctor` sho
 
 This module imports no framework; it only wraps the loader of the modules named in NOISY_MODULES.
 
+Running commands quietly (the CLI and the processes it starts call these): ``quiet_native_logs``
+raises TF_CPP_MIN_LOG_LEVEL to 3 so that TensorFlow's C++ log lines after start-up (a failed cuInit,
+tf.data's "NodeDef mentions attribute use_unbounded_threadpool") stay hidden also where the user set a
+lower level; ``route_warnings`` prints each Python warning as one line, ``deepepi: warning: <message>``,
+and under torchrun only on rank 0, so a job says each warning once.
+
 (2) ``captured_output``: the TFLite converter and the ExecuTorch runtime print from C++ straight
 to file descriptors 1 and 2, which ``contextlib.redirect_stdout`` cannot catch; it points both
 descriptors at a temporary file for the duration of a block and keeps the text, so a failure can
@@ -37,6 +43,7 @@ from types import ModuleType
 from typing import Any, TextIO
 
 NOISY_MODULES = ("tensorflow",)
+QUIET_LOG_LEVEL = 3  # TF_CPP_MIN_LOG_LEVEL that hides info, warning and error lines (fatal ones still show)
 
 # glog/absl format: severity letter, MMDD, time, thread id, file:line], e.g.
 # "I0000 00:00:1795775365.024958    7826 port.cc:153] oneDNN custom operations are on. ..."
@@ -150,6 +157,44 @@ def installed() -> bool:
 def uninstall() -> None:
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+
+
+def quiet_native_logs(environ: dict[str, str] | None = None) -> None:
+    """Raise TF_CPP_MIN_LOG_LEVEL to QUIET_LOG_LEVEL in ``environ`` (os.environ by default), before
+    TensorFlow is imported; child processes inherit it. A higher level, or a value that is not a
+    number (TensorFlow's own business), is left as it is; `--verbose` does not call this."""
+    env = os.environ if environ is None else environ
+    current = env.get("TF_CPP_MIN_LOG_LEVEL", "").strip()
+    if current == "" or (current.isdigit() and int(current) < QUIET_LOG_LEVEL):
+        env["TF_CPP_MIN_LOG_LEVEL"] = str(QUIET_LOG_LEVEL)
+
+
+_SHOWN: set[str] = set()  # the messages one_line_warning printed since route_warnings
+
+
+def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     file: TextIO | None = None, line: str | None = None) -> None:
+    """warnings.showwarning for the command line: the message alone, no file path or source line,
+    and each message once (k-fold processes hand back warnings the parent may have shown already)."""
+    text = str(message)
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
+    print(f"deepepi: warning: {text}", file=sys.stderr)
+
+
+def is_other_rank() -> bool:
+    """Whether this process is a torchrun rank other than 0 (which would repeat rank 0's warnings)."""
+    return os.environ.get("RANK", "0").strip() not in ("", "0")
+
+
+def route_warnings() -> None:
+    """Show Python warnings as one line each; silence them on torchrun ranks other than 0. Call once
+    per process the CLI starts (the CLI itself, and its k-fold children through their initializer)."""
+    _SHOWN.clear()
+    warnings.showwarning = one_line_warning
+    if is_other_rank():
+        warnings.simplefilter("ignore")
 
 
 @dataclass

@@ -115,7 +115,7 @@ def _windowing(runtimes: list[Runtime], config: str | Path | None) -> tuple[int,
                          "models compared side by side must read the same windows")
     window = windows.pop()
     if config is not None:
-        cfg = load_config(config)
+        cfg = load_config(config, warn=("keys", "window"))  # windows only: no training warnings
         if cfg.window != window:
             raise ConfigError(f"config window {cfg.window} (sampleFreq x bufferSeconds) differs from the "
                               f"models' input window {window}", source=cfg.source)

@@ -11,6 +11,10 @@ testing on the outer test fold; the outer fold's model is the inner run with the
 Every fold runs in a fresh spawned process with the same thread count, whether one at a time or
 ``jobs`` at once, so a parallel run gives the same results as a sequential one. ``resume`` reuses
 finished folds (same config) and continues interrupted ones through ``run.train(resume=True)``.
+
+A fold process is as quiet as the command that started it: it installs the same TensorFlow start-up
+hook (``core.quiet``) when the parent has it, and hands its Python warnings back with its result; the
+parent shows each distinct warning once for the whole job, through its own ``warnings.showwarning``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stdout
@@ -27,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deepepi.core import io
+from deepepi.core import io, quiet
 from deepepi.core.config import Config
 from deepepi.core.errors import ConfigError, DeepEpiError
 from deepepi.data.dataset import EventSplit
@@ -89,11 +94,16 @@ def plan(cfg: Config, csv_path: Path, *, k: int, nested: int | None) -> list[Fol
     return tasks
 
 
-def _init_worker(threads: int) -> None:
-    """Runs in each fresh fold process before any framework is imported: pin its thread pools."""
+def _init_worker(threads: int, quiet_imports: bool = False, one_line_warnings: bool = False) -> None:
+    """Runs in each fresh fold process before any framework is imported: pin its thread pools, and
+    quiet it as the parent is (TensorFlow's start-up lines hidden, warnings as one line)."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if quiet_imports:
+        quiet.install()
+    if one_line_warnings:
+        warnings.showwarning = quiet.one_line_warning
 
 
 @dataclass(frozen=True)
@@ -108,10 +118,18 @@ class FoldOptions:
 
 
 def _train_task(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
-    """One fold in its own process; the console output goes to the run's train.log only. With
-    ``resume`` a finished fold (metrics.json, no resume state, same config) is reused and an
-    unfinished one continued. A typed error comes back as a value (exceptions with keyword
-    arguments do not survive pickling)."""
+    """One fold in its own process; the console output goes to the run's train.log only, and the
+    Python warnings it raised come back under "warnings" (the parent shows each once per job)."""
+    with warnings.catch_warnings(record=True) as caught:  # the filters stay as they are
+        outcome = _train_fold(task, opts)
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    return {**outcome, "warnings": messages} if messages else outcome
+
+
+def _train_fold(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
+    """The body of ``_train_task``. With ``resume`` a finished fold (metrics.json, no resume state,
+    same config) is reused and an unfinished one continued. A typed error comes back as a value
+    (exceptions with keyword arguments do not survive pickling)."""
     from deepepi.core.config import from_dict
     from deepepi.runs import layout as art
     from deepepi.train.run import train
@@ -142,8 +160,10 @@ def run_tasks(tasks: list[FoldTask], opts: FoldOptions, *, jobs: int, threads: i
     out = Path(opts.out)
     results: dict[str, dict[str, Any]] = {}
     context = multiprocessing.get_context("spawn")
+    shown: set[str] = set()  # warnings already shown in this job
+    initargs = (threads, quiet.installed(), warnings.showwarning is quiet.one_line_warning)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(threads,), max_tasks_per_child=1) as pool:
+                             initargs=initargs, max_tasks_per_child=1) as pool:
         pending = {pool.submit(_train_task, t, opts) for t in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -153,6 +173,7 @@ def run_tasks(tasks: list[FoldTask], opts: FoldOptions, *, jobs: int, threads: i
                 except BrokenProcessPool:
                     raise DeepEpiError("a fold process died (killed, or out of memory); see the fold's "
                                        "train.log", source=str(out)) from None
+                _show_once(outcome.get("warnings", ()), shown)
                 if "error" in outcome:
                     for other in pending:
                         other.cancel()
@@ -166,6 +187,14 @@ def run_tasks(tasks: list[FoldTask], opts: FoldOptions, *, jobs: int, threads: i
                      f"{fmt(test['event']['fpr'])} ({out / outcome['name']}"
                      f"{', finished earlier' if outcome['reused'] else ''})")
     return results
+
+
+def _show_once(messages: Any, shown: set[str]) -> None:
+    """Warn about each fold process's warning in this process, once per job (folds repeat them)."""
+    for message in messages:
+        if message not in shown:
+            shown.add(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _figure(test: dict[str, Any], path: tuple[str, ...]) -> float | None:

@@ -42,7 +42,7 @@ def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Input
     from deepepi.data.csvio import load_csv
     from deepepi.data.windows import windows_from_config
 
-    cfg = load_config(config)
+    cfg = load_config(config, warn=("keys", "window"))  # windows only: no training warnings
     if cfg.window != window:
         raise UnusableInputError(f"config window {cfg.window} (sampleFreq x bufferSeconds) differs "
                                  f"from the models' input window {window}", source=cfg.source)
