@@ -323,8 +323,8 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
     chosen_t = _record_threshold(job, fit)
-    job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; validation: "
-                 f"{chosen_t['validation_source']}) -> {art.THRESHOLD}")
+    job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; chosen on "
+                 f"{_validation_words(chosen_t['validation_source'])}) -> {art.THRESHOLD}")
     plot_history(job.run_dir / art.PLOT, job.history,
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
     art.remove_resume_state(job.run_dir)
@@ -334,3 +334,11 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                     f"test window TPR {fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
     return RunResult(run_dir=job.run_dir, framework=job.cfg.framework, best_epoch=best,
                      history=job.history, metrics=metrics)
+
+
+def _validation_words(source: str) -> str:
+    """How the log names the validation events: "train events" alone read as if the threshold were
+    chosen on training data, so say that they are held out of training."""
+    if source == "train events":
+        return "the validation events held out of the training events (never trained on)"
+    return f"the validation events ({source})"
