@@ -164,6 +164,7 @@ class TorchTrainer:
             threshold=PLATEAU_DELTA, threshold_mode="abs", min_lr=float(m["lrMin"]))
         self.early = EarlyStop(int(m["earlyStoppingPatience"]))
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.pace: Pace | None = None  # set by run(); epochs driven from outside (bench/train_gpu.py) take no estimate
         d = job.data
         self.x_train, self.y_train = self._tensor(d.train.X), self._tensor(d.train.y)
         self.x_val = self._tensor(d.val.X)
@@ -246,7 +247,8 @@ class TorchTrainer:
             preds.append(logits.argmax(dim=-1))
             labels.append(yb)
             bar.step(float(loss) if bar.wants_loss() else None)
-            self.pace.step()
+            if self.pace is not None:
+                self.pace.step()
         bar.close()
         counts = Counts.from_labels(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())
         total, *summed = self.group.sum([float(loss_sum), *counts.to_dict().values()])
