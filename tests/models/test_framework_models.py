@@ -25,26 +25,6 @@ TINY = ArchSpec(window=48, filters=(4, 6, 6), strides=(1, 2, 1), kernel_size=3, 
 
 
 @pytest.fixture(scope="module")
-def K():
-    from deepepi.models import keras_files, keras_predict, keras_weights
-    from deepepi.models.deepepi_cnn import keras as deepepi_keras
-
-    # the Keras side in one namespace: DeepEpi's builder and the shared weights, files and inference modules
-    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_keras, keras_weights, keras_predict, keras_files)
-                              for n in dir(m) if not n.startswith("_")})
-
-
-@pytest.fixture(scope="module")
-def T():
-    from deepepi.models import torch_checkpoint, torch_predict, torch_weights
-    from deepepi.models.deepepi_cnn import torch as deepepi_torch
-
-    # the PyTorch side in one namespace: DeepEpi's module and the shared weights, checkpoint and inference modules
-    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_torch, torch_weights, torch_predict, torch_checkpoint)
-                              for n in dir(m) if not n.startswith("_")})
-
-
-@pytest.fixture(scope="module")
 def default_model(K):
     """The default-spec model, built once: Keras model construction is slow."""
     return K.build_keras_model(ArchSpec())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,26 +17,6 @@ pytestmark = [pytest.mark.torch, pytest.mark.tf]
 # equally far from a float64 reference), so 1e-5 catches any real difference in what is computed.
 TOL = 1e-5
 DEFAULT = ArchSpec()
-
-
-@pytest.fixture(scope="module")
-def K():
-    from deepepi.models import keras_files, keras_predict, keras_weights
-    from deepepi.models.deepepi_cnn import keras as deepepi_keras
-
-    # the Keras side in one namespace: DeepEpi's builder and the shared weights, files and inference modules
-    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_keras, keras_weights, keras_predict, keras_files)
-                              for n in dir(m) if not n.startswith("_")})
-
-
-@pytest.fixture(scope="module")
-def T():
-    from deepepi.models import torch_checkpoint, torch_predict, torch_weights
-    from deepepi.models.deepepi_cnn import torch as deepepi_torch
-
-    # the PyTorch side in one namespace: DeepEpi's module and the shared weights, checkpoint and inference modules
-    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_torch, torch_weights, torch_predict, torch_checkpoint)
-                              for n in dir(m) if not n.startswith("_")})
 
 
 def _calibrate_and_randomise(model, spec: ArchSpec, x: np.ndarray, seed: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -25,26 +24,6 @@ TOL = 1e-5  # probabilities; float32 rounding alone is ~1e-7 here
 TINY = {"specCnn": SpecCnnSpec(filters=(4, 8), analysis_samples=250, spec_step=10),
         "amber": AmberSpec(filters=(4, 8, 8), row_hidden=8, col_hidden=8, heads=2, key_dim=4, dense_units=8)}
 CONFIGS = {"specCnn": REPO_CONFIGS / "smoke_speccnn.json", "amber": REPO_CONFIGS / "smoke_amber.json"}
-
-
-@pytest.fixture(scope="module")
-def K():
-    from deepepi.models import keras_files, keras_predict, keras_weights
-    from deepepi.models.deepepi_cnn import keras as deepepi_keras
-
-    # the Keras side in one namespace: DeepEpi's builder and the shared weights, files and inference modules
-    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_keras, keras_weights, keras_predict, keras_files)
-                              for n in dir(m) if not n.startswith("_")})
-
-
-@pytest.fixture(scope="module")
-def T():
-    from deepepi.models import torch_checkpoint, torch_predict, torch_weights
-    from deepepi.models.deepepi_cnn import torch as deepepi_torch
-
-    # the PyTorch side in one namespace: DeepEpi's module and the shared weights, checkpoint and inference modules
-    return SimpleNamespace(**{n: getattr(m, n) for m in (deepepi_torch, torch_weights, torch_predict, torch_checkpoint)
-                              for n in dir(m) if not n.startswith("_")})
 
 
 def _random_weights(spec, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - any spec
