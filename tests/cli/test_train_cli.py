@@ -8,20 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from onnx_helpers import refused
 
-from deepepi.cli import main
 from deepepi.core.config import REPO_CONFIGS
 
 SMOKE = REPO_CONFIGS / "smoke.json"
 
 
 def _fails(args: list[str], capsys: pytest.CaptureFixture) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", *args])
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("deepepi: error: "), lines
-    return lines[0]
+    return refused(capsys, "train", *args)
 
 
 def test_config_with_bad_value_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -149,3 +149,13 @@ def cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
         main([str(a) for a in args])
     out = capsys.readouterr()
     return exit_info.value.code, out.out, out.err
+
+
+def refused(capsys: pytest.CaptureFixture, *args: object) -> str:
+    """Run `deepepi ARGS` in-process and assert the promise for bad input: exit 2 and exactly one
+    `deepepi: error: ...` line on stderr, which is returned."""
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepepi: error: "), lines
+    return lines[0]

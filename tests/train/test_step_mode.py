@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_helpers import refused
 
 from cli_tree import run_deepepi
 from deepepi.cli import main
@@ -114,12 +115,7 @@ def test_pace_times_five_steps_after_a_warm_up_then_updates_after_the_first_eval
 # ----- refusals: one line, exit 2 ------------------------------------------------------------------
 
 def _refused(args: list[str], capsys: pytest.CaptureFixture) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", *args])
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("deepepi: error: "), lines
-    return lines[0]
+    return refused(capsys, "train", *args)
 
 
 def test_steps_on_an_epoch_mode_config_is_refused_naming_use_lr_schedule(
