@@ -216,8 +216,8 @@ def test_registry_builds_keras_model(K):
     assert isinstance(model, keras.Model) and model.count_params() == TINY.expected_counts().total
 
 
-@pytest.mark.tf
-def test_keras_cli_summary_shows_counts(tmp_path, capsys):
+def _tiny_summary(tmp_path, capsys):
+    """`deepepi model summary` of TINY's config: (the SystemExit info, stdout)."""
     from deepepi.cli import main
 
     cfg = tmp_path / "tiny.json"
@@ -227,6 +227,12 @@ def test_keras_cli_summary_shows_counts(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["model", "summary", "--config", str(cfg)])
     out = capsys.readouterr().out
+    return done, out
+
+
+@pytest.mark.tf
+def test_keras_cli_summary_shows_counts(tmp_path, capsys):
+    done, out = _tiny_summary(tmp_path, capsys)
     assert done.value.code == 0
     assert "Keras output shape" in out and "(None, 46, 4)" in out and f"{TINY.expected_counts().trainable:,}" in out
     assert out.strip().splitlines()[-1].startswith("MATCH: ")
@@ -383,15 +389,7 @@ def test_registry_builds_torch_model(T):
 
 @pytest.mark.torch
 def test_torch_cli_summary_shows_counts(tmp_path, capsys):
-    from deepepi.cli import main
-
-    cfg = tmp_path / "tiny.json"
-    cfg.write_text(json.dumps({"modelConfig": {"sampleFreq": 8, "bufferSeconds": 6, "nLayers": 3,
-                                               "filters": [4, 6, 6], "strides": [1, 2, 1], "kernelSize": 3,
-                                               "denseWidths": [8, 4]}}))
-    with pytest.raises(SystemExit) as done:
-        main(["model", "summary", "--config", str(cfg)])
-    out = capsys.readouterr().out
+    done, out = _tiny_summary(tmp_path, capsys)
     exp = TINY.expected_counts()
     assert done.value.code == 0
     assert "PyTorch output shape" in out and "conv2_bn" in out and f"{exp.trainable:,}" in out
