@@ -131,6 +131,27 @@ def read_split(run_dir: Path, part: str) -> tuple[dict[str, Any], list[int]]:
     return record, ids
 
 
+# The parts of threshold.json the model metadata carries (ONNX ``decision_rule``, the app sidecar).
+RULE_FIELDS = ("rule", "rule_kind", "budget_met", "alarm_budget_per_24h", "validation_source",
+               "validation_seizure_events", "validation_non_seizure_hours", "event_sensitivity",
+               "sensitivity_interval", "false_alarm_ratio", "false_alarms", "fp_per_24h")
+
+
+def threshold_rule_json(run_dir: Path) -> str | None:
+    """How the run's threshold was chosen, as compact JSON for the model metadata; None without
+    a threshold.json (or one from before the rule was recorded)."""
+    path = Path(run_dir) / THRESHOLD
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict) or "rule_kind" not in record:
+        return None
+    rule = {k: record.get(k) for k in RULE_FIELDS}
+    logic = record.get("alarm_logic")
+    rule["alarm_logic"] = logic.get("name") if isinstance(logic, dict) else None
+    return json.dumps(rule, sort_keys=True, separators=(",", ":"))
+
+
 def remove_resume_state(run_dir: Path) -> None:
     """A finished run is no longer resumable."""
     shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)

@@ -3,8 +3,9 @@
 The sweep runs the chosen alarm logic at every threshold of ``GRID`` (0.00 to 1.00 in steps of
 0.01). Rules: a fixed ``--threshold``; ``--target-sensitivity S``: the highest grid threshold whose
 event sensitivity is at least S (fewest false alarms that still detect that share of seizures);
-``--max-far-per-day F``: the lowest grid threshold with at most F false alarms per 24 h (most
-seizures detected within that false-alarm budget). Without a rule, the model's recorded
+``--max-far-per-day F``: the highest event sensitivity among the grid thresholds with at most F
+false alarms (alarm episodes) per 24 h, ties to the higher threshold (most seizures detected within
+that false-alarm budget; the training rule's budget step). Without a rule, the model's recorded
 ``decision_threshold``, else ``DEFAULT_THRESHOLD`` (0.5). A threshold chosen on the data it is then
 scored on is optimistic: the data should be a validation set, and the result says so.
 
@@ -45,13 +46,13 @@ RULE_DEFAULT = "default"
 
 
 def budget_rule(budget_per_24h: float) -> str:
-    return (f"highest validation event sensitivity (app logic) with at most {budget_per_24h:g} false alarms "
-            "(alarm episodes) per 24 h; ties to the higher threshold")
+    return (f"highest validation event sensitivity (app logic) within the false-alarm budget of "
+            f"{budget_per_24h:g} per 24 h (alarm episodes); ties to the higher threshold")
 
 
 def fallback_rule(budget_per_24h: float) -> str:
     return (f"best validation event Youden J (sensitivity - false-alarm ratio, app logic): no threshold that "
-            f"detects a seizure keeps within {budget_per_24h:g} false alarms per 24 h")
+            f"detects a seizure meets the false-alarm budget of {budget_per_24h:g} per 24 h")
 
 
 @dataclass
@@ -120,12 +121,18 @@ def choose(sw: Sweep, *, threshold: float | None = None, target_sensitivity: flo
     if max_far_per_day is not None:
         if not np.isfinite(sw.fp_per_24h).any():
             raise DataError("--max-far-per-day: the data has no non-seizure event with a window")
-        ok = np.flatnonzero(sw.fp_per_24h <= max_far_per_day + 1e-12)
-        met = len(ok) > 0
-        if not met:  # the fewest false alarms reachable, at its lowest threshold
-            ok = np.flatnonzero(sw.fp_per_24h == np.nanmin(sw.fp_per_24h))
-        return {"threshold": float(sw.thresholds[ok.min()]), "chosen_on_data": True, "target_met": bool(met),
-                "rule": f"lowest threshold with at most {max_far_per_day:g} false alarms per 24 h"}
+        within = sw.fp_per_24h <= max_far_per_day + 1e-12
+        met = bool(within.any())
+        if not met:  # the fewest false alarms reachable
+            within = sw.fp_per_24h == np.nanmin(sw.fp_per_24h)
+        if np.isfinite(sw.sensitivity[within]).any():  # the most seizures detected there, ties to the higher t
+            best = np.nanmax(sw.sensitivity[within])
+            i = _highest(within & np.isclose(sw.sensitivity, best))
+        else:  # no seizure event to detect: the lowest such threshold
+            i = int(np.flatnonzero(within).min())
+        return {"threshold": float(sw.thresholds[i]), "chosen_on_data": True, "target_met": met,
+                "rule": f"highest event sensitivity with at most {max_far_per_day:g} false alarms per 24 h "
+                        "(ties to the higher threshold)"}
     if recorded is not None:
         return {"threshold": float(recorded), "rule": "the model's decision_threshold", "chosen_on_data": False,
                 "target_met": None}
@@ -185,8 +192,8 @@ def training_threshold(p_seizure: np.ndarray, data: EvalData, *, budget_per_24h:
         "sensitivity_interval": None, "warnings": []}
     if kind == RULE_FALLBACK:
         record["warnings"].append(
-            f"THRESHOLD FALLBACK: no threshold detecting a validation seizure keeps within {budget_per_24h:g} "
-            f"false alarms per 24 h (app logic); {t:.2f} is the best event Youden J instead, with validation "
+            f"THRESHOLD FALLBACK: no threshold detecting a validation seizure meets the false-alarm budget "
+            f"({budget_per_24h:g} per 24 h, app logic); {t:.2f} is the best event Youden J instead, with validation "
             f"sensitivity {_fmt(s['sensitivity'])} and {_fmt(s['fp_per_24h'])} false alarms per 24 h: do not "
             "deploy this model as is")
     if kind != RULE_DEFAULT and seizure_events < MIN_SEIZURE_EVENTS:

@@ -324,8 +324,11 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
     chosen_t = _record_threshold(job, fit)
+    from deepepi.train.threshold import end_lines, figures_words as threshold_words
+
     job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; chosen on "
-                 f"{_validation_words(chosen_t['validation_source'])}) -> {art.THRESHOLD}")
+                 f"{_validation_words(chosen_t['validation_source'])}) -> {art.THRESHOLD}; "
+                 f"{threshold_words(chosen_t)}")
     plot_history(job.run_dir / art.PLOT, job.history,
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
     art.remove_resume_state(job.run_dir)
@@ -333,8 +336,6 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: val sensitivity "
                     f"{fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])} | "
                     f"test window TPR {fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
-    from deepepi.train.threshold import end_lines
-
     for line in end_lines(chosen_t):  # the threshold fallback's loud line, the few-seizures warning
         job.log.summary(line)
     return RunResult(run_dir=job.run_dir, framework=job.cfg.framework, best_epoch=best,

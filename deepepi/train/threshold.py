@@ -56,6 +56,14 @@ def record(run_dir: Path, p_seizure: np.ndarray, windows: Any, hop_s: float, val
     return rec
 
 
+def figures_words(rec: dict[str, Any]) -> str:
+    """The validation figures at the chosen threshold, for the training log's threshold line."""
+    sens, n = rec.get("event_sensitivity"), rec.get("validation_seizure_events", 0)
+    detected = "n/a" if sens is None else f"{sens:.3f} ({round(sens * n)} of {n} seizure events)"
+    return (f"validation: sensitivity {detected}, {rec.get('false_alarms', 0)} false alarm(s) in "
+            f"{rec.get('validation_non_seizure_hours') or 0.0:.1f} h of non-seizure recording")
+
+
 def end_lines(rec: dict[str, Any]) -> list[str]:
     """What training prints last about its threshold: the fallback's one loud line and the
     uncertainty warning (empty when the budget was met on enough seizure events)."""

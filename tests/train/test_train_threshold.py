@@ -53,7 +53,7 @@ def test_record_writes_the_fallback_and_training_prints_it(tmp_path: Path) -> No
     assert saved["rule_kind"] == "fallback: event Youden J" and saved["budget_met"] is False
     assert saved["alarm_budget_per_24h"] == 2.5 and saved["alarm_logic"]["acc_sd_threshold"] == 5.0
     lines = end_lines(saved)
-    assert lines[0].startswith("THRESHOLD FALLBACK") and "2.5 false alarms per 24 h" in lines[0]
+    assert lines[0].startswith("THRESHOLD FALLBACK") and "(2.5 per 24 h, app logic)" in lines[0]
     assert lines[1].startswith("threshold uncertain") and len(lines) == 2
 
 
