@@ -3,6 +3,7 @@ files, and train -> export."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,7 @@ def test_training_records_threshold_and_export_writes_it(tmp_path: Path) -> None
     import onnx
     import torch
 
-    from converters.contract import THRESHOLD_KEY, read_metadata
+    from converters.contract import RULE_KEY, THRESHOLD_KEY, read_metadata
     from deepepi.core.config import REPO_CONFIGS, load_config
     from deepepi.data.synth import synthesize
     from deepepi.export.onnx_file import export_run
@@ -112,3 +113,9 @@ def test_training_records_threshold_and_export_writes_it(tmp_path: Path) -> None
     assert rec["decision_threshold"] == read_threshold(run)
     meta = read_metadata(onnx.load(export_run(run).path))
     assert float(meta[THRESHOLD_KEY]) == rec["decision_threshold"]
+    rule = json.loads(meta[RULE_KEY])  # how it was chosen travels with the model
+    assert rule["rule_kind"] == rec["rule_kind"] and rule["alarm_budget_per_24h"] == 1.0
+    assert rule["event_sensitivity"] == rec["event_sensitivity"] and rule["alarm_logic"] == "app"
+    val = (run / "val_events.csv").read_text(encoding="utf-8").splitlines()
+    assert val[0] == "eventId,userId,label" and len(val) - 1 == rec["validation_events"]
+    assert read_json(run / "data.json")["path"] == str(csv.resolve())
