@@ -62,7 +62,9 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
         raise click.UsageError("--force-data only applies with --resume")
     if max_far_per_day is not None and resume:
         raise click.UsageError("--max-far-per-day: a resumed run keeps the budget it started with")
-    cfg = load_config(config).with_overrides(alarmBudgetPer24h=max_far_per_day)
+    cfg = load_config(config)
+    if max_far_per_day is not None:
+        cfg = cfg.with_overrides(alarmBudgetPer24h=max_far_per_day)
     if kfold is not None or nested is not None:
         from deepepi.train.kfold import kfold as run_kfold
 

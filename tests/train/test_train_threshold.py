@@ -119,3 +119,11 @@ def test_training_records_threshold_and_export_writes_it(tmp_path: Path) -> None
     val = (run / "val_events.csv").read_text(encoding="utf-8").splitlines()
     assert val[0] == "eventId,userId,label" and len(val) - 1 == rec["validation_events"]
     assert read_json(run / "data.json")["path"] == str(csv.resolve())
+
+
+@pytest.mark.parametrize("args,fragment", [(["--max-far-per-day", "-1"], "expected a finite number >= 0"),
+                                           (["--max-far-per-day", "nan"], "expected a finite number >= 0"),
+                                           (["--max-far-per-day", "2", "--resume"], "keeps the budget")])
+def test_train_refuses_a_bad_budget(capsys: pytest.CaptureFixture, args: list[str], fragment: str) -> None:
+    code, out = run_cli(capsys, "train", *args)
+    assert code == 2 and fragment in out and "Traceback" not in out
