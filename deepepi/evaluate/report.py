@@ -27,7 +27,7 @@ from deepepi.evaluate import plots
 from deepepi.evaluate.runner import Evaluation, ModelResult
 from deepepi.scoring.alarm import ALARM
 from deepepi.scoring.events import LOGICS, NEGATIVE_LATENCY
-from deepepi.scoring.per_event import MISSED, MISSED_NO_WINDOW, OUTCOMES, outcome_order, outcomes
+from deepepi.scoring.per_event import FALSE_ALARM, MISSED, MISSED_NO_WINDOW, OUTCOMES, outcome_order, outcomes
 
 EVENT_COLUMNS = ("model", "eventId", "userId", "label", "typeStr", "subtype", "windows", "max_p", "onset_source",
                  "raw_alarm_raised", "raw_alarms", "raw_latency_s", "app_warned", "app_alarm_raised", "app_alarms",
@@ -184,7 +184,7 @@ def event_table(ev: Evaluation, m: ModelResult, primary: str) -> str:
         cells = [_td(r[c]) for c in ("event", "label", "type", "subtype", "user", "windows")] + [_td(r["max_p"])]
         for k in logics:
             o = r[f"{k}_outcome"]
-            cls = " class='bad'" if o in (MISSED, MISSED_NO_WINDOW, "false alarm") else ""
+            cls = " class='bad'" if o in (MISSED, MISSED_NO_WINDOW, FALSE_ALARM) else ""
             lat = r[f"{k}_latency_s"]
             cells += [f"<td data-v='{OUTCOMES.index(o)}'{cls}>{html.escape(o)}</td>", _td(r[f"{k}_first_alarm_s"], 1),
                       _td(lat, 1, note=" (before onset)" if lat is not None and lat < 0 else ""),
