@@ -225,7 +225,7 @@ def _definitions(opts: Options) -> dict[str, Any]:
                                 "100*std/mean of the newest 5 s datapoint is below it), p > threshold, then "
                                 "the WarnTime/AlarmTime state machine; alarm windows are those in ALARM",
                          "app_timing": opts.alarm_params.to_dict()},
-        "primary_logic": opts.alarm_logic,
+        "primary_logic": "app",  # the headline: what the phone would have done (--alarm-logic: the sweep)
         "alarm": "the start of a run of alarm windows within a contiguous stretch of one event",
         "detected": "an alarm anywhere in a seizure event",
         "latency": "first alarm window's time (its last datapoint) minus the onset: seizureTimes start from "

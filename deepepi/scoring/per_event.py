@@ -37,3 +37,34 @@ def max_per_event(values: np.ndarray, index: np.ndarray, n: int, *, skip_nan: bo
     if not skip_nan:
         out[any_per_event(np.isnan(values), index, n)] = np.nan
     return out
+
+
+# What happened to each event under one alarm logic, in the order a reviewer reads them: the errors first.
+MISSED = "missed seizure"
+MISSED_NO_WINDOW = "missed seizure (no window)"
+FALSE_ALARM = "false alarm"
+DETECTED = "detected seizure"
+NO_ALARM = "no alarm"
+NO_WINDOW = "no window"
+OUTCOMES = (MISSED, MISSED_NO_WINDOW, FALSE_ALARM, DETECTED, NO_ALARM, NO_WINDOW)
+
+
+def outcomes(seizure: np.ndarray, detected: np.ndarray, n_windows: np.ndarray) -> np.ndarray:
+    """Each event's outcome (one of ``OUTCOMES``): a seizure event too short for a window is a miss
+    (sensitivity counts it), listed apart because no threshold could have detected it."""
+    seizure, detected = np.asarray(seizure, dtype=bool), np.asarray(detected, dtype=bool)
+    windowed = np.asarray(n_windows) > 0
+    return np.select([seizure & ~windowed, seizure & ~detected, seizure, ~windowed, detected],
+                     [MISSED_NO_WINDOW, MISSED, DETECTED, NO_WINDOW, FALSE_ALARM], NO_ALARM).astype(object)
+
+
+def outcome_order(outcome: np.ndarray, max_p: np.ndarray, alarms: np.ndarray) -> np.ndarray:
+    """Event positions ordered by outcome (``OUTCOMES``: misses and false alarms first); within an
+    outcome, misses by lowest max p (the worst first), everything else by most alarms, then highest max p;
+    ties keep the events' order."""
+    rank = np.array([OUTCOMES.index(o) for o in outcome], dtype=np.int64)
+    score = np.nan_to_num(np.asarray(max_p, dtype=np.float64), nan=-1.0)
+    missed = np.isin(outcome, (MISSED, MISSED_NO_WINDOW))
+    key_p = np.where(missed, score, -score)
+    key_alarms = np.where(missed, 0, -np.asarray(alarms, dtype=np.int64))
+    return np.lexsort((key_p, key_alarms, rank))

@@ -38,7 +38,8 @@ def test_outputs(files, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     html = (tmp_path / "ev" / "report.html").read_text()
     pngs = sorted(p.name for p in (tmp_path / "ev").glob("*.png"))
     assert {"roc.png", "pr.png", "latency.png", "sweep_stub.png"} <= set(pngs)
-    assert any(p.startswith("strip_stub_fa_4") for p in pngs)  # event 4: the false alarms
+    # strips for both logics (the name carries the logic): event 4's false alarms under each
+    assert {"strip_stub_app_fa_4.png", "strip_stub_raw_fa_4.png"} <= set(pngs)
     assert html.count("data:image/png;base64,") == len(pngs) and "src='strip" not in html
     assert "SzCORE" in html and "OSD baseline" in html
 

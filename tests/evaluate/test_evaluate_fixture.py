@@ -54,6 +54,14 @@ def test_raw_events(files) -> None:
     np.testing.assert_array_equal(figs.latency, [35.0, 30.0, 30.0, np.nan, np.nan, np.nan])
     assert figs.alarms.tolist() == [1, 1, 1, 1, 0, 0]
     np.testing.assert_allclose(figs.max_p, [.9, .9, .9, .8, .3, np.nan], atol=1e-6)
+    # latency figures cover the non-negative latencies; alarms before the onset are only counted
+    assert e["latency_s"] == {"n": 3, "median": 30.0, "mean": pytest.approx(95 / 3), "p90": 34.0, "min": 30.0,
+                              "max": 35.0, "before_onset": 0}
+    by_user = ev.results["models"][0]["logic"]["raw"]["per_user"]
+    assert [(r["userId"], r["false_alarms"], r["non_seizure_hours"]) for r in by_user] == [
+        (1, 3, pytest.approx(HOURS)), (2, 0, 0.0)]
+    # the report's headline is the app logic (what the phone would have done), whatever logic the sweep used
+    assert ev.results["definitions"]["primary_logic"] == "app"
 
 
 def test_app_alarm_logic(files) -> None:
@@ -138,6 +146,9 @@ def test_bootstrap_is_seeded(files) -> None:
     assert a == b
     lo, hi = a["sensitivity"]
     assert 0.0 <= lo <= 0.75 <= hi <= 1.0
+    # 3/4 detected spreads over the resamples: percentile intervals, no fallback; latencies 35, 30, 30
+    assert a["interval_methods"]["sensitivity"] == a["interval_methods"]["fp_per_24h"] == "bootstrap percentile"
+    assert a["latency_median_s"] == [30.0, 35.0]  # each resample's median is 30, 32.5 or 35
 
 
 def test_rules_need_the_right_events() -> None:
