@@ -131,7 +131,7 @@ def choose(sw: Sweep, *, threshold: float | None = None, target_sensitivity: flo
         else:  # no seizure event to detect: the lowest such threshold
             i = int(np.flatnonzero(within).min())
         return {"threshold": float(sw.thresholds[i]), "chosen_on_data": True, "target_met": met,
-                "rule": f"highest event sensitivity with at most {max_far_per_day:g} false alarms per 24 h "
+                "rule": f"highest event sensitivity within {max_far_per_day:g} false alarm(s) per 24 h "
                         "(ties to the higher threshold)"}
     if recorded is not None:
         return {"threshold": float(recorded), "rule": "the model's decision_threshold", "chosen_on_data": False,
