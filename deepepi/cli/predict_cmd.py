@@ -49,7 +49,8 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     if stream:
         result = predict_stream(runtime, frame, rules)
     else:
-        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", SAMPLES_PER_DATAPOINT)))
+        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", SAMPLES_PER_DATAPOINT)),
+                               source=data)
     write_csv(result, output)
     alarmed = int(result.groupby("eventId")["alarm"].max().sum())
     click.echo(f"{'stream' if stream else 'batch'}: {len(result)} rows, {result['eventId'].nunique()} "

@@ -51,7 +51,8 @@ def roc_pr(path_roc: Path, path_pr: Path, curves: dict[str, dict[str, Any]]) -> 
         ax.set_ylabel(ys.upper() if key == "roc" else ys)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right" if key == "roc" else "lower left")
+        if ax.get_legend_handles_labels()[1]:  # no curve (one-class data): no legend, no matplotlib warning
+            ax.legend(fontsize=8, loc="lower right" if key == "roc" else "lower left")
         written.append(_save(fig, path))
     return written
 

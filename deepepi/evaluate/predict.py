@@ -61,12 +61,14 @@ def _frame(event: np.ndarray, user: np.ndarray, time: np.ndarray, label: np.ndar
         "alarm": (np.asarray(states) == ALARM).astype(np.int8)})
 
 
-def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int) -> pd.DataFrame:
-    """One row per window (a datapoint with a full buffer), all windows at once."""
+def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int, source: str | None = None) -> pd.DataFrame:
+    """One row per window (a datapoint with a full buffer), all windows at once; ``source`` (the data
+    file) is named when it gives no window."""
     window = int(runtime.window)
     windows = make_windows(df, window=window, step=step, preprocessing=None)
     if len(windows) == 0:
-        raise DataError(f"no complete {window}-sample windows in the data")
+        raise DataError(f"no complete {window}-sample windows (every event is shorter than "
+                        f"{window // SAMPLES_PER_DATAPOINT} datapoints)", source=source)
     _, _, lengths = contiguous_runs(df)
     segment = restart_segments(windows.event_id, windows.end_time, gap_seconds=GAP_SECONDS,
                                run_windows=count_windows(lengths * SAMPLES_PER_DATAPOINT, window, step))
