@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from deepepi.cli.params import SEED, Number
+from deepepi.cli.params import QUANTILE, SEED
 from deepepi.core.constants import DEFAULT_ENSEMBLE_Q as DEFAULT_Q
 
 
 @click.command("ensemble")
 @click.argument("members", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Ensemble ONNX file.")
-@click.option("--q", "q", type=Number(0, 1, lo_open=True, hi_open=True), default=DEFAULT_Q, show_default=True,
+@click.option("--q", "q", type=QUANTILE, default=DEFAULT_Q, show_default=True,
               help="Default Harrell-Davis quantile (0 < q < 1); the graph input `q` overrides it at run time.")
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the windows used by the self-check.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -52,6 +53,24 @@ class Number(click.ParamType):
 
 SEED = Number(0, MAX_SEED, integer=True)
 POSITIVE_INT = Number(1, integer=True)
+
+class Float32Quantile(Number):
+    """0 < q < 1 also after rounding to float32, the type of an ensemble graph's q input (0.99999999
+    would become 1, where the Harrell-Davis weights are undefined)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, 1, lo_open=True, hi_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        q = super().convert(value, param, ctx)
+        as_f32 = struct.unpack("f", struct.pack("f", q))[0]
+        if not 0.0 < as_f32 < 1.0:
+            self.fail(f"got {value}, which float32 (the graph's q input) rounds to {as_f32:g}; expected "
+                      f"{self.expected}", param, ctx)
+        return q
+
+
+QUANTILE = Float32Quantile()
 
 MACHINE_CPUS = os.cpu_count() or 1
 # Threads or processes beyond the CPU count only wait for each other; 100000 of them hang the machine.
