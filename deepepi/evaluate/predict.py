@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
-from deepepi.core.errors import DataError
+from deepepi.core.errors import DataError, ModelError
 from deepepi.core.io import atomic_path
 from deepepi.data import source
 from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS
@@ -124,7 +124,11 @@ def predict_stream(runtime: Any, df: pd.DataFrame, rules: Rules) -> pd.DataFrame
     for i in range(len(order)):
         if run_start[i]:
             stream.reset()
-        rows.append(stream.step(samples[i]))
+        try:
+            rows.append(stream.step(samples[i]))
+        except ModelError as err:  # the model's one window: name the datapoint it ended at
+            event, time = (df[c].to_numpy()[order[i]] for c in ("eventId", "dataTime"))
+            raise ModelError(f"{err} (streamed datapoint of event {int(event)}, dataTime {float(time)!r})") from None
     p, decision_p, positive, states, full = (np.array(col) for col in zip(*rows)) if rows else \
         (np.empty(0),) * 5
     def pick(column: str) -> np.ndarray:
