@@ -385,7 +385,7 @@ def test_import_refuses_non_finite_weights_and_bn_statistics(tmp_path, capsys, r
     state = {k: v.clone() for k, v in state.items()}
     if mutation is not None:
         key, value, _ = REFERENCE_MUTATIONS[mutation]
-        state[key].view(-1)[2] = value
+        state[key].view(-1)[1] = value
     model = tmp_path / "ref.pt"
     torch.save({"epoch": 3, "model_state_dict": state}, model)
     before = fingerprint(model, config)
