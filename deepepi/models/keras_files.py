@@ -37,7 +37,7 @@ def load_keras_model(path: str | Path) -> keras.Model:
     if not path.is_file():
         raise ModelError("Keras model file not found", source=str(path))
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):  # Keras calls this "File not found"
-        raise ModelError("not a .keras model: not a zip archive (truncated or another kind of file)",
+        raise ModelError("not a loadable .keras model (not a zip archive: truncated, or another kind of file)",
                          source=str(path))
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
