@@ -6,11 +6,13 @@ import json
 
 import click
 
+from deepepi.cli.params import MAX_TIMEOUT_S, TIMEOUT
+
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON (for bug reports).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True,
-              help="Seconds to wait for each framework to load and list its GPUs.")
+@click.option("--timeout", type=TIMEOUT, default=60, show_default=True,
+              help=f"Seconds to wait for each framework to load and list its GPUs, 1 to {MAX_TIMEOUT_S}.")
 def doctor(as_json: bool, timeout: float) -> None:
     """Show Python and package versions, onnxruntime providers, the GPUs PyTorch and TensorFlow see,
     the installed extras and the commands they enable, whether configs/ resolves, and what to fix."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from deepepi.cli.params import POSITIVE_INT, SEED, Number
+from deepepi.cli.params import CPUS, SEED, Number
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, OSD_ALARM_STATE
 
 
@@ -20,11 +20,12 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
               help="Flattened CSV or OSDB JSON (repeatable). JSON carries seizureTimes, used for latency.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Config for windowing and eventFilters. Default: the first model's metadata (window, step).")
-@click.option("--threshold", type=float, default=None, help="Fixed decision threshold in [0, 1] (p > t).")
-@click.option("--target-sensitivity", type=float, default=None,
+@click.option("--threshold", type=Number(0, 1), default=None, help="Fixed decision threshold in [0, 1] (p > t).")
+@click.option("--target-sensitivity", type=Number(0, 1), default=None,
               help="Pick the highest threshold reaching this event sensitivity on --data (a validation set).")
 @click.option("--max-far-per-day", type=Number(0), default=None,
-              help="Pick the lowest threshold with at most this many false alarms per 24 h on --data.")
+              help="Pick the threshold with the highest event sensitivity within this many false alarms (alarm "
+                   "episodes) per 24 h on --data, ties to the higher one (training's budget rule).")
 @click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default="raw", show_default=True,
               help="Logic for the sweep, the operating point and the plots; both are always reported.")
 @click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,
@@ -32,7 +33,7 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--bootstrap", "resamples", type=Number(1, 100_000, integer=True), default=1000, show_default=True,
               help="Bootstrap resamples (by event) for the 95% CIs, 1 to 100000.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of each runtime.")
+@click.option("--threads", type=CPUS, default=None, help="Intra-op threads of each runtime.")
 @click.option("--sweep-q", "sweep_q", is_flag=False, flag_value="default", default=None,
               help="Ensembles (deepepi ensemble): event sensitivity and FP/24 h at the threshold for each q; "
                    "comma-separated values, or 0.1..0.9 when given without a value.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from deepepi.cli.params import POSITIVE_INT, SEED, Number, RateMargin
+from deepepi.cli.params import EPOCHS, SEED, Needs, Number, RateMargin, given, one_of, requires
 from deepepi.core.errors import DeepEpiError, UnusableInputError
 from deepepi.core.io import refuse_overwrite
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
@@ -13,6 +13,10 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
 
 
 @click.command("export")
+@requires({"framework": given("onnx_source", "--onnx (--tflite and --pte pick their framework)"),
+           "calibration": given("quantize", "--quantize (it calibrates and checks the quantised file)"),
+           "quantize=fp16": Needs("--onnx or --tflite (ExecuTorch's quantiser is int8 only)",
+                                  lambda p: p.get("pte_source") is None)})
 @click.option("--onnx", "onnx_source", type=click.Path(), default=None,
               help="Run directory, or a model.keras / model.pt file whose directory holds config.json.")
 @click.option("--tflite", "tflite_source", type=click.Path(), default=None,
@@ -53,16 +57,22 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
         raise DeepEpiError("give only one of --onnx, --tflite, --pte, got "
                            + ", ".join(f"--{name}" for name in chosen))
     (fmt, source), = chosen.items()
-    from deepepi.export.formats import FORMATS, export as export_format
+    from deepepi.export.formats import export as export_format
 
-    if framework is not None and not FORMATS[fmt].takes_framework:
-        raise DeepEpiError(f"--framework applies to --onnx only (--{fmt} picks its framework)")
     for line in export_format(fmt, source, out=output, framework=framework, quantize=quantize,
                               calibration=calibration, seed=seed):
         click.echo(line)
 
 
 @click.command("verify")
+@requires({"margins": one_of("mode", ("trained",), "--mode trained"),
+           "max_drop": one_of("mode", ("quantized",), "--mode quantized"),
+           "min_agreement": one_of("mode", ("lockstep", "quantized"), "--mode lockstep or quantized"),
+           "atol": one_of("mode", ("same-weights",), "--mode same-weights (the only mode they decide)"),
+           "rtol": one_of("mode", ("same-weights",), "--mode same-weights (the only mode they decide)"),
+           "config": given("data", "--data (it windows the data)"),
+           "seed": Needs("--random windows or --mode trained (its bootstrap)",
+                         lambda p: p.get("data") is None or p.get("mode") == "trained")})
 @click.argument("model_a", type=click.Path())
 @click.argument("model_b", type=click.Path())
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
@@ -130,7 +140,7 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
 @click.command("pipeline")
 @click.option("--out", type=click.Path(file_okay=False), default="artifacts/pipeline", show_default=True,
               help="Folder for both runs, their ONNX files and report.json.")
-@click.option("--epochs", type=POSITIVE_INT, default=None,
+@click.option("--epochs", type=EPOCHS, default=None,
               help="Epochs per framework (default 4: a few minutes on a 2-core CPU).")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Flattened CSV. Default: the built-in synthetic dataset.")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from deepepi.cli.params import POSITIVE_INT, Number
+from deepepi.cli.params import CPUS, Needs, Number, requires
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
 from deepepi.core.io import refuse_overwrite
 
 
 @click.command("predict")
+@requires({"config": Needs("OSDB JSON --data (its eventFilters; a CSV is already flattened)",
+                           lambda p: str(p.get("data", "")).lower().endswith(".json"))})
 @click.argument("model", type=click.Path())
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Flattened CSV, or an OSDB JSON file (flattened with the config's eventFilters).")
@@ -25,7 +27,7 @@ from deepepi.core.io import refuse_overwrite
               help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Config whose eventFilters apply to OSDB JSON input.")
-@click.option("--threads", type=POSITIVE_INT, default=None,
+@click.option("--threads", type=CPUS, default=None,
               help="Intra-op threads of the model's runtime.")
 def predict(model: str, data: str, stream: bool, output: str, threshold: float | None,
             acc_sd_threshold: float, config: str | None, threads: int | None) -> None:
@@ -47,7 +49,8 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     if stream:
         result = predict_stream(runtime, frame, rules)
     else:
-        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", SAMPLES_PER_DATAPOINT)))
+        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", SAMPLES_PER_DATAPOINT)),
+                               source=data)
     write_csv(result, output)
     alarmed = int(result.groupby("eventId")["alarm"].max().sum())
     click.echo(f"{'stream' if stream else 'batch'}: {len(result)} rows, {result['eventId'].nunique()} "

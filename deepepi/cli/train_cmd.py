@@ -6,12 +6,20 @@ import signal
 
 import click
 
-from deepepi.cli.params import POSITIVE_INT, SEED, Number
+from deepepi.cli.params import CPUS, EPOCHS, FOLDS, SEED, STEPS, Needs, Number, absent, given, requires
 from deepepi.core.config import FRAMEWORKS, load_config
 from deepepi.core.errors import ConfigError
 
 
 @click.command("train")
+@requires({"jobs": given("kfold", "--kfold (k-fold training)"),
+           "threads": given("kfold", "--kfold (k-fold training)"),
+           "nested": given("kfold", "--kfold (k-fold training)"),
+           "force_data": Needs("--resume of a single training (a k-fold resume checks every fold's data)",
+                               lambda p: bool(p.get("resume")) and p.get("kfold") is None),
+           "init_weights": absent("resume", "a fresh run (a resumed run keeps its own weights)"),
+           "max_far_per_day": absent("resume", "a fresh run (a resumed run keeps the budget it started with)"),
+           "quiet": absent("kfold", "a single training (--kfold prints one line per fold)")})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
@@ -20,10 +28,10 @@ from deepepi.core.errors import ConfigError
               help="Override the framework detected from the config.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. Default: artifacts/<modelFname>.")
-@click.option("--epochs", type=POSITIVE_INT, default=None,
+@click.option("--epochs", type=EPOCHS, default=None,
               help="Override modelConfig.epochs; in step mode (useLrSchedule true) train this many passes "
                    "of the training batches instead of totalTrainingSteps.")
-@click.option("--steps", type=POSITIVE_INT, default=None,
+@click.option("--steps", type=STEPS, default=None,
               help="Step mode (useLrSchedule true) only: override modelConfig.totalTrainingSteps.")
 @click.option("--seed", type=SEED, default=None, help="Override randomSeed (0 to 2**32-1).")
 @click.option("--max-far-per-day", "max_far_per_day", type=Number(0), default=None,
@@ -41,12 +49,12 @@ from deepepi.core.errors import ConfigError
 @click.option("--quiet", is_flag=True, help="Print only the per-epoch summary lines and the final line.")
 @click.option("--allow-import", is_flag=True,
               help="Let modelConfig.modelClass name any dotted path (imports and runs that code).")
-@click.option("--kfold", type=int, default=None,
+@click.option("--kfold", type=FOLDS, default=None,
               help="Train K event-level folds into OUT/fold-<i>/ and write OUT/kfold_summary.json.")
-@click.option("--nested", type=int, default=None,
+@click.option("--nested", type=FOLDS, default=None,
               help="With --kfold: M inner folds per outer fold; the best inner run is tested on the outer fold.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="With --kfold: folds trained at once.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--jobs", type=CPUS, default=1, show_default=True, help="With --kfold: folds trained at once.")
+@click.option("--threads", type=CPUS, default=1, show_default=True,
               help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
@@ -58,18 +66,12 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
 
     # Ctrl-C must reach the trainer even when started from a shell that ignores SIGINT in background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if force_data and not resume:
-        raise click.UsageError("--force-data only applies with --resume")
-    if max_far_per_day is not None and resume:
-        raise click.UsageError("--max-far-per-day: a resumed run keeps the budget it started with")
     cfg = load_config(config)
     if max_far_per_day is not None:
         cfg = cfg.with_overrides(alarmBudgetPer24h=max_far_per_day)
-    if kfold is not None or nested is not None:
+    if kfold is not None:  # --nested, --jobs, --threads need it (the requires declaration above)
         from deepepi.train.kfold import kfold as run_kfold
 
-        if kfold is None:
-            raise ConfigError("--nested needs --kfold")
         check_length(cfg, epochs=epochs, steps=steps)
         if epochs is not None and cfg.model["useLrSchedule"]:
             raise ConfigError(f"--epochs {epochs} with --kfold on a step-mode config (useLrSchedule true): "

@@ -38,38 +38,38 @@ COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
 
 
 def _seizure_interval(event: Mapping[str, Any], where: str, path: Path) -> tuple[float, float] | None:
-    """(onset, end) epoch seconds from seizureTimes, or None when absent or unusable."""
+    """(onset, end) epoch seconds from seizureTimes; None when absent or empty. Anything else that is
+    not [start, end] seconds (finite numbers, start <= end) is a DataError naming event and file: a
+    malformed onset silently read as "none" would move every latency to the recording start."""
     times = event.get("seizureTimes")
-    if not isinstance(times, list) or len(times) < 2:
+    if times is None or times == []:
         return None
-    try:
-        start, end = float(times[0]), float(times[1])
-    except (TypeError, ValueError):
-        return None
-    if not (math.isfinite(start) and math.isfinite(end) and end > start):
-        return None
+    if not (isinstance(times, list) and len(times) == 2
+            and all(type(t) in (int, float) and math.isfinite(t) for t in times) and times[0] <= times[1]):
+        raise DataError(f"{where} (id {event.get('id')!r}): seizureTimes {str(times)[:80]}: expected [start, end] "
+                        "in seconds from the event's dataTime (finite numbers, start <= end)", source=str(path))
     base = epoch_seconds(event.get("dataTime"), where, path)
-    return base + start, base + end
+    return base + float(times[0]), base + float(times[1])
 
 
-def _json_onsets(paths: Iterable[Path]) -> dict[int, tuple[float, float]]:
-    onsets: dict[int, tuple[float, float]] = {}
+def _json_onsets(paths: Iterable[Path]) -> dict[int, tuple[float, float, str]]:
+    onsets: dict[int, tuple[float, float, str]] = {}
     for path in paths:
         for index, event in enumerate(iter_events(path)):
             interval = _seizure_interval(event, f"event {index}", path)
             if interval is not None and isinstance(event.get("id"), (int, str)):
                 try:
-                    onsets[int(event["id"])] = interval
+                    onsets[int(event["id"])] = (*interval, str(path))
                 except ValueError:
                     continue
     return onsets
 
 
-def _read_frames(paths: list[Path], filters: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[int, tuple[float, float]]]:
+def _read_frames(paths: list[Path], filters: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[int, tuple[float, float, str]]]:
     json_paths = [p for p in paths if is_json(p)]
     csv_paths = [p for p in paths if not is_json(p)]
     frames = [load_csv(p, columns=COLUMNS) for p in csv_paths]
-    onsets: dict[int, tuple[float, float]] = {}
+    onsets: dict[int, tuple[float, float, str]] = {}
     if json_paths:
         frames.append(read_json(json_paths, filters, columns=COLUMNS, prefix="deepepi-evaluate-"))
         onsets = _json_onsets(json_paths)
@@ -82,7 +82,7 @@ def _read_frames(paths: list[Path], filters: Mapping[str, Any]) -> tuple[pd.Data
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], onsets
 
 
-def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float]]) -> pd.DataFrame:
+def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float, str]]) -> pd.DataFrame:
     grouped = df[["eventId", "userId", "type", "typeStr", "dataTime"]].groupby("eventId", sort=True)
     osd = (df["osdAlarmState"].fillna(0) >= OSD_ALARM_STATE).groupby(df["eventId"], sort=True)
     events = pd.DataFrame({
@@ -96,6 +96,11 @@ def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float]]) -> p
     }).reset_index(drop=True)
     events["subtype"] = [t.split("/", 1)[1] if "/" in t else "" for t in events["typeStr"]]
     interval = [onsets.get(int(e)) for e in events["eventId"]]
+    for iv, e, start, end in zip(interval, events["eventId"], events["start"], events["end"]):
+        if iv and (iv[0] > end or iv[1] < start):  # an onset the recording never reached: no latency
+            raise DataError(f"event {int(e)}: seizureTimes put the seizure at {iv[0] - start:.1f} to "
+                            f"{iv[1] - start:.1f} s from the recording start, outside the recording "
+                            f"(0 to {end - start:.1f} s)", source=iv[2])
     events["onset"] = [iv[0] if iv else s for iv, s in zip(interval, events["start"])]
     events["seizure_end"] = [iv[1] if iv else e for iv, e in zip(interval, events["end"])]
     events["onset_source"] = [ONSET_SEIZURE_TIMES if iv else ONSET_RECORDING_START for iv in interval]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
-from deepepi.core.errors import DataError
+from deepepi.core.errors import DataError, ModelError
 from deepepi.core.io import atomic_path
 from deepepi.data import source
 from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS
@@ -61,12 +61,14 @@ def _frame(event: np.ndarray, user: np.ndarray, time: np.ndarray, label: np.ndar
         "alarm": (np.asarray(states) == ALARM).astype(np.int8)})
 
 
-def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int) -> pd.DataFrame:
-    """One row per window (a datapoint with a full buffer), all windows at once."""
+def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int, source: str | None = None) -> pd.DataFrame:
+    """One row per window (a datapoint with a full buffer), all windows at once; ``source`` (the data
+    file) is named when it gives no window."""
     window = int(runtime.window)
     windows = make_windows(df, window=window, step=step, preprocessing=None)
     if len(windows) == 0:
-        raise DataError(f"no complete {window}-sample windows in the data")
+        raise DataError(f"no complete {window}-sample windows (every event is shorter than "
+                        f"{window // SAMPLES_PER_DATAPOINT} datapoints)", source=source)
     _, _, lengths = contiguous_runs(df)
     segment = restart_segments(windows.event_id, windows.end_time, gap_seconds=GAP_SECONDS,
                                run_windows=count_windows(lengths * SAMPLES_PER_DATAPOINT, window, step))
@@ -122,7 +124,11 @@ def predict_stream(runtime: Any, df: pd.DataFrame, rules: Rules) -> pd.DataFrame
     for i in range(len(order)):
         if run_start[i]:
             stream.reset()
-        rows.append(stream.step(samples[i]))
+        try:
+            rows.append(stream.step(samples[i]))
+        except ModelError as err:  # the model's one window: name the datapoint it ended at
+            event, time = (df[c].to_numpy()[order[i]] for c in ("eventId", "dataTime"))
+            raise ModelError(f"{err} (streamed datapoint of event {int(event)}, dataTime {float(time)!r})") from None
     p, decision_p, positive, states, full = (np.array(col) for col in zip(*rows)) if rows else \
         (np.empty(0),) * 5
     def pick(column: str) -> np.ndarray:

@@ -18,16 +18,23 @@ from deepepi.scoring.evaldata import EvalData
 from deepepi.scoring.events import AlarmLogic, event_figures, summary
 from deepepi.scoring.per_event import max_per_event
 from deepepi.runtimes import Runtime
+from deepepi.runtimes.base import check_proba
 from converters.session import RUN_CHUNK
 
 DEFAULT_QS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 Q_INPUT_KEY = "hd_q_input"
 
 
+MAX_QS = 99  # one pass of the ensemble graph over every window per q
+
+
 def check_qs(qs: Sequence[float]) -> tuple[float, ...]:
     bad = [q for q in qs if not 0.0 < q < 1.0]
     if not qs or bad:
         raise ConfigError(f"--sweep-q: got {bad[0] if bad else 'no value'}, expected values with 0 < q < 1")
+    if len(set(qs)) > MAX_QS:
+        raise ConfigError(f"--sweep-q: got {len(set(qs))} values, expected at most {MAX_QS} "
+                          "(each is one more pass over every window)")
     return tuple(sorted(set(float(q) for q in qs)))
 
 
@@ -39,8 +46,10 @@ def ensemble_p(rt: Runtime, x_milli_g: np.ndarray, q: float) -> np.ndarray:
         raise ModelError("--sweep-q needs a Harrell-Davis ensemble ONNX file (deepepi ensemble); this model "
                          "has no q input", source=str(rt.path))
     q_value = np.asarray(q, dtype=np.float32)
-    parts = [session.run([OUTPUT_NAME], {INPUT_NAME: x_milli_g[i:i + RUN_CHUNK], q_name: q_value})[0][:, 1]
-             for i in range(0, len(x_milli_g), RUN_CHUNK)]
+    parts = []
+    for i in range(0, len(x_milli_g), RUN_CHUNK):  # the runtimes' one probability rule, per chunk
+        out = session.run([OUTPUT_NAME], {INPUT_NAME: x_milli_g[i:i + RUN_CHUNK], q_name: q_value})[0]
+        parts.append(check_proba(out, len(x_milli_g[i:i + RUN_CHUNK]), f"{rt.path} at q={q!r}", first_row=i)[:, 1])
     return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 

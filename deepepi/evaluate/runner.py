@@ -58,7 +58,7 @@ class Options:
         if self.alarm_logic not in ("raw", "app"):
             raise ConfigError(f"--alarm-logic: got {self.alarm_logic!r}, expected raw or app")
         if not self.acc_sd_threshold >= 0.0:
-            raise ConfigError(f"--acc-sd-threshold: got {self.acc_sd_threshold:g}, expected a percentage >= 0")
+            raise ConfigError(f"--acc-sd-threshold: got {self.acc_sd_threshold!r}, expected a percentage >= 0")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads: got {self.threads}, expected a positive number of threads")
         if self.resamples < 1:

@@ -6,6 +6,7 @@ Imported lazily (needs TensorFlow).
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 from deepepi.core.errors import ModelError
 from deepepi.core.io import atomic_path
 from deepepi.models.reference import KerasLayer
+from deepepi.models.weights import check_finite_weights
 
 
 def save_keras_model(path: str | Path, model: keras.Model) -> None:
@@ -34,11 +36,16 @@ def load_keras_model(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ModelError("Keras model file not found", source=str(path))
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):  # Keras calls this "File not found"
+        raise ModelError("not a loadable .keras model (not a zip archive: truncated, or another kind of file)",
+                         source=str(path))
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises ValueError/OSError/zip errors alike for unusable files
         raise ModelError(f"not a loadable .keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
                          source=str(path)) from None
+    check_finite_weights({w.path: keras.ops.convert_to_numpy(w) for w in model.weights}, source=str(path))
+    return model
 
 
 SETTINGS = ("strides", "kernel_size", "padding", "activation", "epsilon")

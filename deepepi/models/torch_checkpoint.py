@@ -19,6 +19,7 @@ from deepepi.core.errors import ModelError
 from deepepi.core.io import atomic_path
 from deepepi.models import registry
 from deepepi.models.registry import spec_from_dict
+from deepepi.models.weights import check_finite_weights
 
 CHECKPOINT_KEYS = ("state_dict", "spec", "config", "deepepi_version")
 
@@ -65,6 +66,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
         first = str(exc).strip().splitlines()
         raise ModelError(f"state_dict does not match its spec: {' '.join(s.strip() for s in first[:3])}",
                          source=str(path)) from None
+    check_finite_weights({k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()
+                          if v.is_floating_point()}, source=str(path))
     model.eval()
     return model, spec, payload
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -17,8 +17,35 @@ from deepepi.core.io import save_npz
 from deepepi.models.deepepi_cnn.spec import SPEC_KEY
 
 
+VARIANCE_NAMES = ("moving_variance", "running_var")  # BatchNorm running variance: Keras, PyTorch
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite_weights(named: Mapping[str, Any], *, source: str | None = None) -> None:
+    """Every float value finite in float32 and every BatchNorm variance >= 0, else ModelError naming the
+    key and the value. The one check where weights enter (import, every loader, save): one NaN weight
+    makes every later output NaN, and a negative variance makes BatchNorm take a square root of it."""
+    for key, value in named.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind != "f":
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(arr) <= _FLOAT32_MAX)  # NaN, +-inf, and float64 values float32 cannot hold
+        if bad.any():
+            flat = np.flatnonzero(bad.ravel())
+            raise ModelError(f"weight {key!r}: {len(flat)} non-finite value(s), first {float(arr.ravel()[flat[0]])!r} "
+                             f"at flat index {int(flat[0])}; expected finite float32 values", source=source)
+        name = str(key).replace(".", "/").rsplit("/", 1)[-1]
+        if name in VARIANCE_NAMES and (arr < 0).any():
+            neg = np.flatnonzero(arr.ravel() < 0)
+            raise ModelError(f"BatchNorm variance {key!r}: {len(neg)} negative value(s), first "
+                             f"{float(arr.ravel()[neg[0]])!r} at index {int(neg[0])}; expected >= 0",
+                             source=source)
+
+
 def check_weights(weights: dict[str, np.ndarray], spec: Any, *, source: str | None = None) -> None:
-    """Every key the spec needs is present with its shape, and nothing else; else ModelError naming the key."""
+    """Every key the spec needs is present with its shape, and nothing else, and every value passes
+    check_finite_weights; else ModelError naming the key."""
     shapes = spec.weight_shapes()
     for key, shape in shapes.items():
         if key not in weights:
@@ -32,6 +59,7 @@ def check_weights(weights: dict[str, np.ndarray], spec: Any, *, source: str | No
     extra = sorted(set(weights) - set(shapes))
     if extra:
         raise ModelError(f"weights hold keys the spec does not know: {extra[:5]}", source=source)
+    check_finite_weights(weights, source=source)
 
 
 # Torch -> neutral (Keras) axis order of each kernel layout; the inverse permutation goes back.

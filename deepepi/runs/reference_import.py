@@ -31,7 +31,7 @@ from deepepi.models.frameworks import ModelParts, model_parts
 from deepepi.models.reference import Mapped, map_keras, map_torch_state
 from deepepi.models.deepepi_cnn.spec import ArchSpec
 from deepepi.models.registry import model_name
-from deepepi.models.weights import save_weights
+from deepepi.models.weights import check_finite_weights, save_weights
 from deepepi.core.preprocessing import from_config as preprocessing_from_config
 from deepepi.runs.layout import CONFIG, MODEL_FILES, WEIGHTS
 
@@ -91,6 +91,7 @@ def _from_keras(path: Path, cfg: Config, spec: ArchSpec) -> tuple[Mapped, Callab
         raise ModelError(f"model input shape {input_shape} does not take {spec.window}-sample windows "
                          f"(modelConfig.sampleFreq x bufferSeconds)", source=str(path))
     mapped = map_keras(layers, spec, source=str(path))
+    check_finite_weights(mapped.weights, source=str(path))
     model = K.deepepi.build_keras_model(spec)
     K.weights.import_weights(model, spec, mapped.weights)
     x = _self_check_inputs(cfg, spec)
@@ -105,6 +106,7 @@ def _from_keras(path: Path, cfg: Config, spec: ArchSpec) -> tuple[Mapped, Callab
 def _from_torch(path: Path, cfg: Config, spec: ArchSpec) -> tuple[Mapped, Callable[[Path], None], None]:
     T = _framework_module("pytorch")
     mapped = map_torch_state(T.files.read_reference_state(path), spec, source=str(path))
+    check_finite_weights(mapped.weights, source=str(path))  # before the model is built from them
     model = T.deepepi.DeepEpiCnn(spec).eval()
     T.weights.import_weights(model, spec, mapped.weights)
     extra = {"imported_from": path.name}

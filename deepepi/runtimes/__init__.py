@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 
 from deepepi.core.errors import ModelError
-from deepepi.runtimes.base import Runtime
+from deepepi.runtimes.base import Adapter, Runtime
 
 RUN_DIR = "run_dir"
 LOADERS: dict[str, str] = {
@@ -43,7 +43,10 @@ def open_model(path: str | Path, *, threads: int | None = None) -> Runtime:
         known = ", ".join(k for k in LOADERS if k != RUN_DIR)
         raise ModelError(f"unknown model format {path.suffix or '(no suffix)'!r}; expected a run directory "
                          f"or one of {known}", source=str(path))
-    return importlib.import_module(module).load(path, threads=threads)
+    runtime = importlib.import_module(module).load(path, threads=threads)
+    if not isinstance(runtime, Adapter):  # the checks on every prediction live in Adapter.predict_proba
+        raise TypeError(f"{module}.load returned {type(runtime).__name__}, not a runtimes.base.Adapter")
+    return runtime
 
 
 __all__ = ["Runtime", "LOADERS", "RUN_DIR", "kind_of", "open_model"]

@@ -46,15 +46,53 @@ def check_acc(acc_milli_g: Any, window: int, source: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def check_proba(p: Any, n: int, source: str) -> np.ndarray:
-    """float32 [n, 2] of probabilities, else ModelError: the model breaks the contract."""
+def _rows(rows: np.ndarray, first_row: int) -> str:
+    shown = ", ".join(str(int(r) + first_row) for r in rows[:5])
+    return f"input row{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > 5 else ''}"
+
+
+def check_proba(p: Any, n: int, source: str, *, first_row: int = 0) -> np.ndarray:
+    """float32 [n, 2] of probabilities, else ModelError naming the model and the input rows at fault
+    (numbered from ``first_row``): a NaN or out-of-range output never reaches a result."""
     p = np.asarray(p)
     if p.shape != (n, NUM_CLASSES):
         raise ModelError(f"output shape {p.shape}, expected [{n}, {NUM_CLASSES}] probabilities", source=source)
-    if n and not (np.isfinite(p).all() and p.min() >= -PROBA_ATOL and p.max() <= 1 + PROBA_ATOL
-                  and np.abs(p.sum(axis=1) - 1.0).max() <= PROBA_ATOL):
-        raise ModelError("output rows are not probabilities (finite, in [0, 1], summing to 1)", source=source)
+    if not n:
+        return p.astype(np.float32, copy=False)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(p).all(axis=1)
+        ok = finite & (p.min(axis=1) >= -PROBA_ATOL) & (p.max(axis=1) <= 1 + PROBA_ATOL) \
+            & (np.abs(p.sum(axis=1) - 1.0) <= PROBA_ATOL)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        what = ("non-finite probabilities" if not finite[bad[0]] else
+                "rows that are not probabilities (in [0, 1], summing to 1)")
+        raise ModelError(f"{what} for {len(bad)} of {n} windows, {_rows(bad, first_row)} "
+                         f"(first {p[bad[0]].tolist()})", source=source)
     return p.astype(np.float32, copy=False)
+
+
+class Adapter:
+    """Base class of every runtime adapter: ``predict_proba`` checks the input, calls the adapter's
+    ``_proba`` and checks its output, in this one place. A subclass cannot override ``predict_proba``,
+    and ``open_model`` returns adapters only, so a new format gets the checks by construction."""
+
+    path: Path
+    window: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "predict_proba" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}: runtime adapters implement _proba, not predict_proba "
+                            "(deepepi.runtimes.base.Adapter checks both sides)")
+
+    def _proba(self, x_milli_g: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
+        """Probabilities float32 [n, 2] for raw milli-g windows float32 [n, window]."""
+        x = check_acc(acc_milli_g, self.window, str(self.path))
+        return check_proba(self._proba(x), len(x), str(self.path))
 
 
 def decision_threshold(meta: dict[str, str], source: str) -> float | None:
@@ -67,7 +105,7 @@ def decision_threshold(meta: dict[str, str], source: str) -> float | None:
 
 
 @dataclass
-class NativeRuntime:
+class NativeRuntime(Adapter):
     """A framework model behind the protocol: milli-g -> preprocessing -> ``predict_g`` (windows in g
     to softmax probabilities). Metadata uses the ONNX contract's keys, computed from the run's config."""
 
@@ -79,9 +117,8 @@ class NativeRuntime:
     metadata: dict[str, str]
     runtime: dict[str, Any] = field(default_factory=dict)
 
-    def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
-        x = check_acc(acc_milli_g, self.window, str(self.path))
-        return check_proba(self.predict_g(self.preprocessing.apply(x)), len(x), str(self.path))
+    def _proba(self, x_milli_g: np.ndarray) -> np.ndarray:
+        return self.predict_g(self.preprocessing.apply(x_milli_g))
 
     def describe(self) -> dict[str, Any]:
         return {"format": self.format, "path": str(self.path), **self.runtime}

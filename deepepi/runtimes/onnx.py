@@ -15,11 +15,11 @@ import numpy as np
 from converters.contract import contract_problems, graph_io, input_window, read_metadata
 from converters.session import DEFAULT_PROVIDERS, load_onnx, open_session, run_session
 from deepepi.core.errors import ModelError
-from deepepi.runtimes.base import NUM_CLASSES, check_acc, check_proba
+from deepepi.runtimes.base import NUM_CLASSES, Adapter
 
 
 @dataclass
-class OnnxRuntime:
+class OnnxRuntime(Adapter):
     path: Path
     window: int
     metadata: dict[str, str]
@@ -27,9 +27,8 @@ class OnnxRuntime:
     threads: int | None
     format: str = "onnx"
 
-    def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
-        x = check_acc(acc_milli_g, self.window, str(self.path))
-        return check_proba(run_session(self.session, x, label=str(self.path)), len(x), str(self.path))
+    def _proba(self, x_milli_g: np.ndarray) -> np.ndarray:
+        return run_session(self.session, x_milli_g, label=str(self.path))
 
     def describe(self) -> dict[str, Any]:
         import onnxruntime as ort

@@ -17,11 +17,11 @@ from converters import app_meta
 from converters.contract import softmax
 from deepepi.core.errors import UnusableInputError
 from deepepi.core.quiet import captured_output
-from deepepi.runtimes.base import check_acc, check_proba
+from deepepi.runtimes.base import Adapter, check_acc
 from converters.session import first_line
 
 
-class PteRuntime:
+class PteRuntime(Adapter):
     """One .pte program's ``forward`` method; ``predict_proba`` takes milli-g windows."""
 
     format = "pte"
@@ -68,10 +68,9 @@ class PteRuntime:
             out[i] = self._method.execute([tensor])[0].numpy()[0]
         return out
 
-    def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
+    def _proba(self, x_milli_g: np.ndarray) -> np.ndarray:
         """Probabilities: softmax over the logits, as the app computes it."""
-        logits = self.logits(acc_milli_g)
-        return check_proba(softmax(logits), len(logits), str(self.path))
+        return softmax(self.logits(x_milli_g))
 
     def describe(self) -> dict:
         return {"format": self.format, "path": str(self.path), "runtime": "executorch",

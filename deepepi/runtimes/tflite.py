@@ -16,10 +16,10 @@ from converters import app_meta, litert
 from deepepi.core.errors import UnusableInputError
 from deepepi.core.quiet import captured_output
 from converters.session import first_line
-from deepepi.runtimes.base import check_acc, check_proba
+from deepepi.runtimes.base import Adapter
 
 
-class TFLiteRuntime:
+class TFLiteRuntime(Adapter):
     """One .tflite model in a LiteRT interpreter; ``predict_proba`` takes milli-g windows."""
 
     format = "tflite"
@@ -45,11 +45,9 @@ class TFLiteRuntime:
                                      source=str(self.path))
         self.num_classes = int(out[0]["shape"][-1])
 
-    def predict_proba(self, acc_milli_g: np.ndarray) -> np.ndarray:
+    def _proba(self, x_milli_g: np.ndarray) -> np.ndarray:
         """[n, window] milli-g -> [n, classes] probabilities (the file's softmax, read directly)."""
-        x = check_acc(acc_milli_g, self.window, str(self.path)) * self._scale
-        probs = litert.invoke_each(self._interpreter, x, app_meta.TFLITE.shape(self.window))
-        return check_proba(probs, len(x), str(self.path))
+        return litert.invoke_each(self._interpreter, x_milli_g * self._scale, app_meta.TFLITE.shape(self.window))
 
     def describe(self) -> dict:
         return {"format": self.format, "path": str(self.path), "runtime": "ai-edge-litert",

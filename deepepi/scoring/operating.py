@@ -98,9 +98,9 @@ def check_rule(threshold: float | None, target_sensitivity: float | None, max_fa
         raise ConfigError(f"{' and '.join(given)}: give at most one way to choose the threshold")
     for name, value in (("--threshold", threshold), ("--target-sensitivity", target_sensitivity)):
         if value is not None and not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{name}: got {value:g}, expected a number in [0, 1]")
+            raise ConfigError(f"{name}: got {value!r}, expected a number in [0, 1]")  # !r: never rounded into range
     if max_far_per_day is not None and not max_far_per_day >= 0.0:
-        raise ConfigError(f"--max-far-per-day: got {max_far_per_day:g}, expected a number >= 0")
+        raise ConfigError(f"--max-far-per-day: got {max_far_per_day!r}, expected a number >= 0")
 
 
 def choose(sw: Sweep, *, threshold: float | None = None, target_sensitivity: float | None = None,

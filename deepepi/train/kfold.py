@@ -275,6 +275,17 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _recorded_config(root: Path, given: Config) -> Config:
+    """The config a k-fold run in ``root`` recorded (a fold's config.json, written when the fold
+    starts), else ``given``: with --resume, --config only names the default --out."""
+    from deepepi.core.config import from_dict
+    from deepepi.runs import layout as art
+
+    for path in sorted(root.glob(f"fold-*/{art.CONFIG}")) + sorted(root.glob(f"fold-*/inner-*/{art.CONFIG}")):
+        return from_dict(art.read_json(path), source=str(path), warn=False)
+    return given
+
+
 def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, threads: int = 1,
           data: str | Path | None = None, framework: str | None = None, out: str | Path | None = None,
           epochs: int | None = None, seed: int | None = None, allow_import: bool = False,
@@ -289,6 +300,9 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
     for flag, value, low in (("--kfold", k, 2), ("--nested", nested, 2), ("--jobs", jobs, 1), ("--threads", threads, 1)):
         if value is not None and value < low:
             raise ConfigError(f"{flag}: got {value}, expected an integer >= {low}")
+    if resume:  # the config the k-fold run recorded, as a single run's resume uses its own
+        cfg = _recorded_config(Path(out) if out is not None else DEFAULT_ROOT / f"{cfg.model['modelFname']}-kfold",
+                               cfg)
     cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
     _model_builder(cfg, allow_import)  # an unknown model fails here, not in K processes
     if data is None:

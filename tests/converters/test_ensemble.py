@@ -112,7 +112,7 @@ def test_bad_members_and_q_are_one_line_errors(tmp_path: Path, capsys: pytest.Ca
         build([Member(short, onnx.load(short)), Member(long_, onnx.load(long_))])
     with pytest.raises(SpecError, match="q"):
         build([Member(short, onnx.load(short))], q=1.0)
-    for args, needle in ((["-o", tmp_path / "x.onnx", "--q", "0"], "--q: got 0"),
+    for args, needle in ((["-o", tmp_path / "x.onnx", "--q", "0"], "'--q': got 0"),
                          ([long_, "-o", tmp_path / "x.onnx"], "window"),
                          (["-o", tmp_path / "x.onnx", "--q", "0.5", tmp_path / "missing.onnx"], "not found")):
         code, _, err = cli(capsys, "ensemble", short, *args)

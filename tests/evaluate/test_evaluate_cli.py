@@ -79,10 +79,10 @@ def test_bad_inputs_one_line_exit_2(case: str, files, tmp_path: Path, capsys: py
         args[3], want = tmp_path / "empty.csv", "empty.csv"
     elif case == "threshold":
         args += ["--threshold", "1.5"]
-        want = "--threshold: got 1.5, expected a number in [0, 1]"
+        want = "'--threshold': got 1.5, expected a finite number >= 0 and <= 1"
     elif case == "target":
         args += ["--target-sensitivity", "-0.1"]
-        want = "--target-sensitivity: got -0.1"
+        want = "'--target-sensitivity': got -0.1"
     elif case == "two-rules":
         args += ["--threshold", "0.5", "--max-far-per-day", "2"]
         want = "give at most one way"

@@ -228,7 +228,7 @@ def test_pte_int8_is_smaller_and_passes_the_gate(run, csv_path, tmp_path, capsys
     assert checks["A vs B difference"]["figures"]["max_abs"] > 1e-4  # B really is quantised
     assert checks["argmax agreement"]["figures"]["agreement"] >= 0.99
     code, _, err = cli(capsys, "export", "--pte", run, "--quantize", "fp16", "-o", tmp_path / "h.pte")
-    assert code == 1 and "not offered for .pte" in err and not (tmp_path / "h.pte").exists()
+    assert code == 2 and "--quantize fp16 needs --onnx or --tflite" in err and not (tmp_path / "h.pte").exists()
 
 
 def test_stream_replay_equals_batch_windowing(run, csv_path):

@@ -210,7 +210,8 @@ def test_layer_names_and_weight_shapes_are_consistent():
 # ----- neutral weights file -----------------------------------------------------------------------
 def _random_weights(spec: ArchSpec, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {k: rng.normal(size=shape).astype(np.float32) for k, shape in spec.weight_shapes().items()}
+    return {k: (np.abs(rng.normal(size=shape)) if k.endswith("moving_variance") else rng.normal(size=shape))
+            .astype(np.float32) for k, shape in spec.weight_shapes().items()}  # a variance is >= 0
 
 
 def test_weights_file_round_trip_exact_and_pickle_free(tmp_path):

@@ -61,8 +61,8 @@ def test_plan_rejects_too_many_folds(csv_path: Path, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize("argv, needle", [(["--nested", "2"], "--nested needs --kfold"),
-                                          (["--kfold", "1"], "--kfold: got 1"),
-                                          (["--kfold", "2", "--jobs", "0"], "--jobs: got 0")])
+                                          (["--kfold", "1"], "'--kfold': got 1"),
+                                          (["--kfold", "2", "--jobs", "0"], "'--jobs': got 0")])
 def test_cli_flag_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--config", str(SMOKE), *argv])
