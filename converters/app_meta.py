@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from converters.contract import META_KEYS, THRESHOLD_KEY
+from converters.contract import META_KEYS, RULE_KEY, THRESHOLD_KEY
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
 from deepepi.core.errors import ExportError, UnusableInputError
 from deepepi.core.io import open_input, write_json
@@ -71,6 +71,8 @@ def build(convention: Convention, provenance: dict[str, str], *, window: int,
     }
     if decision_threshold is not None:
         data[THRESHOLD_KEY] = decision_threshold
+        if provenance.get(RULE_KEY):
+            data[RULE_KEY] = json.loads(provenance[RULE_KEY])
     data["io"] = {"input_shape": convention.shape(window), "input_dtype": "float32",
                   "input_unit": convention.input_unit, "output": convention.output}
     if convention.delegate:

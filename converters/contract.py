@@ -40,7 +40,9 @@ META_KEYS = ("deepepi_version", "framework", "framework_version", "exporter", "e
 # Optional metadata_props: the validation-chosen decision threshold (p1 > t is a seizure), written
 # when the run directory records one; read by evaluate, predict and the app-side sidecars.
 THRESHOLD_KEY = "decision_threshold"
-OPTIONAL_META_KEYS = (THRESHOLD_KEY,)
+# JSON: how training chose that threshold (rule, false-alarm budget, validation figures; RUN/threshold.json)
+RULE_KEY = "decision_rule"
+OPTIONAL_META_KEYS = (THRESHOLD_KEY, RULE_KEY)
 
 Reference = Callable[[np.ndarray], np.ndarray]
 
@@ -55,6 +57,7 @@ class Source:
     step: int
     preprocessing: Preprocessing
     decision_threshold: float | None = None
+    decision_rule: str | None = None  # JSON (runs.layout.threshold_rule_json)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
     ordered = {key: values[key] for key in META_KEYS}
     if src.decision_threshold is not None:
         ordered[THRESHOLD_KEY] = repr(float(src.decision_threshold))
+        if src.decision_rule is not None:
+            ordered[RULE_KEY] = src.decision_rule
     return ordered
 
 

@@ -90,6 +90,33 @@ def synth_cmd(out_dir: str, users: int | None, events: int | None, seed: int | N
     click.echo(f"{result.csv_path}: {result.stats.summary()}")
 
 
+@data_group.command("split")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.option("--part", required=True, type=click.Choice(["val", "test"]),
+              help="The run's validation split (where its threshold was chosen) or its test split.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="The CSV the run trained on, when it has moved (its sha256 must match RUN/data.json).")
+def split_cmd(run_dir: str, part: str, output: str, data: str | None) -> None:
+    """Write the rows of RUN's validation or test events (RUN/val_events.csv, RUN/test_events.csv)
+    from the CSV the run trained on (RUN/data.json), unchanged, for evaluate."""
+    from deepepi.core.errors import DataError
+    from deepepi.core.io import sha256_file
+    from deepepi.data.split import write_event_rows
+    from deepepi.runs.layout import DATA_RECORD, SPLIT_FILES, read_split
+
+    record, ids = read_split(Path(run_dir), part)
+    csv = Path(data if data is not None else record["path"])
+    if not csv.is_file():
+        raise DataError(f"the run's data {csv} is missing; pass it with --data", source=str(run_dir))
+    if record.get("sha256") and sha256_file(csv) != record["sha256"]:
+        raise DataError(f"{csv} is not the CSV the run trained on (sha256 differs from {DATA_RECORD})",
+                        source=str(run_dir))
+    refuse_overwrite(output, [csv, Path(run_dir) / SPLIT_FILES[part], Path(run_dir) / DATA_RECORD])
+    found = write_event_rows(csv, ids, output)
+    click.echo(f"{output}: the {part} split of {run_dir}, {found} of {len(ids)} events from {csv}")
+
+
 @data_group.command("inspect")
 @click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
 @_CONFIG

@@ -24,7 +24,8 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--target-sensitivity", type=Number(0, 1), default=None,
               help="Pick the highest threshold reaching this event sensitivity on --data (a validation set).")
 @click.option("--max-far-per-day", type=Number(0), default=None,
-              help="Pick the lowest threshold with at most this many false alarms per 24 h on --data.")
+              help="Pick the threshold with the highest event sensitivity within this many false alarms (alarm "
+                   "episodes) per 24 h on --data, ties to the higher one (training's budget rule).")
 @click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default="raw", show_default=True,
               help="Logic for the sweep, the operating point and the plots; both are always reported.")
 @click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,

@@ -6,7 +6,7 @@ import signal
 
 import click
 
-from deepepi.cli.params import CPUS, EPOCHS, FOLDS, SEED, STEPS, Needs, absent, given, requires
+from deepepi.cli.params import CPUS, EPOCHS, FOLDS, SEED, STEPS, Needs, Number, absent, given, requires
 from deepepi.core.config import FRAMEWORKS, load_config
 from deepepi.core.errors import ConfigError
 
@@ -18,6 +18,7 @@ from deepepi.core.errors import ConfigError
            "force_data": Needs("--resume of a single training (a k-fold resume checks every fold's data)",
                                lambda p: bool(p.get("resume")) and p.get("kfold") is None),
            "init_weights": absent("resume", "a fresh run (a resumed run keeps its own weights)"),
+           "max_far_per_day": absent("resume", "a fresh run (a resumed run keeps the budget it started with)"),
            "quiet": absent("kfold", "a single training (--kfold prints one line per fold)")})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
@@ -33,6 +34,9 @@ from deepepi.core.errors import ConfigError
 @click.option("--steps", type=STEPS, default=None,
               help="Step mode (useLrSchedule true) only: override modelConfig.totalTrainingSteps.")
 @click.option("--seed", type=SEED, default=None, help="Override randomSeed (0 to 2**32-1).")
+@click.option("--max-far-per-day", "max_far_per_day", type=Number(0), default=None,
+              help="Override modelConfig.alarmBudgetPer24h: the most app-logic false alarms (alarm episodes) "
+                   "per 24 h of validation recording the recorded threshold may give [default: 1].")
 @click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
               help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
                    "the framework's seeded initialisation.")
@@ -54,14 +58,17 @@ from deepepi.core.errors import ConfigError
               help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
-          epochs: int | None, steps: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
-          quiet: bool, allow_import: bool, kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
+          epochs: int | None, steps: int | None, seed: int | None, max_far_per_day: float | None,
+          init_weights: str | None, resume: bool, force_data: bool, quiet: bool, allow_import: bool,
+          kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, check_length, train as run_train
 
     # Ctrl-C must reach the trainer even when started from a shell that ignores SIGINT in background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = load_config(config)
+    if max_far_per_day is not None:
+        cfg = cfg.with_overrides(alarmBudgetPer24h=max_far_per_day)
     if kfold is not None:  # --nested, --jobs, --threads need it (the requires declaration above)
         from deepepi.train.kfold import kfold as run_kfold
 

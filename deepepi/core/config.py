@@ -141,6 +141,7 @@ _POS = _num(0, lo_open=True)
 _FRACTION = _num(0, 1)
 _OPEN_FRACTION = _num(0, 1, lo_open=True, hi_open=True)
 DEFAULT_VALIDATION_PROP = 0.2
+DEFAULT_ALARM_BUDGET_PER_24H = 1.0
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "modelConfig": {
@@ -184,6 +185,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "saveBestOnFarReduction": _key(0.10, _num(0)),
         "saveBestOnSensitivityTolerance": _key(0.05, _num(0)),
         "saveBestOnBothImprovement": _bool(True),
+        # deepepi's threshold rule (deepepi.scoring.operating.training_threshold): the most app-logic
+        # false alarms (alarm episodes) per 24 h of non-seizure validation recording the shipped
+        # threshold may give; the default and its reasons are in README.md ("threshold.json").
+        "alarmBudgetPer24h": _key(DEFAULT_ALARM_BUDGET_PER_24H, _num(0)),
         # Batches and step mode (useLrSchedule true: train totalTrainingSteps steps, validate every
         # evalEverySteps; deepepi.train.balanced for useBalancedBatches).
         "useBalancedBatches": _bool(False),

@@ -4,17 +4,25 @@ Windows of one event are strongly correlated, so splitting windows would leak: e
 assigns whole events (and, with ``group_by_user``, whole users) to one side only.
 With ``group_by_user`` the test share is approximate: users are dealt into round(1 / test_prop)
 stratified folds (StratifiedGroupKFold) and the first fold is the test set.
+
+A training run records its validation and test events (``part_events``, written by
+``deepepi.runs.layout`` as val_events.csv / test_events.csv); ``write_event_rows`` copies those
+events' rows out of the CSV the run read, unchanged, so the guide's "choose on val.csv, then test on
+test.csv" runs on exactly the run's splits (``deepepi data split RUN --part val|test``).
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
 from deepepi.core.errors import DataError
+from deepepi.core.io import atomic_path
 
 EVENT_COLUMNS = ("eventId", "userId", "label")
 _CLASS_NAMES = {0: "non-seizure", 1: "seizure"}
@@ -111,4 +119,29 @@ def kfold_events(events: pd.DataFrame, *, n_folds: int, seed: int,
     return [(_ids(events, tr), _ids(events, te)) for tr, te in folds]
 
 
-__all__ = ["EVENT_COLUMNS", "events_table", "split_events", "kfold_events"]
+def part_events(event_id: np.ndarray, user_id: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """One row per event (eventId, userId, label) of a split's windows, sorted by eventId."""
+    table = pd.DataFrame({"eventId": np.asarray(event_id, dtype=np.int64),
+                          "userId": np.asarray(user_id, dtype=np.int64),
+                          "label": np.asarray(y, dtype=np.int64)})
+    table = table.groupby("eventId", sort=True).agg(userId=("userId", "first"), label=("label", "max"))
+    return table.reset_index()[list(EVENT_COLUMNS)]
+
+
+def write_event_rows(csv: str | Path, event_ids: Iterable[int], out: str | Path) -> int:
+    """Copy the rows of ``event_ids`` from ``csv`` to ``out`` (atomically, header kept, cells as
+    text so nothing is reformatted); returns how many events were found."""
+    wanted = {str(int(e)) for e in event_ids}
+    found: set[str] = set()
+    with atomic_path(out) as tmp:
+        reader = pd.read_csv(csv, dtype=str, keep_default_na=False, chunksize=20_000, encoding="utf-8-sig")
+        for i, chunk in enumerate(reader):
+            if "eventId" not in chunk.columns:
+                raise DataError("no eventId column", source=str(csv))
+            keep = chunk[chunk["eventId"].isin(wanted)]
+            found.update(keep["eventId"].unique().tolist())
+            keep.to_csv(tmp, mode="a", header=i == 0, index=False)
+    return len(found)
+
+
+__all__ = ["EVENT_COLUMNS", "events_table", "split_events", "kfold_events", "part_events", "write_event_rows"]

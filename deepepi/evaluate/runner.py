@@ -26,7 +26,7 @@ from deepepi.evaluate import szcore
 from deepepi.evaluate.data import EvalData, load
 from deepepi.scoring import bootstrap
 from deepepi.scoring.alarm import ALARM, AlarmParams
-from deepepi.scoring.events import (AlarmLogic, EventFigures, alarm_starts, detection, event_figures, hours, per_24h,
+from deepepi.scoring.events import (AlarmLogic, EventFigures, detection, episode_starts, event_figures, hours, per_24h,
                                     summary, table_by)
 from deepepi.scoring.operating import Sweep, check_rule, choose, sweep
 from deepepi.evaluate.qsweep import check_qs, sweep_q
@@ -174,12 +174,13 @@ def _osd_baseline(data: EvalData) -> dict[str, Any]:
     seizure = data.events["label"].to_numpy() == 1
     det = data.events["osd_detected"].to_numpy()
     non_windows = np.bincount(data.window_event, minlength=len(data.events))[~seizure].sum()
-    starts = alarm_starts(osd, data.segment)
+    starts = episode_starts(osd, data.window_event, data.end_time)  # alarm episodes, as for the models
     false_alarms = int(starts[~seizure[data.window_event]].sum())
     non_hours = hours(non_windows, data.hop_s)
     return {"rule": f"recorded osdAlarmState >= {OSD_ALARM_STATE} ({OSD_ALARM_STATE} ALARM and higher codes; empty "
                     "counts as 0); window: its last "
-                    "datapoint; event: any datapoint of the event, including those before its first window",
+                    "datapoint; event: any datapoint of the event, including those before its first window; false "
+                    "alarms: alarm episodes, as for the models",
             "window": at_threshold(data.y, osd),
             "event": {**detection(seizure, det), "false_alarms": false_alarms,
                       "fp_per_24h": per_24h(false_alarms, non_hours)}}

@@ -26,6 +26,8 @@ PLOT = "training.png"
 CONFIG = "config.json"
 LOG = "train.log"
 THRESHOLD = "threshold.json"  # the validation-chosen decision threshold (``decision_threshold``)
+SPLIT_FILES = {"val": "val_events.csv", "test": "test_events.csv"}  # the events of each held-out split
+DATA_RECORD = "data.json"  # the CSV the run read (path, sha256): what `deepepi data split` rebuilds from
 RESUME_DIR = "resume"
 RUN_STATE = "run.json"  # inside resume/: what --resume needs besides the framework checkpoint
 
@@ -95,6 +97,59 @@ def read_threshold(run_dir: Path) -> float | None:
     record = read_json(path)
     value = record.get("decision_threshold") if isinstance(record, dict) else None
     return parse_threshold(value, field="decision_threshold", source=str(path), error=DataError)
+
+
+def write_split_files(run_dir: Path, data: Path, parts: dict[str, Any]) -> None:
+    """RUN/val_events.csv, RUN/test_events.csv (one row per event: eventId, userId, label, from the
+    split's windows) and RUN/data.json (the CSV they index, by path and sha256)."""
+    from deepepi.data.split import part_events
+
+    for part, windows in parts.items():
+        table = part_events(windows.event_id, windows.user_id, windows.y)
+        io.write_text(run_dir / SPLIT_FILES[part], table.to_csv(index=False))
+    io.write_json(run_dir / DATA_RECORD, {"path": str(Path(data).resolve()), "sha256": io.sha256_file(data)})
+
+
+def read_split(run_dir: Path, part: str) -> tuple[dict[str, Any], list[int]]:
+    """(the data record, the part's event ids) of a run; DataError naming the file when missing."""
+    path = Path(run_dir) / SPLIT_FILES[part]
+    record_path = Path(run_dir) / DATA_RECORD
+    for need in (path, record_path):
+        if not need.is_file():
+            raise DataError(f"no {need.name}: not a run directory, or trained before runs recorded their "
+                            "splits", source=str(run_dir))
+    record = read_json(record_path)
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        raise DataError("expected an object with a \"path\"", source=str(record_path))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0].split(",")[0] != "eventId":
+        raise DataError("expected a CSV whose first column is eventId", source=str(path))
+    try:
+        ids = [int(line.split(",")[0]) for line in lines[1:] if line.strip()]
+    except ValueError:
+        raise DataError("eventId must be an integer", source=str(path)) from None
+    return record, ids
+
+
+# The parts of threshold.json the model metadata carries (ONNX ``decision_rule``, the app sidecar).
+RULE_FIELDS = ("rule", "rule_kind", "budget_met", "alarm_budget_per_24h", "validation_source",
+               "validation_seizure_events", "validation_non_seizure_hours", "event_sensitivity",
+               "sensitivity_interval", "false_alarm_ratio", "false_alarms", "fp_per_24h")
+
+
+def threshold_rule_json(run_dir: Path) -> str | None:
+    """How the run's threshold was chosen, as compact JSON for the model metadata; None without
+    a threshold.json (or one from before the rule was recorded)."""
+    path = Path(run_dir) / THRESHOLD
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict) or "rule_kind" not in record:
+        return None
+    rule = {k: record.get(k) for k in RULE_FIELDS}
+    logic = record.get("alarm_logic")
+    rule["alarm_logic"] = logic.get("name") if isinstance(logic, dict) else None
+    return json.dumps(rule, sort_keys=True, separators=(",", ":"))
 
 
 def remove_resume_state(run_dir: Path) -> None:

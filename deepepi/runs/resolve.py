@@ -23,7 +23,7 @@ from deepepi.core.preprocessing import from_config as preprocessing_from_config
 from deepepi.runs.layout import CONFIG as CONFIG_FILE
 from deepepi.runs.layout import MODEL_FILES
 from deepepi.runs.layout import WEIGHTS as WEIGHTS_FILE
-from deepepi.runs.layout import read_threshold
+from deepepi.runs.layout import read_threshold, threshold_rule_json
 
 SHORT_NAMES = {"tensorflow": "tf", "pytorch": "torch"}
 CONVERTERS = {"tensorflow": "converters.keras_onnx", "pytorch": "converters.torch_onnx"}
@@ -89,7 +89,8 @@ def source_for(file: Path, cfg: Config) -> Source:
     the decision threshold the run directory records (if any)."""
     return Source(file=file.name, sha256=sha256_file(file), sample_freq=int(cfg.model["sampleFreq"]),
                   step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg),
-                  decision_threshold=read_threshold(file.parent))
+                  decision_threshold=read_threshold(file.parent),
+                  decision_rule=threshold_rule_json(file.parent))
 
 
 def framework_modules(framework: str) -> tuple[Any, Any]:

@@ -27,6 +27,7 @@ import numpy as np
 from deepepi.core.constants import DATAPOINT_SECONDS, SAMPLES_PER_DATAPOINT
 
 OK, WARNING, ALARM = 0, 1, 2
+EPISODE_S = 90.0  # an alarm episode's span from its first alarm window (``scoring.events.episode_starts``)
 STATE_NAMES = ("OK", "WARNING", "ALARM")
 
 
@@ -37,6 +38,7 @@ class AlarmParams:
     warn_time: float = 5.0
     alarm_time: float = 10.0
     sample_period: float = DATAPOINT_SECONDS
+    episode_s: float = EPISODE_S  # counting only: alarm windows this close to an episode's start are that episode
 
     @property
     def revert_count(self) -> float:
@@ -50,7 +52,8 @@ class AlarmParams:
 
     def to_dict(self) -> dict[str, float]:
         return {"warn_time_s": self.warn_time, "alarm_time_s": self.alarm_time,
-                "sample_period_s": self.sample_period, "revert_count_s": self.revert_count}
+                "sample_period_s": self.sample_period, "revert_count_s": self.revert_count,
+                "episode_s": self.episode_s}
 
 
 def movement_cv_pct(samples_milli_g: np.ndarray) -> np.ndarray:
@@ -164,5 +167,5 @@ def first_alarm(states: np.ndarray, level: int = ALARM) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
-__all__ = ["OK", "WARNING", "ALARM", "STATE_NAMES", "AlarmParams", "AlarmStateMachine", "alarm_states",
+__all__ = ["OK", "WARNING", "ALARM", "EPISODE_S", "STATE_NAMES", "AlarmParams", "AlarmStateMachine", "alarm_states",
            "movement_cv_pct", "still", "gate_windows", "positive", "first_alarm"]

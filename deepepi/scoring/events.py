@@ -8,8 +8,15 @@ Two alarm logics, both reported:
   ALARM.
 
 Definitions (the same for both logics):
-- an *alarm* is the start of a run of alarm windows within one contiguous stretch (consecutive
-  alarm windows are one alarm, not several);
+- an *alarm* is an *alarm episode* (``episode_starts``): it starts at an alarm window and covers
+  every alarm window of the same event that ends less than ``AlarmParams.episode_s`` (90 s) after
+  that first window's end; the first alarm window after it starts the next episode. So a run of
+  alarm windows is one alarm, runs closer than 90 s (the app's one-negative revert and longer
+  gaps) are merged, and an alarm that goes on counts again every 90 s. Unlike "runs of alarm
+  windows, close runs merged", this count never grows when alarm windows are removed (it is the
+  largest number of alarm windows per event that are pairwise at least 90 s apart), so FP/24 h is
+  non-increasing in the threshold for both logics, and app-logic counts never exceed raw ones (app
+  ALARM windows are a subset of the raw alarm windows);
 - an event is *detected* when an alarm is raised anywhere in it (events too short for a window
   cannot be detected); *latency* = time of the first alarm window (its last datapoint's dataTime)
   minus the onset (``seizureTimes`` start when known, else the recording start; negative when
@@ -27,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepepi.scoring.alarm import ALARM, WARNING, AlarmParams, alarm_states, gate_windows
+from deepepi.scoring.alarm import ALARM, EPISODE_S, WARNING, AlarmParams, alarm_states, gate_windows
 from deepepi.scoring.evaldata import EvalData
 from deepepi.scoring.metrics import ratio
 
@@ -70,10 +77,47 @@ class EventFigures:
 
 
 def alarm_starts(alarm: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """True at the first window of each run of alarm windows within a segment."""
+    """True at the first window of each run of alarm windows within a segment (runs, not episodes:
+    see ``episode_starts`` for what counts as a false alarm)."""
     start = alarm.copy()
     start[1:] &= ~alarm[:-1] | (segment[1:] != segment[:-1])
     return start
+
+
+def episode_starts(alarm: np.ndarray, window_event: np.ndarray, end_time: np.ndarray,
+                   episode_s: float = EPISODE_S) -> np.ndarray:
+    """True at the first window of each alarm episode (see the module docstring): greedily, per event
+    in time order, an alarm window starts an episode unless it ends less than ``episode_s`` after the
+    current episode's first window. Vectorised: each alarm window points to the next alarm window
+    that would start an episode after it, and the episode starts (the chain of pointers from each
+    event's first alarm window) are found by pointer doubling in log2(n) steps."""
+    alarm = np.asarray(alarm, dtype=bool)
+    out = np.zeros(len(alarm), dtype=bool)
+    idx = np.flatnonzero(alarm)
+    if not len(idx):
+        return out
+    ev = np.asarray(window_event)[idx]
+    t = np.asarray(end_time, dtype=np.float64)[idx]
+    order = np.lexsort((t, ev))
+    idx, ev, t = idx[order], ev[order], t[order]
+    new_event = np.r_[True, ev[1:] != ev[:-1]]
+    rank = np.cumsum(new_event) - 1
+    first = np.maximum.accumulate(np.where(new_event, np.arange(len(t)), 0))
+    rel = t - t[first]  # time since the event's first alarm window
+    span = float(rel.max()) + 2.0 * episode_s + 1.0
+    key = rank * span + rel  # increasing; events never closer than episode_s
+    n = len(idx)
+    nxt = np.searchsorted(key, key + episode_s - 1e-6, side="left")  # n: no further alarm window
+    nxt = np.append(nxt, n)  # sentinel n points to itself
+    member = np.append(new_event, False)  # each event's first alarm window starts an episode
+    jump = nxt
+    for _ in range(max(1, int(np.ceil(np.log2(n + 1))) + 1)):
+        reached = jump[np.flatnonzero(member)]
+        member[reached] = True
+        member[n] = False
+        jump = jump[jump]
+    out[idx[member[:n]]] = True
+    return out
 
 
 def _first_time(mask: np.ndarray, data: EvalData, n_events: int) -> np.ndarray:
@@ -84,10 +128,12 @@ def _first_time(mask: np.ndarray, data: EvalData, n_events: int) -> np.ndarray:
     return first
 
 
-def event_figures(data: EvalData, states: np.ndarray, max_p: np.ndarray) -> EventFigures:
+def event_figures(data: EvalData, states: np.ndarray, max_p: np.ndarray, episode_s: float = EPISODE_S) -> EventFigures:
+    """Per-event detection, alarm episodes (``alarms``), first alarm and latency."""
     n = len(data.events)
     alarm = states >= ALARM
-    counts = np.bincount(data.window_event, weights=alarm_starts(alarm, data.segment), minlength=n)
+    starts = episode_starts(alarm, data.window_event, data.end_time, episode_s)
+    counts = np.bincount(data.window_event, weights=starts, minlength=n)
     warned = np.bincount(data.window_event, weights=states >= WARNING, minlength=n) > 0
     first = _first_time(alarm, data, n)
     seizure = data.events["label"].to_numpy() == 1

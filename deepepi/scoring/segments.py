@@ -1,8 +1,8 @@
 """Where the app's alarm state machine starts afresh: one segment number per window.
 
 The phone restarts its buffer, and with it the WarnTime/AlarmTime machine, at every new recording
-(a new event, or a gap in one). Scoring runs the machine once per segment (``alarm.alarm_states``)
-and never counts one alarm across two segments (``events.alarm_starts``).
+(a new event, or a gap in one). Scoring runs the machine once per segment (``alarm.alarm_states``);
+false alarms are then counted as alarm episodes per event, by time (``events.episode_starts``).
 """
 
 from __future__ import annotations

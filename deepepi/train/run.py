@@ -154,7 +154,7 @@ def _resume_data(saved: dict[str, Any], run_dir: Path, data: str | Path | None, 
 def _run_files() -> list[str]:
     """Every artefact name a run writes (and a fresh run clears)."""
     return [*art.MODEL_FILES.values(), art.WEIGHTS, art.INIT_WEIGHTS, art.HISTORY, art.METRICS, art.PLOT,
-            art.CONFIG, art.LOG, art.THRESHOLD]
+            art.CONFIG, art.LOG, art.THRESHOLD, *art.SPLIT_FILES.values(), art.DATA_RECORD]
 
 
 def _refuse_inputs_in_run_dir(run_dir: Path, *inputs: str | Path | None) -> None:
@@ -256,6 +256,7 @@ def train(cfg: Config, *, data: str | Path | None = None, framework: str | None 
         io.write_json(run_dir / art.RESUME_DIR / art.RUN_STATE,
                       {"config": cfg.to_dict(), "data": str(data.resolve()), "data_sha256": io.sha256_file(data),
                        "framework": fw, "split": split.to_dict() if split else None})
+        art.write_split_files(run_dir, data, {"val": datasets.val, "test": datasets.test})
     # From here on run.json exists, so Ctrl-C at any moment leaves a resumable run: say how to resume.
     history: list[dict[str, Any]] = []
     try:
@@ -290,7 +291,7 @@ def _record_threshold(job: Job, fit: FitResult) -> dict[str, Any]:
     from deepepi.train import threshold
 
     hop_s = int(job.cfg.processing["step"]) / float(job.cfg.model["sampleFreq"])
-    return threshold.record(job.run_dir, fit.val_proba[:, 1], job.data.val, hop_s, job.data.val_source)
+    return threshold.record(job.run_dir, fit.val_proba[:, 1], job.data.val, hop_s, job.data.val_source, cfg=job.cfg)
 
 
 def _initial_weights(path: str | Path | None, spec: Any) -> dict[str, np.ndarray] | None:
@@ -323,8 +324,11 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
     chosen_t = _record_threshold(job, fit)
+    from deepepi.train.threshold import end_lines, figures_words as threshold_words
+
     job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; chosen on "
-                 f"{_validation_words(chosen_t['validation_source'])}) -> {art.THRESHOLD}")
+                 f"{_validation_words(chosen_t['validation_source'])}) -> {art.THRESHOLD}; "
+                 f"{threshold_words(chosen_t)}")
     plot_history(job.run_dir / art.PLOT, job.history,
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
     art.remove_resume_state(job.run_dir)
@@ -332,6 +336,8 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: val sensitivity "
                     f"{fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])} | "
                     f"test window TPR {fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
+    for line in end_lines(chosen_t):  # the threshold fallback's loud line, the few-seizures warning
+        job.log.summary(line)
     return RunResult(run_dir=job.run_dir, framework=job.cfg.framework, best_epoch=best,
                      history=job.history, metrics=metrics)
 

@@ -1,32 +1,70 @@
 """The validation-chosen decision threshold, recorded in the run directory as threshold.json.
 
 The rule and its figures are scoring's (``deepepi.scoring.operating.training_threshold``: the highest
-grid threshold keeping the validation event sensitivity, raw windows, at its maximum); this module
-only turns the validation split into scoring's input and writes the record. Export copies the
-threshold into the ONNX metadata as ``decision_threshold``; evaluate and predict use it by default.
+validation event sensitivity through the app's alarm logic within the config's false-alarm budget,
+``alarmBudgetPer24h``, else the best event Youden J, said loudly); this module only turns the
+validation split into scoring's input (the movement gate needs the windows' samples: applied unless
+the windows are normalised) and writes the record. Export copies the threshold into the ONNX
+metadata as ``decision_threshold``; evaluate and predict use it by default.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deepepi.core import io
+from deepepi.core.preprocessing import MILLI_G_PER_G
 from deepepi.data.windows import GAP_SECONDS
 from deepepi.runs.layout import THRESHOLD
 from deepepi.scoring.evaldata import from_windows
+from deepepi.scoring.events import AlarmLogic
 from deepepi.scoring.operating import training_threshold
 
 
-def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float) -> dict[str, Any]:
-    """The threshold record for ``windows`` (validation split) and their seizure probabilities."""
-    return training_threshold(p_seizure, from_windows(windows, hop_s, gap_seconds=GAP_SECONDS))
+def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budget_per_24h: float,
+                     acc_sd_threshold: float = 0.0, normalised: bool = False, seed: int = 0) -> dict[str, Any]:
+    """The threshold record for ``windows`` (validation split, model input in g) and their seizure
+    probabilities. The movement gate (100 * std / mean, unit-free) is computed from the windows
+    scaled back to milli-g; normalised windows have lost their mean, so the gate is then left out."""
+    data = from_windows(windows, hop_s, gap_seconds=GAP_SECONDS)
+    gate = acc_sd_threshold if acc_sd_threshold > 0 and not normalised else 0.0
+    if gate > 0:
+        X = np.asarray(windows.X, dtype=np.float64).reshape(len(windows.y), -1) * MILLI_G_PER_G
+        data = replace(data, X=X)
+    rec = training_threshold(p_seizure, data, budget_per_24h=budget_per_24h,
+                             logic=AlarmLogic("app", acc_sd_threshold=gate), seed=seed)
+    rec["alarm_logic"]["movement_gate_applied"] = gate > 0
+    if acc_sd_threshold > 0 and gate == 0:
+        rec["alarm_logic"]["movement_gate_note"] = ("not applied on validation: the windows are normalised "
+                                                    "(dataProcessing.normalise), so 100 * std / mean is undefined")
+    return rec
 
 
-def record(run_dir: Path, p_seizure: np.ndarray, windows: Any, hop_s: float, val_source: str) -> dict[str, Any]:
-    """Choose the threshold on the validation split and write RUN/threshold.json."""
-    rec = {**choose_threshold(p_seizure, windows, hop_s), "validation_source": val_source}
+def record(run_dir: Path, p_seizure: np.ndarray, windows: Any, hop_s: float, val_source: str, *,
+           cfg: Any) -> dict[str, Any]:
+    """Choose the threshold on the validation split per ``cfg`` (budget, movement gate, seed) and
+    write RUN/threshold.json."""
+    rec = {**choose_threshold(p_seizure, windows, hop_s, budget_per_24h=float(cfg.model["alarmBudgetPer24h"]),
+                              acc_sd_threshold=float(cfg.processing["accSdThreshold"]),
+                              normalised=bool(cfg.processing["normalise"]), seed=cfg.seed),
+           "validation_source": val_source}
     io.write_json(Path(run_dir) / THRESHOLD, rec)
     return rec
+
+
+def figures_words(rec: dict[str, Any]) -> str:
+    """The validation figures at the chosen threshold, for the training log's threshold line."""
+    sens, n = rec.get("event_sensitivity"), rec.get("validation_seizure_events", 0)
+    detected = "n/a" if sens is None else f"{sens:.3f} ({round(sens * n)} of {n} seizure events)"
+    return (f"validation: sensitivity {detected}, {rec.get('false_alarms', 0)} false alarm(s) in "
+            f"{rec.get('validation_non_seizure_hours') or 0.0:.1f} h of non-seizure recording")
+
+
+def end_lines(rec: dict[str, Any]) -> list[str]:
+    """What training prints last about its threshold: the fallback's one loud line and the
+    uncertainty warning (empty when the budget was met on enough seizure events)."""
+    return list(rec.get("warnings", []))

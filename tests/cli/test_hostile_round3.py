@@ -191,6 +191,7 @@ DECLARED = [(path, key) for path, command in COMMANDS for key in declared_needs(
 BARE = {("train",): ("train", "--config", "CONFIG", "--out", "OUT"), ("export",): ("export", "--onnx", "RUN"),
         ("verify",): ("verify", "A", "B"), ("predict",): ("predict", "MODEL", "--data", "CSV", "-o", "OUTCSV")}
 UNMET = {(("train",), "init_weights"): (*BARE[("train",)], "--resume"),
+         (("train",), "max_far_per_day"): (*BARE[("train",)], "--resume"),
          (("train",), "quiet"): (*BARE[("train",)], "--kfold", "2"),
          (("train",), "force_data"): (*BARE[("train",)], "--kfold", "2", "--resume"),
          (("verify",), "seed"): (*BARE[("verify",)], "--data", "CSV"),

@@ -28,7 +28,7 @@ def test_outputs(files, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                          "--threshold", 0.5, "-o", tmp_path / "ev")
     assert code == 0, err
     assert "stub: threshold 0.50 (--threshold)" in out and "note:" not in out
-    assert "raw windows: events 3/4 (sensitivity 0.750), FP/24 h 5760.00" in out
+    assert "raw windows: events 3/4 (sensitivity 0.750), FP/24 h 1920.00" in out  # one alarm episode
     results = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert [m["name"] for m in results["models"]] == ["stub", "stub-2"]
     assert results["szcore"]["parameters"]["toleranceStart"] == 30.0
