@@ -6,8 +6,10 @@ import json
 
 import click
 
+from deepepi.cli.guarded import command
 
-@click.command("doctor")
+
+@command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON (for bug reports).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True,
               help="Seconds to wait for each framework to load and list its GPUs.")

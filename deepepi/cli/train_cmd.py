@@ -6,19 +6,20 @@ import signal
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputDir, command
 from deepepi.cli.params import POSITIVE_INT, SEED
 from deepepi.core.config import FRAMEWORKS, load_config
 from deepepi.core.errors import ConfigError
 
 
-@click.command("train")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+@command("train")
+@click.option("--config", "config", type=InputPath(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
+@click.option("--data", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV. Default: the built-in synthetic dataset.")
 @click.option("--framework", type=click.Choice(FRAMEWORKS), default=None,
               help="Override the framework detected from the config.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--out", type=OutputDir(), default=None,
               help="Run directory. Default: artifacts/<modelFname>.")
 @click.option("--epochs", type=POSITIVE_INT, default=None,
               help="Override modelConfig.epochs; in step mode (useLrSchedule true) train this many passes "
@@ -26,7 +27,7 @@ from deepepi.core.errors import ConfigError
 @click.option("--steps", type=POSITIVE_INT, default=None,
               help="Step mode (useLrSchedule true) only: override modelConfig.totalTrainingSteps.")
 @click.option("--seed", type=SEED, default=None, help="Override randomSeed (0 to 2**32-1).")
-@click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
+@click.option("--init-weights", "init_weights", type=InputPath(dir_okay=False), default=None,
               help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
                    "the framework's seeded initialisation.")
 @click.option("--resume", is_flag=True,

@@ -1,4 +1,5 @@
-"""A directory that appears whole or not at all: ``deepepi.core.io``'s atomic writes, for a folder.
+"""A directory that appears whole or not at all: ``deepepi.core.io``'s atomic writes, for a folder
+(recorded in the open WriteSet like a file, so a later failure of the command removes it again).
 
 The folder is built under io's temporary name (``.deepepi-tmp-<pid>-<random>-<final name>``) beside
 its final place and renamed there only when the block succeeds; a process killed before the rename
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from deepepi.core import io
 from deepepi.core.io import TEMP_PREFIX, remove_stale_temps
 
 
@@ -22,7 +24,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a new empty folder beside ``path``; on success it replaces ``path`` (absent, or an
     empty folder), else it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    io.make_dirs(path.parent)
     remove_stale_temps(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=f"-{path.name}", dir=path.parent))
     mask = os.umask(0)
@@ -32,6 +34,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         yield tmp
         if path.exists():
             path.rmdir()
+        io.note_replace(path)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -96,7 +96,7 @@ OUTPUT_FILES = {"results": "results.json", "events": "events.csv", "report": "re
 def write_all(ev: Evaluation, out: str | Path) -> dict[str, Any]:
     """Write every output into ``out``; returns {kind: path(s)} (also recorded in results.json)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    io.make_dirs(out)  # recorded: a failed or interrupted evaluate removes it with the files
     logic = ev.results["definitions"]["primary_logic"]
     figures: list[tuple[str, Path]] = []
     curves = {m.name: m.curves for m in ev.models}
