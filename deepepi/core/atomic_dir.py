@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from deepepi.core import io
+from deepepi.core.errors import OutputPathError
 from deepepi.core.io import TEMP_PREFIX, remove_stale_temps
 
 
@@ -31,7 +32,10 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     os.umask(mask)
     os.chmod(tmp, 0o777 & ~mask)  # mkdtemp creates 0700; a run directory gets normal permissions
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OutputPathError as err:  # name the file by its final path, not the staging folder's
+            raise OutputPathError(str(err).replace(str(tmp), str(path))) from None
         if path.exists():
             path.rmdir()
         io.note_replace(path)

@@ -87,7 +87,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if stat.S_ISBLK(mode):
         raise OutputPathError("is a block device; deepepi will not write to it", source=str(path))
     if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-        yield path
+        try:
+            yield path
+        except OSError as exc:  # /dev/full: "No space left on device", named
+            if exc.errno not in _FULL:
+                raise
+            raise OutputPathError(f"cannot write: {_FULL[exc.errno]}", source=str(path)) from None
         return
     make_dirs(path.parent)
     folder = path.parent.resolve()
@@ -106,7 +111,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         except DeepEpiError:
             raise
         except Exception as exc:  # noqa: BLE001 - only write failures are re-raised as one line
-            reason = write_failure(exc)
+            reason = write_failure(exc) or _probe(tmp_path)
             if reason is None:
                 raise
             raise OutputPathError(f"cannot write: {reason}", source=str(path)) from None
@@ -117,6 +122,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 _FULL = {errno.EFBIG: "File too large", errno.ENOSPC: "No space left on device",
          errno.EDQUOT: "Disk quota exceeded"}
+
+
+def _probe(tmp: Path) -> str | None:
+    """Whether writing more to ``tmp`` fails for want of room: some writers (torch.save's zip
+    stream) report a refused write only as an unrelated-looking RuntimeError. Not probed where a
+    file-size limit is set and SIGXFSZ would kill the process instead of failing the write."""
+    try:
+        import resource
+        import signal
+    except ImportError:  # not POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY and signal.getsignal(signal.SIGXFSZ) != signal.SIG_IGN:
+        return None
+    try:
+        with open(tmp, "ab") as fh:
+            fh.write(b"\0" * (1 << 16))
+            fh.flush()
+    except OSError as exc:
+        return _FULL.get(exc.errno)
+    return None
 
 
 def write_failure(exc: BaseException) -> str | None:
@@ -255,8 +281,8 @@ class WriteSet:
     def before_replace(self, path: Path) -> None:
         """Called just before a temporary file or folder is renamed onto ``path``."""
         key = os.path.abspath(path)
-        if key in self._seen:
-            return
+        if key in self._seen or path.parent.name.startswith(TEMP_PREFIX):
+            return  # inside a staging folder (core.atomic_dir): it appears or goes as a whole
         self._seen.add(key)
         if path.is_file() and not path.is_symlink():
             aside = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{len(self.backups)}-{path.name}")
