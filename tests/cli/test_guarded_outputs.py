@@ -189,3 +189,22 @@ def test_an_input_that_is_a_symlink_loop_is_one_line(tmp_path, capsys, monkeypat
     before = _tree(tmp_path)
     line = assert_refused(run(capsys, *argv))
     assert "symlink loop" in line and _tree(tmp_path) == before, line
+
+
+DERIVED_CASES = [(w, p.name, i.name, suffix) for w, c in COMMANDS for p in c.params if _is(p, OutputPath)
+                 for suffix in p.type.derived for i in c.params if _is(i, InputPath)]
+
+
+@pytest.mark.parametrize("words, output, inp, suffix", DERIVED_CASES,
+                         ids=[f"{' '.join(w)} {o}{s} <- {i}" for w, o, i, s in DERIVED_CASES])
+def test_a_file_written_beside_the_output_is_guarded_too(tmp_path, capsys, monkeypatch, words, output, inp,
+                                                         suffix) -> None:  # noqa: ANN001
+    """`export --tflite RUN -o m.tflite` also writes m.tflite.json: that name must not be an input either."""
+    monkeypatch.chdir(tmp_path)
+    cmd = dict((w, c) for w, c in COMMANDS)[words]
+    target = tmp_path / f"model.tflite{suffix}"
+    target.write_text('{"an": "input"}\n', encoding="utf-8")
+    argv = _argv(words, cmd, {inp: str(target), output: str(tmp_path / "model.tflite")}, tmp_path)
+    before = _tree(tmp_path)
+    line = assert_refused(run(capsys, *argv))
+    assert "is the input file" in line and _tree(tmp_path) == before, line
