@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import click
 
 from deepepi import __version__
+from deepepi.cli.guarded import GuardedGroup, last_undone
 from deepepi.core import quiet
 from deepepi.core.errors import DeepEpiError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deepepi")
 @click.option("-v", "--verbose", is_flag=True,
               help="Show TensorFlow's C++ start-up and log lines (hidden by default).")
@@ -55,10 +58,34 @@ def _one_line(err: click.ClickException) -> str:
     return f"{where}: {text}" if where else text
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends a command as Ctrl-C does: its writes are rolled back (or kept resumable), exit 130."""
+    raise KeyboardInterrupt
+
+
+def _aborted() -> str:
+    undone = last_undone()
+    if not undone:
+        return "deepepi: aborted"
+    more = f" and {len(undone) - 1} more" if len(undone) > 1 else ""
+    return f"deepepi: aborted; removed what it had written ({undone[0]}{more})"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into `deepepi: error: ...` and exit codes."""
     quiet.route_warnings()  # one line per warning, once per job (rank 0 under torchrun)
     _register()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="deepepi", standalone_mode=False)
     except DeepEpiError as err:
@@ -69,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"deepepi: error: {where}{err.strerror or err}", err=True)
         sys.exit(DeepEpiError.exit_code)
     except click.exceptions.Abort:
-        click.echo("deepepi: aborted", err=True)
+        click.echo(_aborted(), err=True)
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as err:  # bare `deepepi data`: the help is the answer
         err.show()

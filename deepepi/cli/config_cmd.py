@@ -6,16 +6,17 @@ import json
 
 import click
 
+from deepepi.cli.guarded import InputPath, group
 from deepepi.core.config import load_config
 
 
-@click.group("config")
+@group("config")
 def config_group() -> None:
     """Inspect config files (reference nnTraining2 layout)."""
 
 
 @config_group.command("show")
-@click.argument("config", type=click.Path(dir_okay=False), required=False)
+@click.argument("config", type=InputPath(dir_okay=False), required=False)
 def show(config: str | None) -> None:
     """Print CONFIG resolved: defaults filled in, framework detected, unsupported keys warned about."""
     cfg = load_config(config)

@@ -10,22 +10,22 @@ from pathlib import Path
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputDir, OutputPath, group
 from deepepi.cli.params import SEED, Number
 from deepepi.core.config import load_config
-from deepepi.core.io import refuse_overwrite
 
-_CONFIG = click.option("--config", "-c", "config", type=click.Path(dir_okay=False), default=None,
+_CONFIG = click.option("--config", "-c", "config", type=InputPath(dir_okay=False), default=None,
                        help="Config JSON (reference nnTraining2 layout); default configs/nnConfig_deep.json.")
 
 
-@click.group("data")
+@group("data")
 def data_group() -> None:
     """OSDB data: JSON -> CSV -> windows, and the built-in synthetic dataset."""
 
 
 @data_group.command("flatten")
-@click.argument("events", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.argument("events", nargs=-1, type=InputPath(dir_okay=False))
+@click.option("-o", "--output", required=True, type=OutputPath(),
               help="CSV to write (510 columns, one row per 5-s datapoint).")
 @_CONFIG
 def flatten_cmd(events: tuple[str, ...], output: str, config: str | None) -> None:
@@ -37,7 +37,6 @@ def flatten_cmd(events: tuple[str, ...], output: str, config: str | None) -> Non
     from deepepi.data.osdb import flatten
 
     cfg = load_config(config, warn=("keys",))  # no windows, no training: only the unsupported keys concern it
-    refuse_overwrite(output, [config])
     if events:
         paths = [Path(p) for p in events]
     else:
@@ -48,8 +47,8 @@ def flatten_cmd(events: tuple[str, ...], output: str, config: str | None) -> Non
 
 
 @data_group.command("windows")
-@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.argument("csv_path", metavar="CSV", type=InputPath(dir_okay=False))
+@click.option("-o", "--output", required=True, type=OutputPath(),
               help="npz to write with arrays X, y, event_id, user_id, end_time.")
 @click.option("--raw", is_flag=True, help="Keep milli-g (the ONNX graphs' input) instead of model input in g.")
 @_CONFIG
@@ -58,7 +57,6 @@ def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> No
     from deepepi.data.csvio import load_csv
     from deepepi.data.windows import windows_from_config
 
-    refuse_overwrite(output, [csv_path, config])
     cfg = load_config(config, warn=("keys", "window"))
     windows = windows_from_config(load_csv(csv_path), cfg, raw=raw)
     windows.save_npz(output)
@@ -68,7 +66,7 @@ def windows_cmd(csv_path: str, output: str, raw: bool, config: str | None) -> No
 
 
 @data_group.command("synth")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", required=True, type=OutputDir(),
               help="Directory for the three OSDB JSON files and allData.csv.")
 @click.option("--users", type=Number(1, 1000, integer=True), default=None,
               help="Number of users, 1 to 1000 [default: 8].")
@@ -91,34 +89,35 @@ def synth_cmd(out_dir: str, users: int | None, events: int | None, seed: int | N
 
 
 @data_group.command("split")
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="RUN", type=InputPath(run=True))
 @click.option("--part", required=True, type=click.Choice(["val", "test"]),
               help="The run's validation split (where its threshold was chosen) or its test split.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", required=True, type=OutputPath(), help="CSV to write.")
+@click.option("--data", type=InputPath(dir_okay=False), default=None,
               help="The CSV the run trained on, when it has moved (its sha256 must match RUN/data.json).")
 def split_cmd(run_dir: str, part: str, output: str, data: str | None) -> None:
     """Write the rows of RUN's validation or test events (RUN/val_events.csv, RUN/test_events.csv)
     from the CSV the run trained on (RUN/data.json), unchanged, for evaluate."""
     from deepepi.core.errors import DataError
-    from deepepi.core.io import sha256_file
+    from deepepi.core.io import refuse_overwrite, sha256_file
     from deepepi.data.split import write_event_rows
     from deepepi.runs.layout import DATA_RECORD, SPLIT_FILES, read_split
 
-    record, ids = read_split(Path(run_dir), part)
+    run = Path(run_dir).parent if Path(run_dir).is_file() else Path(run_dir)  # a model file names its run
+    record, ids = read_split(run, part)
     csv = Path(data if data is not None else record["path"])
     if not csv.is_file():
         raise DataError(f"the run's data {csv} is missing; pass it with --data", source=str(run_dir))
     if record.get("sha256") and sha256_file(csv) != record["sha256"]:
         raise DataError(f"{csv} is not the CSV the run trained on (sha256 differs from {DATA_RECORD})",
                         source=str(run_dir))
-    refuse_overwrite(output, [csv, Path(run_dir) / SPLIT_FILES[part], Path(run_dir) / DATA_RECORD])
+    refuse_overwrite(output, [csv])  # the recorded CSV is not a command-line path: the CLI gate cannot see it
     found = write_event_rows(csv, ids, output)
     click.echo(f"{output}: the {part} split of {run_dir}, {found} of {len(ids)} events from {csv}")
 
 
 @data_group.command("inspect")
-@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
+@click.argument("csv_path", metavar="CSV", type=InputPath(dir_okay=False))
 @_CONFIG
 def inspect_cmd(csv_path: str, config: str | None) -> None:
     """Validate CSV and summarise it: events and rows per class and user, windows it would give."""

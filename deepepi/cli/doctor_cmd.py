@@ -6,10 +6,12 @@ import json
 
 import click
 
+from deepepi.cli.guarded import command
 from deepepi.cli.params import MAX_TIMEOUT_S, TIMEOUT
 
 
-@click.command("doctor")
+
+@command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON (for bug reports).")
 @click.option("--timeout", type=TIMEOUT, default=60, show_default=True,
               help=f"Seconds to wait for each framework to load and list its GPUs, 1 to {MAX_TIMEOUT_S}.")

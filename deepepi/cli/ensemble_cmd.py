@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputPath, command
 from deepepi.cli.params import QUANTILE, SEED
 from deepepi.core.constants import DEFAULT_ENSEMBLE_Q as DEFAULT_Q
 
 
-@click.command("ensemble")
-@click.argument("members", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Ensemble ONNX file.")
+@command("ensemble")
+@click.argument("members", nargs=-1, required=True, type=InputPath(run=True))
+@click.option("-o", "--output", required=True, type=OutputPath(derived=(".json",)), help="Ensemble ONNX file.")
 @click.option("--q", "q", type=QUANTILE, default=DEFAULT_Q, show_default=True,
               help="Default Harrell-Davis quantile (0 < q < 1); the graph input `q` overrides it at run time.")
 @click.option("--seed", type=SEED, default=0, show_default=True,

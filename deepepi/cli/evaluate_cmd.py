@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from deepepi.cli.guarded import InputPath, OutputDir, command
 from deepepi.cli.params import CPUS, SEED, Number
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, OSD_ALARM_STATE
 
@@ -14,11 +13,11 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-@click.command("evaluate")
-@click.argument("models", nargs=-1, required=True, type=click.Path())
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(),
+@command("evaluate")
+@click.argument("models", nargs=-1, required=True, type=InputPath(run=True))
+@click.option("--data", "data", multiple=True, required=True, type=InputPath(),
               help="Flattened CSV or OSDB JSON (repeatable). JSON carries seizureTimes, used for latency.")
-@click.option("--config", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", type=InputPath(dir_okay=False), default=None,
               help="Config for windowing and eventFilters. Default: the first model's metadata (window, step).")
 @click.option("--threshold", type=Number(0, 1), default=None, help="Fixed decision threshold in [0, 1] (p > t).")
 @click.option("--target-sensitivity", type=Number(0, 1), default=None,
@@ -37,7 +36,7 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--sweep-q", "sweep_q", is_flag=False, flag_value="default", default=None,
               help="Ensembles (deepepi ensemble): event sensitivity and FP/24 h at the threshold for each q; "
                    "comma-separated values, or 0.1..0.9 when given without a value.")
-@click.option("-o", "--out", type=click.Path(file_okay=False), default="artifacts/evaluate", show_default=True)
+@click.option("-o", "--out", type=OutputDir(), default="artifacts/evaluate", show_default=True)
 def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None, threshold: float | None,
              target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str,
              acc_sd_threshold: float, resamples: int, seed: int, threads: int | None, sweep_q: str | None,
@@ -46,11 +45,7 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
     false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
     from deepepi.core.errors import ConfigError
-    from deepepi.evaluate.report import OUTPUT_FILES, write_all
-    from deepepi.core.io import refuse_overwrite
-
-    for name in OUTPUT_FILES.values():  # the report must not overwrite a model, data or config it read
-        refuse_overwrite(Path(out) / name, [*models, *data, config], option="--out")
+    from deepepi.evaluate.report import write_all
 
     data_like = [m for m in models if m.lower().endswith((".csv", ".json"))]
     if data_like:

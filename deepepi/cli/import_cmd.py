@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputDir, command
 
-@click.command("import")
-@click.argument("model", type=click.Path())
-@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False),
+
+@command("import")
+@click.argument("model", type=InputPath())
+@click.option("-c", "--config", "config", required=True, type=InputPath(dir_okay=False),
               help="The reference config the model was trained with (window, preprocessing, architecture).")
-@click.option("-o", "--output", "out", required=True, type=click.Path(),
+@click.option("-o", "--output", "out", required=True, type=OutputDir(lock=False, file_okay=True),
               help="New run directory to create (must not exist, or be empty).")
 def import_model(model: str, config: str, out: str) -> None:
     """Import MODEL: a reference Keras .keras/.h5 file (softmax head) or a PyTorch checkpoint holding

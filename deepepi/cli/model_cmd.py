@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import click
 
+from deepepi.cli.guarded import InputPath, group
 from deepepi.core.config import load_config
 
 
-@click.group("model")
+@group("model")
 def model_group() -> None:
     """Inspect a config's architecture (DeepEpi, SpecCnn, AMBER) and the known model names."""
 
 
 @model_group.command("summary")
-@click.option("-c", "--config", "config", type=click.Path(dir_okay=False), default=None,
+@click.option("-c", "--config", "config", type=InputPath(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
 def summary(config: str | None) -> None:
     """Print the Keras and PyTorch layer tables side by side, the counts, and whether they match."""

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputDir, OutputPath, command
 from deepepi.cli.params import EPOCHS, SEED, Needs, Number, RateMargin, given, one_of, requires
 from deepepi.core.errors import DeepEpiError, UnusableInputError
-from deepepi.core.io import refuse_overwrite
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 
 FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
 
 
-@click.command("export")
+@command("export")
 @requires({"framework": given("onnx_source", "--onnx (--tflite and --pte pick their framework)"),
            "calibration": given("quantize", "--quantize (it calibrates and checks the quantised file)"),
            "quantize=fp16": Needs("--onnx or --tflite (ExecuTorch's quantiser is int8 only)",
                                   lambda p: p.get("pte_source") is None)})
-@click.option("--onnx", "onnx_source", type=click.Path(), default=None,
+@click.option("--onnx", "onnx_source", type=InputPath(run=True), default=None,
               help="Run directory, or a model.keras / model.pt file whose directory holds config.json.")
-@click.option("--tflite", "tflite_source", type=click.Path(), default=None,
+@click.option("--tflite", "tflite_source", type=InputPath(run=True), default=None,
               help="Run directory, model file, or an ensemble ONNX file (`deepepi ensemble`; its members' "
               "Keras twins and the Harrell-Davis rule at its default q): write the app's .tflite (float32 "
               "[1,750,1] g in, softmax out) and its metadata JSON.")
-@click.option("--pte", "pte_source", type=click.Path(), default=None,
+@click.option("--pte", "pte_source", type=InputPath(run=True), default=None,
               help="Run directory or model file: write the app's ExecuTorch .pte (float32 [1,1,750] g "
               "in, logits out, XNNPACK) and its metadata JSON.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", type=OutputPath(derived=(".json",)), default=None,
               help="Output file. Default: RUN/model.onnx (model.<tf|torch>.onnx for --framework), "
               "RUN/model.tflite, RUN/model.pte; with --quantize Q: model.Q.onnx / model.Q.tflite / model.Q.pte.")
 @click.option("--framework", type=click.Choice(FRAMEWORK_CHOICES, case_sensitive=False), default=None,
@@ -36,7 +36,7 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
               help="--onnx: int8 static QDQ per-channel (onnxruntime) or fp16 with float32 I/O, written "
               "beside the float32 file; --tflite: int8 (integer from the second convolution to a float32 "
               "softmax) or fp16 weights; --pte: int8 (XNNPACK PT2E quantizer, whole network).")
-@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+@click.option("--calibration", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV whose training split (the run's config) calibrates --quantize and whose "
               "validation split checks the quantised file. "
               "Default: the built-in dataset.")
@@ -64,7 +64,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
         click.echo(line)
 
 
-@click.command("verify")
+@command("verify")
 @requires({"margins": one_of("mode", ("trained",), "--mode trained"),
            "max_drop": one_of("mode", ("quantized",), "--mode quantized"),
            "min_agreement": one_of("mode", ("lockstep", "quantized"), "--mode lockstep or quantized"),
@@ -73,9 +73,9 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
            "config": given("data", "--data (it windows the data)"),
            "seed": Needs("--random windows or --mode trained (its bootstrap)",
                          lambda p: p.get("data") is None or p.get("mode") == "trained")})
-@click.argument("model_a", type=click.Path())
-@click.argument("model_b", type=click.Path())
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
+@click.argument("model_a", type=InputPath(run=True))
+@click.argument("model_b", type=InputPath(run=True))
+@click.option("--data", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV: compare on its raw milli-g windows (with labels).")
 @click.option("--random", "random_n", type=Number(1, MAX_RANDOM, integer=True), default=None,
               help=f"Compare on N seeded realistic random windows, 1 to {MAX_RANDOM} "
@@ -99,11 +99,11 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
               help="trained mode: replace one seed-to-seed margin, e.g. window_fpr=0.1 (repeatable; rates: "
               "window_tpr, window_fpr, event_tpr, event_fpr). Measure your own with two seeds of one "
               "framework on your data (bench/seed_spread.py does it for the built-in data).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--report", "report_path", type=OutputPath(), default=None,
               help="Write every figure to this JSON file.")
 @click.option("--providers", default=None,
               help="Comma-separated onnxruntime providers for ONNX files. Default: CPUExecutionProvider.")
-@click.option("--config", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", type=InputPath(dir_okay=False), default=None,
               help="Config used to window --data. Default: configs/nnConfig_deep.json.")
 def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, seed: int,
            atol: float, rtol: float, mode: str, min_agreement: float, max_drop: float,
@@ -115,8 +115,6 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
 
     if data is not None and random_n is not None:
         raise UnusableInputError("--data and --random are mutually exclusive")
-    if report_path:
-        refuse_overwrite(report_path, [model_a, model_b, data, config], option="--report")
     report = run_verify(model_a, model_b, data=data,
                         random_n=DEFAULT_RANDOM if random_n is None else random_n, seed=seed,
                         config=config, mode=mode, atol=atol, rtol=rtol, min_agreement=min_agreement,
@@ -137,12 +135,12 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
     return report.exit_code
 
 
-@click.command("pipeline")
-@click.option("--out", type=click.Path(file_okay=False), default="artifacts/pipeline", show_default=True,
+@command("pipeline")
+@click.option("--out", type=OutputDir(), default="artifacts/pipeline", show_default=True,
               help="Folder for both runs, their ONNX files and report.json.")
 @click.option("--epochs", type=EPOCHS, default=None,
               help="Epochs per framework (default 4: a few minutes on a 2-core CPU).")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
+@click.option("--data", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV. Default: the built-in synthetic dataset.")
 def pipeline(out: str, epochs: int | None, data: str | None) -> int:
     """Train TensorFlow and PyTorch, export both, verify them (trained), transfer one model to the

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputPath, command
 from deepepi.cli.params import CPUS, Needs, Number, requires
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
-from deepepi.core.io import refuse_overwrite
 
 
-@click.command("predict")
+@command("predict")
 @requires({"config": Needs("OSDB JSON --data (its eventFilters; a CSV is already flattened)",
                            lambda p: str(p.get("data", "")).lower().endswith(".json"))})
-@click.argument("model", type=click.Path())
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
+@click.argument("model", type=InputPath(run=True))
+@click.option("--data", required=True, type=InputPath(dir_okay=False),
               help="Flattened CSV, or an OSDB JSON file (flattened with the config's eventFilters).")
 @click.option("--stream", is_flag=True,
               help="Feed one 5 s datapoint at a time into a circular buffer, as the app does "
               "(p = 0 until it is full); default: all windows at once.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="predictions.csv",
+@click.option("-o", "--output", type=OutputPath(), default="predictions.csv",
               show_default=True, help="CSV: per datapoint probability, decision, state and alarm.")
 @click.option("--threshold", type=Number(0, 1), default=None,
               help="Positive when p > threshold. Default: the model's decision_threshold, else "
               f"{DEFAULT_THRESHOLD:g}.")
 @click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,
               help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off.")
-@click.option("--config", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", type=InputPath(dir_okay=False), default=None,
               help="Config whose eventFilters apply to OSDB JSON input.")
 @click.option("--threads", type=CPUS, default=None,
               help="Intra-op threads of the model's runtime.")
@@ -39,7 +39,6 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     from deepepi.runtimes import open_model
     from deepepi.runtimes.base import decision_threshold
 
-    refuse_overwrite(output, [model, data, config], option="--output")
     runtime = open_model(model, threads=threads)
     if threshold is None:
         threshold = decision_threshold(runtime.metadata, model)

@@ -6,12 +6,13 @@ import signal
 
 import click
 
+from deepepi.cli.guarded import InputPath, OutputDir, command
 from deepepi.cli.params import CPUS, EPOCHS, FOLDS, SEED, STEPS, Needs, Number, absent, given, requires
 from deepepi.core.config import FRAMEWORKS, load_config
 from deepepi.core.errors import ConfigError
 
 
-@click.command("train")
+@command("train")
 @requires({"jobs": given("kfold", "--kfold (k-fold training)"),
            "threads": given("kfold", "--kfold (k-fold training)"),
            "nested": given("kfold", "--kfold (k-fold training)"),
@@ -20,13 +21,13 @@ from deepepi.core.errors import ConfigError
            "init_weights": absent("resume", "a fresh run (a resumed run keeps its own weights)"),
            "max_far_per_day": absent("resume", "a fresh run (a resumed run keeps the budget it started with)"),
            "quiet": absent("kfold", "a single training (--kfold prints one line per fold)")})
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config", type=InputPath(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
+@click.option("--data", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV. Default: the built-in synthetic dataset.")
 @click.option("--framework", type=click.Choice(FRAMEWORKS), default=None,
               help="Override the framework detected from the config.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--out", type=OutputDir(), default=None,
               help="Run directory. Default: artifacts/<modelFname>.")
 @click.option("--epochs", type=EPOCHS, default=None,
               help="Override modelConfig.epochs; in step mode (useLrSchedule true) train this many passes "
@@ -37,7 +38,7 @@ from deepepi.core.errors import ConfigError
 @click.option("--max-far-per-day", "max_far_per_day", type=Number(0), default=None,
               help="Override modelConfig.alarmBudgetPer24h: the most app-logic false alarms (alarm episodes) "
                    "per 24 h of validation recording the recorded threshold may give [default: 1].")
-@click.option("--init-weights", "init_weights", type=click.Path(dir_okay=False), default=None,
+@click.option("--init-weights", "init_weights", type=InputPath(dir_okay=False), default=None,
               help="Start from these neutral weights (.npz, e.g. another run's init_weights.npz) instead of "
                    "the framework's seeded initialisation.")
 @click.option("--resume", is_flag=True,

@@ -122,7 +122,7 @@ def _logic_order(primary: str) -> tuple[str, ...]:
 def write_all(ev: Evaluation, out: str | Path) -> dict[str, Any]:
     """Write every output into ``out``; returns {kind: path(s)} (also recorded in results.json)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    io.make_dirs(out)  # recorded: a failed or interrupted evaluate removes it with the files
     primary = ev.results["definitions"]["primary_logic"]
     ev.results["definitions"].setdefault("negative_latency", NEGATIVE_LATENCY)
     figures: list[tuple[str, Path]] = []

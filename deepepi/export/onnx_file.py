@@ -11,9 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from converters.contract import ExportResult
-from deepepi.core.io import refuse_overwrite
-from deepepi.runs.layout import CONFIG as CONFIG_FILE
-from deepepi.runs.layout import THRESHOLD as THRESHOLD_FILE
 from deepepi.runs.layout import WEIGHTS as WEIGHTS_FILE
 from deepepi.runs.resolve import SHORT_NAMES, Run, framework_modules, framework_name, model_for, resolve_run
 
@@ -30,9 +27,6 @@ def export_run(path: str | Path, *, out: str | Path | None = None, framework: st
     """Export a run's native model, or (``framework`` = the other one) its twin from weights.npz."""
     run = resolve_run(path)
     target = framework_name(framework) if framework else run.framework
-    if out is not None:
-        refuse_overwrite(out, [run.model_file, run.weights_file, run.directory / CONFIG_FILE,
-                               run.directory / THRESHOLD_FILE], option="--output")
     models, converter = framework_modules(target)
     model, spec, source = model_for(run, target, models, no_weights=f"no {WEIGHTS_FILE} to build the {target} twin from")
     return converter.export(model, spec, out or default_output(run, target), source, seed=seed)

@@ -286,6 +286,22 @@ def _recorded_config(root: Path, given: Config) -> Config:
     return given
 
 
+def drop_unowned_folds(root: Path, tasks: list[FoldTask], *, resume: bool) -> None:
+    """A fold directory this plan does not own (left by a run with more folds, or with inner folds)
+    would sit beside the new summary as if it were one: removed on a fresh run, refused on --resume."""
+    owned = {t.name for t in tasks} | {t.name.split("/")[0] for t in tasks}
+    found = [*root.glob("fold-*"), *root.glob("fold-*/inner-*")]
+    stale = sorted(p for p in found if p.is_dir() and p.relative_to(root).as_posix() not in owned
+                   and (p.parent == root or p.parent.relative_to(root).as_posix() in owned))
+    if not stale:
+        return
+    if resume:
+        raise ConfigError(f"{stale[0].relative_to(root)}/ is not a fold of this plan (an earlier run with other "
+                          "--kfold/--nested); run without --resume, or choose another --out", source=str(root))
+    for path in stale:
+        io.remove_tree(path)
+
+
 def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, threads: int = 1,
           data: str | Path | None = None, framework: str | None = None, out: str | Path | None = None,
           epochs: int | None = None, seed: int | None = None, allow_import: bool = False,
@@ -314,6 +330,7 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
     tasks = plan(cfg, data, k=k, nested=nested)
     echo(f"{len(tasks)} runs ({'nested ' if nested else ''}{k}-fold{f' x {nested}' if nested else ''}, "
          f"{cfg.framework}, seed {cfg.seed}), {jobs} at a time, {threads} thread(s) each -> {root}")
+    drop_unowned_folds(root, tasks, resume=resume)
     opts = FoldOptions(str(root), str(data), allow_import,
                        str(Path(init_weights).resolve()) if init_weights else None, resume)
     results = run_tasks(tasks, opts, jobs=jobs, threads=threads, echo=echo)

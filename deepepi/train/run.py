@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deepepi.core import io
+from deepepi.core import io, runlock
 from deepepi.core.config import Config, from_dict
 from deepepi.core.errors import ConfigError, DeepEpiError, ModelError
 from deepepi.core.extras import EXTRAS, install_hint
@@ -184,11 +184,19 @@ def _clear_outputs(run_dir: Path) -> None:
     art.remove_resume_state(run_dir)
 
 
-def train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
-          out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
-          resume: bool = False, quiet: bool = False, allow_import: bool = False,
-          init_weights: str | Path | None = None, force_data: bool = False,
-          split: EventSplit | None = None, steps: int | None = None) -> RunResult:
+def train(cfg: Config, *, out: str | Path | None = None, **options: Any) -> RunResult:
+    """``_train`` holding the run directory's lock (core.runlock) for the run's life: a second
+    writer into the same directory is refused naming this one."""
+    run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
+    with runlock.hold(run_dir, "deepepi train"):
+        return _train(cfg, out=run_dir, **options)
+
+
+def _train(cfg: Config, *, data: str | Path | None = None, framework: str | None = None,
+           out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
+           resume: bool = False, quiet: bool = False, allow_import: bool = False,
+           init_weights: str | Path | None = None, force_data: bool = False,
+           split: EventSplit | None = None, steps: int | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     With ``resume``, ``cfg`` only names the default run directory: config, framework and data come

@@ -198,7 +198,7 @@ def test_pipeline_data_that_it_would_overwrite_is_refused(tmp_path, capsys, name
     data = out / name
     data.write_text("eventId\n1\n", encoding="utf-8")
     before = fingerprint(data)
-    assert_refused(run(capsys, "pipeline", "--out", out, "--data", data), name, "is the input file")
+    assert_refused(run(capsys, "pipeline", "--out", out, "--data", data), name, "holds the input file")
     assert_untouched(before)
     assert sorted(p.name for p in out.iterdir()) == [name]
 
@@ -230,6 +230,6 @@ def test_evaluate_output_naming_its_data_is_refused(models, tmp_path, capsys, na
     data = out / name
     data.write_text("eventId\n1\n", encoding="utf-8")
     before = fingerprint(data)
-    assert_refused(run(capsys, "evaluate", models / "a.onnx", "--data", data, "-o", out), "is the input file")
+    assert_refused(run(capsys, "evaluate", models / "a.onnx", "--data", data, "-o", out), "holds the input file")
     assert_untouched(before)
     assert sorted(p.name for p in out.iterdir()) == [name]

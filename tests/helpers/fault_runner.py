@@ -5,7 +5,12 @@ Usage: python tests/helpers/fault_runner.py FAULT ARGS...
   sigint-in-prepare     deliver SIGINT while the training data is being prepared (before run.json)
   sigint-before-fit     deliver SIGINT after the run is set up, before the first epoch ends
   sigint-after-epoch:N  deliver SIGINT once epoch N has been recorded
-The signals are real (os.kill on this process); only the moment is chosen.
+  sigint-at-rename:NAME  deliver SIGINT when a temp file is about to be renamed onto NAME
+  sigterm-at-rename:NAME deliver SIGTERM at that moment
+  fsize:BYTES           limit every file this process writes to BYTES (RLIMIT_FSIZE, SIGXFSZ ignored,
+                        so a write past it fails with "File too large")
+Several faults may be joined with "+". The signals are real (os.kill on this process); only the
+moment is chosen.
 """
 
 from __future__ import annotations
@@ -20,8 +25,31 @@ def _signal_self(sig: signal.Signals) -> None:
 
 
 def install(fault: str) -> None:
+    for one in fault.split("+"):
+        _install(one)
+
+
+def _install(fault: str) -> None:
     name, _, arg = fault.partition(":")
-    if name == "kill-at-rename":
+    if name in ("sigint-at-rename", "sigterm-at-rename"):
+        real_replace = os.replace
+        sig = signal.SIGINT if name == "sigint-at-rename" else signal.SIGTERM
+
+        fired = []
+
+        def replace_then_signal(src, dst, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+            if os.path.basename(str(dst)) == arg and not fired:  # once: not again during the rollback
+                fired.append(dst)
+                _signal_self(sig)
+            return real_replace(src, dst, *a, **k)
+
+        os.replace = replace_then_signal
+    elif name == "fsize":
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(arg), int(arg)))
+    elif name == "kill-at-rename":
         real = os.replace
 
         def replace(src, dst, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
