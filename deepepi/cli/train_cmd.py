@@ -45,10 +45,16 @@ from deepepi.core.errors import ConfigError
 @click.option("--jobs", type=int, default=1, show_default=True, help="With --kfold: folds trained at once.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
+@click.option("--together", is_flag=True,
+              help="With --kfold (PyTorch): train every fold (and seed) as one batched computation in this "
+                   "process; same run directories and summary as one process per fold.")
+@click.option("--seeds", "seeds", type=str, default=None, metavar="S1,S2,...",
+              help="With --kfold: the plan once per seed, into OUT/seed-<S>/ (all in one stack with --together).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
           epochs: int | None, steps: int | None, seed: int | None, init_weights: str | None, resume: bool, force_data: bool,
-          quiet: bool, allow_import: bool, kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
+          quiet: bool, allow_import: bool, kfold: int | None, nested: int | None, jobs: int, threads: int,
+          together: bool, seeds: str | None) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, check_length, train as run_train
 
@@ -57,6 +63,8 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     if force_data and not resume:
         raise click.UsageError("--force-data only applies with --resume")
     cfg = load_config(config)
+    if (together or seeds is not None) and kfold is None:
+        raise ConfigError(f"{'--together' if together else '--seeds'} needs --kfold")
     if kfold is not None or nested is not None:
         from deepepi.train.kfold import kfold as run_kfold
 
@@ -68,7 +76,8 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
                               "give the folds' length with --steps", source=cfg.source)
         run_kfold(cfg.with_overrides(totalTrainingSteps=steps), k=kfold, nested=nested, jobs=jobs,
                   threads=threads, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
-                  allow_import=allow_import, init_weights=init_weights, resume=resume, echo=click.echo)
+                  allow_import=allow_import, init_weights=init_weights, resume=resume, together=together,
+                  seeds=_seed_list(seeds), echo=click.echo)
         return
     if not resume:
         check_length(cfg, epochs=epochs, steps=steps)  # before the data is read (resume checks the run's own)
@@ -79,6 +88,16 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     except TrainingInterrupted as err:
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)
+
+
+def _seed_list(text: str | None) -> list[int] | None:
+    """--seeds "1,2,3" -> [1, 2, 3]; each through the --seed rule (0 to 2**32-1)."""
+    if text is None:
+        return None
+    try:
+        return [SEED.convert(part.strip(), None, None) for part in text.split(",")]
+    except click.BadParameter as err:
+        raise ConfigError(f"--seeds {text}: {err.format_message()}") from None
 
 
 COMMANDS = [train]
