@@ -72,6 +72,7 @@ def _cli(args: list[str], fault: str | None = None) -> subprocess.CompletedProce
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_together_equals_one_process_per_fold_after_an_interrupt(csv_path: Path, tmp_path: Path) -> None:
     """--kfold 2 --together, interrupted by SIGINT as fold-0's epoch 2 is recorded (both folds then
     hold their epoch-1 checkpoint), then --resume: the files equal those of --kfold 2 one fold per
@@ -93,7 +94,25 @@ def test_together_equals_one_process_per_fold_after_an_interrupt(csv_path: Path,
                  "fold-1/metrics.json", "fold-0/weights.npz", "fold-1/weights.npz", "fold-1/threshold.json"):
         assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "together" / name).read_bytes(), name
     log = (tmp_path / "together" / "fold-1" / "train.log").read_text()
-    assert "together: interleaved steps" in log and "resuming" in log
+    assert "together: interleaved steps" in log and "resumed after epoch 1" in log
+
+
+BENCH = ROOT / "bench" / "train_many.py"
+BLOCKED = ("imblearn", "click", "matplotlib", "tensorflow", "keras", "onnx", "onnxruntime", "timescoring")
+
+
+@pytest.mark.torch
+def test_train_many_bench_runs_from_source_without_the_optional_packages(tmp_path: Path) -> None:
+    """The prepared GPU script's code path (``--smoke``: a tiny model on CPU), as the GPU machine runs it."""
+    run = (f"import runpy, sys\nsys.modules.update(dict.fromkeys({BLOCKED!r}))\n"
+           f"sys.argv = [{str(BENCH)!r}, '--smoke', '--device', 'cpu']\n"
+           f"runpy.run_path({str(BENCH)!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| fp32 | 16 |")]
+    assert [int(r[3]) for r in rows] == [1, 2]
+    assert all(float(r[4].replace(",", "")) > 0 and float(r[5].replace(",", "")) > 0 for r in rows)
 
 
 def test_together_refuses_tensorflow_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
