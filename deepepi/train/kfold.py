@@ -214,7 +214,7 @@ def run_tasks_together(tasks: list[FoldTask], opts: FoldOptions, *, threads: int
     from deepepi.train.together import first_error, run_together
 
     try:
-        outcomes = run_together(tasks, opts, threads=threads, train_fold=_train_fold, echo=echo)
+        outcomes = run_together(tasks, opts, threads=threads, train_fold=_train_fold)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"interrupted; every run keeps its last completed evaluation: continue with "
                                   f"{root_hint}") from None

@@ -73,11 +73,18 @@ class Rendezvous:
             self.cond.notify_all()
 
 
+def _fit_jobs(jobs: list[Any], threads: int) -> list[Any]:
+    from deepepi.train.torch_stacked import fit_together
+
+    return fit_together(jobs, threads=threads)
+
+
 def run_together(tasks: list[Any], opts: Any, *, threads: int, train_fold: Callable[..., dict[str, Any]],
-                 echo: Callable[[str], None]) -> list[dict[str, Any]]:
+                 fit_jobs: Callable[[list[Any], int], list[Any]] = _fit_jobs) -> list[dict[str, Any]]:
     """Run ``tasks`` (``kfold.FoldTask``) as one stack; returns each task's outcome in task order (as
     ``kfold._train_fold`` gives it: metrics, or a typed error as a value). ``train_fold(task, opts,
-    fit_with=...)`` runs one task through ``run.train``."""
+    fit_with=...)`` runs one task through ``run.train``; ``fit_jobs(jobs, threads)`` trains the jobs
+    handed over (``torch_stacked.fit_together``)."""
     rv = Rendezvous(len(tasks))
     outcomes: dict[str, dict[str, Any]] = {}
     crashes: list[BaseException] = []
@@ -103,22 +110,19 @@ def run_together(tasks: list[Any], opts: Any, *, threads: int, train_fold: Calla
     with open(os.devnull, "w", encoding="utf-8") as sink, redirect_stdout(sink):  # as quiet as a fold process
         for w in workers:
             w.start()
-        jobs = rv.wait_for_jobs()
-        failed = [n for n, o in outcomes.items() if "error" in o]
-        if failed or not jobs:
-            rv.finish(failure=_Aborted(_Aborted.PREFIX) if failed else None, results=None if failed else {})
-        else:
-            names = [t.name for t in tasks if t.name in jobs]
-            try:
-                from deepepi.train.torch_stacked import fit_together
-
-                fits = fit_together([jobs[n] for n in names], threads=threads)
-            except BaseException as exc:
-                rv.finish(failure=exc)
-                for w in workers:
-                    w.join()
-                raise
-            rv.finish(results=dict(zip(names, fits)))
+        try:
+            jobs = rv.wait_for_jobs()
+            if any("error" in o for o in outcomes.values()):
+                rv.finish(failure=_Aborted(_Aborted.PREFIX))
+            else:
+                names = [t.name for t in tasks if t.name in jobs]
+                fits = fit_jobs([jobs[n] for n in names], threads) if names else []
+                rv.finish(results=dict(zip(names, fits)))
+        except BaseException as exc:  # Ctrl-C or a failure in training: every waiting run stops too
+            rv.finish(failure=exc)
+            for w in workers:
+                w.join()
+            raise
         for w in workers:
             w.join()
     if crashes:
