@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SMOKE_MODEL = {"nLayers": 3, "filters": [4, 4, 8], "strides": [1, 2, 2], "denseWidths": [8], "window": 250}
+SMOKE_MODEL = {"nLayers": 3, "filters": [4, 4, 8], "strides": [1, 2, 2], "denseWidths": [8]}
 
 
 def _config(batch: int, precision: str, smoke: bool) -> Any:

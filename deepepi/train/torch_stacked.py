@@ -63,7 +63,9 @@ class _MaskDropout(nn.Module):
 def _bn_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """``torch_bn._KerasRunningStats.forward`` with the running-statistics update written as
     ``copy_(lerp(...))``: the same arithmetic, but with vmap batching rules (``lerp_`` has none and
-    would fall back to one call per model)."""
+    would fall back to one call per model). Under bf16 autocast the normalisation runs in float32."""
+    if x.dtype != self.running_mean.dtype:  # autocast: vmap's batch-norm rule refuses bf16 input with fp32 statistics
+        x = x.to(self.running_mean.dtype)
     if not (self.training and self.track_running_stats):
         return nn.modules.batchnorm._BatchNorm.forward(self, x)
     mean, unbiased = torch.zeros_like(self.running_mean), torch.zeros_like(self.running_var)

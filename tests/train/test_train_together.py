@@ -27,7 +27,7 @@ HELPERS = ROOT / "tests" / "helpers"
 def _tiny_model_config(dropout: float):  # noqa: ANN202 - Config
     return load_config(SMOKE).with_overrides(
         framework="pytorch", modelType="pytorch", nLayers=3, filters=[4, 4, 8], strides=[1, 2, 2],
-        denseWidths=[8], denseDropout=dropout, batchSize=16, window=250)
+        denseWidths=[8], denseDropout=dropout, batchSize=16)
 
 
 @pytest.mark.torch
