@@ -370,7 +370,7 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
         plan_s = plan(cfg_s, data, k=k, nested=nested)
         tasks += plan_s if s is None else _seed_tasks(plan_s, s)
     seed_words = f"seeds {','.join(map(str, seeds))}" if seeds else f"seed {cfg.seed}"
-    how = (f"together as one batched computation, {threads} thread(s)" if together
+    how = (f"together in one process, {threads} thread(s)" if together
            else f"{jobs} at a time, {threads} thread(s) each")
     echo(f"{len(tasks)} runs ({'nested ' if nested else ''}{k}-fold{f' x {nested}' if nested else ''}, "
          f"{cfg.framework}, {seed_words}), {how} -> {root}")

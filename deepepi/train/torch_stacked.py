@@ -392,7 +392,7 @@ def fit_together(jobs: Sequence[Any], *, threads: int | None = None, engine: str
         if start == 0 and job.writer:
             job.save_init_weights(export_weights(tr.model, job.spec))
             tr.save_resume(0)
-        job.log.info(f"trained together with {len(jobs) - 1} other run(s) in one batched computation (--together)"
+        job.log.info(f"trained together with {len(jobs) - 1} other run(s) in one process (--together)"
                      + ("; modelConfig.compile is not applied" if m["compile"] else ""))
         members.append(_Member(tr, _generator(tr.device), start))
     first = members[0].trainer
