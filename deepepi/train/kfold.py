@@ -352,7 +352,7 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
         raise ConfigError(f"--seeds {','.join(map(str, seeds))}: expected distinct seeds")
     cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
     if together and cfg.framework != "pytorch":
-        raise ConfigError(f"--together trains PyTorch models as one batched computation; this run trains with "
+        raise ConfigError(f"--together trains PyTorch runs in one process; this run trains with "
                           f"{cfg.framework} (its folds train one process each: drop --together)",
                           source="modelConfig.framework")
     if together and jobs != 1:

@@ -122,7 +122,7 @@ def test_together_refuses_tensorflow_in_one_line(capsys: pytest.CaptureFixture[s
         main(["train", "--config", str(SMOKE), "--kfold", "2", "--together", "--out", "unused"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2
-    assert len(err) == 1 and "--together trains PyTorch models" in err[0] and "tensorflow" in err[0]
+    assert len(err) == 1 and "--together trains PyTorch runs" in err[0] and "tensorflow" in err[0]
 
 
 @pytest.mark.parametrize("argv, needle", [(["--together"], "--together needs --kfold"),
