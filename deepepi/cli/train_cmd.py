@@ -20,7 +20,9 @@ from deepepi.core.errors import ConfigError
                                lambda p: bool(p.get("resume")) and p.get("kfold") is None),
            "init_weights": absent("resume", "a fresh run (a resumed run keeps its own weights)"),
            "max_far_per_day": absent("resume", "a fresh run (a resumed run keeps the budget it started with)"),
-           "quiet": absent("kfold", "a single training (--kfold prints one line per fold)")})
+           "quiet": absent("kfold", "a single training (--kfold prints one line per fold)"),
+           "together": given("kfold", "--kfold (k-fold training)"),
+           "seeds": given("kfold", "--kfold (k-fold training)")})
 @click.option("--config", "config", type=InputPath(dir_okay=False), default=None,
               help="Config JSON (reference layout). Default: configs/nnConfig_deep.json.")
 @click.option("--data", type=InputPath(dir_okay=False), default=None,
@@ -57,11 +59,17 @@ from deepepi.core.errors import ConfigError
 @click.option("--jobs", type=CPUS, default=1, show_default=True, help="With --kfold: folds trained at once.")
 @click.option("--threads", type=CPUS, default=1, show_default=True,
               help="With --kfold: threads per fold process (the same for any --jobs, so results do not depend on it).")
+@click.option("--together", is_flag=True,
+              help="With --kfold (PyTorch): train every fold (and seed) as one batched computation in this "
+                   "process; same run directories and summary as one process per fold.")
+@click.option("--seeds", "seeds", type=str, default=None, metavar="S1,S2,...",
+              help="With --kfold: the plan once per seed, into OUT/seed-<S>/ (all in one stack with --together).")
 @click.pass_context
 def train(ctx: click.Context, config: str | None, data: str | None, framework: str | None, out: str | None,
           epochs: int | None, steps: int | None, seed: int | None, max_far_per_day: float | None,
           init_weights: str | None, resume: bool, force_data: bool, quiet: bool, allow_import: bool,
-          kfold: int | None, nested: int | None, jobs: int, threads: int) -> None:
+          kfold: int | None, nested: int | None, jobs: int, threads: int, together: bool,
+          seeds: str | None) -> None:
     """Train DeepEpi; writes model, weights.npz, history, metrics, plot, config and log."""
     from deepepi.train.run import TrainingInterrupted, check_length, train as run_train
 
@@ -70,7 +78,7 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     cfg = load_config(config)
     if max_far_per_day is not None:
         cfg = cfg.with_overrides(alarmBudgetPer24h=max_far_per_day)
-    if kfold is not None:  # --nested, --jobs, --threads need it (the requires declaration above)
+    if kfold is not None:  # --nested, --jobs, --threads, --together, --seeds need it (the requires declaration)
         from deepepi.train.kfold import kfold as run_kfold
 
         check_length(cfg, epochs=epochs, steps=steps)
@@ -79,7 +87,8 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
                               "give the folds' length with --steps", source=cfg.source)
         run_kfold(cfg.with_overrides(totalTrainingSteps=steps), k=kfold, nested=nested, jobs=jobs,
                   threads=threads, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
-                  allow_import=allow_import, init_weights=init_weights, resume=resume, echo=click.echo)
+                  allow_import=allow_import, init_weights=init_weights, resume=resume, together=together,
+                  seeds=_seed_list(seeds), echo=click.echo)
         return
     if not resume:
         check_length(cfg, epochs=epochs, steps=steps)  # before the data is read (resume checks the run's own)
@@ -90,6 +99,16 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     except TrainingInterrupted as err:
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)
+
+
+def _seed_list(text: str | None) -> list[int] | None:
+    """--seeds "1,2,3" -> [1, 2, 3]; each through the --seed rule (0 to 2**32-1)."""
+    if text is None:
+        return None
+    try:
+        return [SEED.convert(part.strip(), None, None) for part in text.split(",")]
+    except click.BadParameter as err:
+        raise ConfigError(f"--seeds {text}: {err.format_message()}") from None
 
 
 COMMANDS = [train]

@@ -12,6 +12,11 @@ Every fold runs in a fresh spawned process with the same thread count, whether o
 ``jobs`` at once, so a parallel run gives the same results as a sequential one. ``resume`` reuses
 finished folds (same config) and continues interrupted ones through ``run.train(resume=True)``.
 
+With ``together`` (PyTorch only) every run of the plan trains in this process as one batched
+computation (``train.together``, ``train.torch_stacked``): the same run directories and summary, the
+same figures on a deterministic CPU. ``seeds`` repeats the plan once per seed into ``OUT/seed-<S>/``
+(each what ``--seed S --out OUT/seed-<S>`` writes); with ``together`` all folds of all seeds form one stack.
+
 A fold process is as quiet as the command that started it: it installs the same TensorFlow start-up
 hook (``core.quiet``) when the parent has it, and hands its Python warnings back with its result; the
 parent shows each distinct warning once for the whole job, through its own ``warnings.showwarning``.
@@ -25,7 +30,7 @@ import os
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import redirect_stdout
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -126,10 +131,11 @@ def _train_task(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
     return {**outcome, "warnings": messages} if messages else outcome
 
 
-def _train_fold(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
+def _train_fold(task: FoldTask, opts: FoldOptions, fit_with: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """The body of ``_train_task``. With ``resume`` a finished fold (metrics.json, no resume state,
     same config) is reused and an unfinished one continued. A typed error comes back as a value
-    (exceptions with keyword arguments do not survive pickling)."""
+    (exceptions with keyword arguments do not survive pickling). ``fit_with``: ``train.together``'s
+    hand-over (the caller then silences stdout once for all its threads)."""
     from deepepi.core.config import from_dict
     from deepepi.runs import layout as art
     from deepepi.train.run import train
@@ -143,11 +149,12 @@ def _train_fold(task: FoldTask, opts: FoldOptions) -> dict[str, Any]:
                                   source=str(run_dir))
             return {"name": task.name, "metrics": art.read_json(run_dir / art.METRICS), "reused": True}
         resume = opts.resume and unfinished
-        with open(os.devnull, "w", encoding="utf-8") as sink, redirect_stdout(sink):
+        with (nullcontext() if fit_with else open(os.devnull, "w", encoding="utf-8")) as sink, \
+                (nullcontext() if fit_with else redirect_stdout(sink)):
             result = train(from_dict(task.config, source=str(run_dir), warn=False), data=opts.data, out=run_dir,
                            quiet=True, allow_import=opts.allow_import, resume=resume,
                            init_weights=None if resume else opts.init_weights,
-                           split=EventSplit.from_dict(task.split) if task.split else None)
+                           split=EventSplit.from_dict(task.split) if task.split else None, fit_with=fit_with)
     except DeepEpiError as err:
         return {"name": task.name, "error": str(err), "exit_code": err.exit_code}
     return {"name": task.name, "metrics": result.metrics, "reused": False}
@@ -177,15 +184,46 @@ def run_tasks(tasks: list[FoldTask], opts: FoldOptions, *, jobs: int, threads: i
                 if "error" in outcome:
                     for other in pending:
                         other.cancel()
-                    err = DeepEpiError(f"{outcome['name']}: {outcome['error']}")
-                    err.exit_code = outcome["exit_code"]
-                    raise err
-                results[outcome["name"]] = outcome["metrics"]
-                test = outcome["metrics"]["test"]
-                echo(f"{outcome['name']}: test window TPR {fmt(test['window']['tpr'])} FPR "
-                     f"{fmt(test['window']['fpr'])}, event TPR {fmt(test['event']['tpr'])} FPR "
-                     f"{fmt(test['event']['fpr'])} ({out / outcome['name']}"
-                     f"{', finished earlier' if outcome['reused'] else ''})")
+                    _raise(outcome)
+                _report(outcome, results, out, echo)
+    return results
+
+
+def _raise(outcome: dict[str, Any]) -> None:
+    err = DeepEpiError(f"{outcome['name']}: {outcome['error']}")
+    err.exit_code = outcome["exit_code"]
+    raise err
+
+
+def _report(outcome: dict[str, Any], results: dict[str, dict[str, Any]], out: Path,
+            echo: Callable[[str], None]) -> None:
+    """Keep one run's metrics and print its test line."""
+    results[outcome["name"]] = outcome["metrics"]
+    test = outcome["metrics"]["test"]
+    echo(f"{outcome['name']}: test window TPR {fmt(test['window']['tpr'])} FPR "
+         f"{fmt(test['window']['fpr'])}, event TPR {fmt(test['event']['tpr'])} FPR "
+         f"{fmt(test['event']['fpr'])} ({out / outcome['name']}"
+         f"{', finished earlier' if outcome['reused'] else ''})")
+
+
+def run_tasks_together(tasks: list[FoldTask], opts: FoldOptions, *, threads: int, root_hint: str,
+                       echo: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """``run_tasks`` with every task in one batched computation of this process (``train.together``).
+    ``root_hint``: the command that continues the run, for the line after Ctrl-C."""
+    from deepepi.train.run import TrainingInterrupted
+    from deepepi.train.together import first_error, run_together
+
+    try:
+        outcomes = run_together(tasks, opts, threads=threads, train_fold=_train_fold)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted; every run keeps its last completed evaluation: continue with "
+                                  f"{root_hint}") from None
+    failed = first_error(outcomes)
+    if failed is not None:
+        _raise(failed)
+    results: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        _report(outcome, results, Path(opts.out), echo)
     return results
 
 
@@ -302,38 +340,13 @@ def drop_unowned_folds(root: Path, tasks: list[FoldTask], *, resume: bool) -> No
         io.remove_tree(path)
 
 
-def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, threads: int = 1,
-          data: str | Path | None = None, framework: str | None = None, out: str | Path | None = None,
-          epochs: int | None = None, seed: int | None = None, allow_import: bool = False,
-          init_weights: str | Path | None = None, resume: bool = False,
-          echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train all folds and write OUT/kfold_summary.json and .txt (and OUT/fold-<i>/outer.json when
-    nested); returns the summary. See the module docstring for the scheme; ``init_weights`` is
-    every fold's starting point, as for a single run; ``resume`` reuses finished folds and
-    continues interrupted ones."""
-    from deepepi.train.run import DEFAULT_ROOT, _model_builder, resolve_config
+def _seed_tasks(tasks: list[FoldTask], seed: int) -> list[FoldTask]:
+    """A seed's tasks under ``seed-<S>/``."""
+    return [FoldTask(f"seed-{seed}/{t.name}", t.config, t.split) for t in tasks]
 
-    for flag, value, low in (("--kfold", k, 2), ("--nested", nested, 2), ("--jobs", jobs, 1), ("--threads", threads, 1)):
-        if value is not None and value < low:
-            raise ConfigError(f"{flag}: got {value}, expected an integer >= {low}")
-    if resume:  # the config the k-fold run recorded, as a single run's resume uses its own
-        cfg = _recorded_config(Path(out) if out is not None else DEFAULT_ROOT / f"{cfg.model['modelFname']}-kfold",
-                               cfg)
-    cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
-    _model_builder(cfg, allow_import)  # an unknown model fails here, not in K processes
-    if data is None:
-        from deepepi.data.synth import default_dataset
 
-        data = default_dataset()
-    data = Path(data).resolve()
-    root = Path(out) if out is not None else DEFAULT_ROOT / f"{cfg.model['modelFname']}-kfold"
-    tasks = plan(cfg, data, k=k, nested=nested)
-    echo(f"{len(tasks)} runs ({'nested ' if nested else ''}{k}-fold{f' x {nested}' if nested else ''}, "
-         f"{cfg.framework}, seed {cfg.seed}), {jobs} at a time, {threads} thread(s) each -> {root}")
-    drop_unowned_folds(root, tasks, resume=resume)
-    opts = FoldOptions(str(root), str(data), allow_import,
-                       str(Path(init_weights).resolve()) if init_weights else None, resume)
-    results = run_tasks(tasks, opts, jobs=jobs, threads=threads, echo=echo)
+def _write_summary(cfg: Config, results: dict[str, dict[str, Any]], root: Path, *, k: int, nested: int | None,
+                   threads: int, echo: Callable[[str], None]) -> dict[str, Any]:
     summary = summarise(cfg, results, k=k, nested=nested, threads=threads)
     if nested is not None:
         for fold in summary["folds"]:
@@ -343,3 +356,68 @@ def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, thre
     io.write_text(root / SUMMARY_TXT, table + "\n")
     echo(table)
     return summary
+
+
+def kfold(cfg: Config, *, k: int, nested: int | None = None, jobs: int = 1, threads: int = 1,
+          data: str | Path | None = None, framework: str | None = None, out: str | Path | None = None,
+          epochs: int | None = None, seed: int | None = None, allow_import: bool = False,
+          init_weights: str | Path | None = None, resume: bool = False, together: bool = False,
+          seeds: list[int] | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train all folds and write OUT/kfold_summary.json and .txt (and OUT/fold-<i>/outer.json when
+    nested); returns the summary. See the module docstring for the scheme; ``init_weights`` is
+    every fold's starting point, as for a single run; ``resume`` reuses finished folds and
+    continues interrupted ones. ``together``: all runs as one batched PyTorch computation in this
+    process; ``seeds``: the plan once per seed into OUT/seed-<S>/ (returns {seed: summary} then)."""
+    from deepepi.train.run import DEFAULT_ROOT, _model_builder, resolve_config
+
+    for flag, value, low in (("--kfold", k, 2), ("--nested", nested, 2), ("--jobs", jobs, 1), ("--threads", threads, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag}: got {value}, expected an integer >= {low}")
+    if seeds is not None and seed is not None:
+        raise ConfigError(f"--seed {seed} and --seeds: give one of them")
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ConfigError(f"--seeds {','.join(map(str, seeds))}: expected distinct seeds")
+    if resume:  # the config the k-fold run recorded, as a single run's resume uses its own
+        cfg = _recorded_config(Path(out) if out is not None else DEFAULT_ROOT / f"{cfg.model['modelFname']}-kfold",
+                               cfg)
+    cfg = resolve_config(cfg, framework=framework, epochs=epochs, seed=seed)
+    if together and cfg.framework != "pytorch":
+        raise ConfigError(f"--together trains PyTorch runs in one process; this run trains with "
+                          f"{cfg.framework} (its folds train one process each: drop --together)",
+                          source="modelConfig.framework")
+    if together and jobs != 1:
+        raise ConfigError(f"--jobs {jobs} with --together: the runs train in one process (give --threads instead)")
+    _model_builder(cfg, allow_import)  # an unknown model fails here, not in K processes
+    if data is None:
+        from deepepi.data.synth import default_dataset
+
+        data = default_dataset()
+    data = Path(data).resolve()
+    root = Path(out) if out is not None else DEFAULT_ROOT / f"{cfg.model['modelFname']}-kfold"
+    per_seed = {s: resolve_config(cfg, framework=None, epochs=None, seed=s) for s in seeds} if seeds else {None: cfg}
+    tasks: list[FoldTask] = []
+    for s, cfg_s in per_seed.items():
+        plan_s = plan(cfg_s, data, k=k, nested=nested)
+        tasks += plan_s if s is None else _seed_tasks(plan_s, s)
+    seed_words = f"seeds {','.join(map(str, seeds))}" if seeds else f"seed {cfg.seed}"
+    how = (f"together in one process, {threads} thread(s)" if together
+           else f"{jobs} at a time, {threads} thread(s) each")
+    echo(f"{len(tasks)} runs ({'nested ' if nested else ''}{k}-fold{f' x {nested}' if nested else ''}, "
+         f"{cfg.framework}, {seed_words}), {how} -> {root}")
+    drop_unowned_folds(root, tasks, resume=resume)
+    opts = FoldOptions(str(root), str(data), allow_import,
+                       str(Path(init_weights).resolve()) if init_weights else None, resume)
+    if together:
+        again = (f"deepepi train --kfold {k}{f' --nested {nested}' if nested else ''} --together "
+                 f"--resume --out {root} (with the same options)")
+        results = run_tasks_together(tasks, opts, threads=threads, root_hint=again, echo=echo)
+    else:
+        results = run_tasks(tasks, opts, jobs=jobs, threads=threads, echo=echo)
+    if not seeds:
+        return _write_summary(cfg, results, root, k=k, nested=nested, threads=threads, echo=echo)
+    summaries = {}
+    for s, cfg_s in per_seed.items():
+        prefix = f"seed-{s}/"
+        mine = {name[len(prefix):]: v for name, v in results.items() if name.startswith(prefix)}
+        summaries[s] = _write_summary(cfg_s, mine, root / f"seed-{s}", k=k, nested=nested, threads=threads, echo=echo)
+    return summaries

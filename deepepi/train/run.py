@@ -196,7 +196,8 @@ def _train(cfg: Config, *, data: str | Path | None = None, framework: str | None
            out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
            resume: bool = False, quiet: bool = False, allow_import: bool = False,
            init_weights: str | Path | None = None, force_data: bool = False,
-           split: EventSplit | None = None, steps: int | None = None) -> RunResult:
+           split: EventSplit | None = None, steps: int | None = None,
+           fit_with: Callable[[Job], FitResult] | None = None) -> RunResult:
     """Train DeepEpi per ``cfg`` and write the run directory; see the module docstring.
 
     With ``resume``, ``cfg`` only names the default run directory: config, framework and data come
@@ -207,6 +208,8 @@ def _train(cfg: Config, *, data: str | Path | None = None, framework: str | None
     ``split`` fixes the train/validation/test events (nested k-fold); it is kept for ``resume``.
     ``steps`` overrides totalTrainingSteps (step mode only); in step mode ``epochs`` sets it to that
     many passes of the training batches. A resumed run keeps its recorded total unless one is given.
+    ``fit_with`` replaces the framework trainer's ``fit`` (``train.together`` hands the job to one
+    batched computation of several runs).
     """
     run_dir = Path(out) if out is not None else DEFAULT_ROOT / cfg.model["modelFname"]
     writer = is_writer()
@@ -275,7 +278,7 @@ def _train(cfg: Config, *, data: str | Path | None = None, framework: str | None
                   init_weights=start_weights, writer=writer)
         log.info(f"plan: {job.plan.describe(origin)}")
         t0 = time.perf_counter()
-        fit = trainer.fit(job)
+        fit = (fit_with or trainer.fit)(job)
     except KeyboardInterrupt:
         done = history[-1]["epoch"] if history else 0
         log.note(f"interrupted after epoch {done}")
