@@ -78,25 +78,25 @@ def train(ctx: click.Context, config: str | None, data: str | None, framework: s
     cfg = load_config(config)
     if max_far_per_day is not None:
         cfg = cfg.with_overrides(alarmBudgetPer24h=max_far_per_day)
-    if kfold is not None:  # --nested, --jobs, --threads, --together, --seeds need it (the requires declaration)
-        from deepepi.train.kfold import kfold as run_kfold
-
-        check_length(cfg, epochs=epochs, steps=steps)
-        if epochs is not None and cfg.model["useLrSchedule"]:
-            raise ConfigError(f"--epochs {epochs} with --kfold on a step-mode config (useLrSchedule true): "
-                              "give the folds' length with --steps", source=cfg.source)
-        run_kfold(cfg.with_overrides(totalTrainingSteps=steps), k=kfold, nested=nested, jobs=jobs,
-                  threads=threads, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
-                  allow_import=allow_import, init_weights=init_weights, resume=resume, together=together,
-                  seeds=_seed_list(seeds), echo=click.echo)
-        return
-    if not resume:
-        check_length(cfg, epochs=epochs, steps=steps)  # before the data is read (resume checks the run's own)
     try:
+        if kfold is not None:  # --nested, --jobs, --threads, --together, --seeds need it (the requires declaration)
+            from deepepi.train.kfold import kfold as run_kfold
+
+            check_length(cfg, epochs=epochs, steps=steps)
+            if epochs is not None and cfg.model["useLrSchedule"]:
+                raise ConfigError(f"--epochs {epochs} with --kfold on a step-mode config (useLrSchedule true): "
+                                  "give the folds' length with --steps", source=cfg.source)
+            run_kfold(cfg.with_overrides(totalTrainingSteps=steps), k=kfold, nested=nested, jobs=jobs,
+                      threads=threads, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
+                      allow_import=allow_import, init_weights=init_weights, resume=resume, together=together,
+                      seeds=_seed_list(seeds), echo=click.echo)
+            return
+        if not resume:
+            check_length(cfg, epochs=epochs, steps=steps)  # before the data is read (resume checks the run's own)
         run_train(cfg, data=data, framework=framework, out=out, epochs=epochs, seed=seed,
                   resume=resume, quiet=quiet, allow_import=allow_import, init_weights=init_weights,
                   force_data=force_data, steps=steps)
-    except TrainingInterrupted as err:
+    except TrainingInterrupted as err:  # resumable, as printed: the guard keeps what was written (ctx.exit)
         click.echo(f"deepepi: {err}", err=True)
         ctx.exit(err.exit_code)
 
