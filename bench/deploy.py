@@ -133,7 +133,8 @@ def whole_network_pte(run: Path, out: Path, csv: Path, fp32: Path, like: Path) -
     content = int8_program(model, spec, source.preprocessing, calibration * scale, 0)
     write_bytes(out, content)
     shutil.copyfile(sidecar_path(like), sidecar_path(out))
-    return out, argmax_agreement(program_logits(content, check * scale), program_logits(fp32.read_bytes(), check * scale))
+    float32 = program_logits(fp32.read_bytes(), check * scale)
+    return out, argmax_agreement(program_logits(content, check * scale), float32)
 
 
 def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
@@ -213,7 +214,8 @@ def main() -> None:
         "ORT int8 agreement (>= 0.99)": rows["ORT int8"]["agreement"],
         "LiteRT int8 agreement (>= 0.99)": rows["LiteRT int8"]["agreement"],
         "ExecuTorch int8 agreement (>= 0.99)": rows["ExecuTorch int8"]["agreement"],
-        "ExecuTorch int8 p50 / ExecuTorch fp32 p50": rows["ExecuTorch int8"]["p50_ms"] / rows["ExecuTorch (XNNPACK)"]["p50_ms"],
+        "ExecuTorch int8 p50 / ExecuTorch fp32 p50":
+            rows["ExecuTorch int8"]["p50_ms"] / rows["ExecuTorch (XNNPACK)"]["p50_ms"],
         "LiteRT fp32 p50 / ORT fp32 p50 (<= 1.5)": rows["LiteRT fp32"]["p50_ms"] / fp32,
     }
     targets.update({f"PyTorch eager p50 / {name} p50 (>= 3)": eager / rows[name]["p50_ms"] for name in files})

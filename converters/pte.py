@@ -124,6 +124,7 @@ def int8_program(model: nn.Module, spec: ArchSpec, preprocessing: Preprocessing,
 
 
 def conv_names(spec: ArchSpec) -> list[str]:
+    """The convolutions in network order: the candidates for the float32 prefix."""
     return [layer.name for layer in spec.layers() if layer.kind == "conv"]
 
 
