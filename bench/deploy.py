@@ -11,6 +11,9 @@ gate refuses them, and the table says so). Each file then runs in its own runtim
   invoke, so their adapters loop), both timed in alternating blocks across formats so that load
   from other processes on a shared machine falls on every format alike;
 - file size; argmax agreement and max abs difference with ONNX fp32 on the dataset's windows.
+ExecuTorch int8 has two rows: the export's file (the fewest float32 leading convolutions that keep
+99 % agreement, as the ONNX and LiteRT int8 files) and the network quantised whole (the file the
+export wrote before; its gate column is its agreement with the float32 .pte on the same check windows).
 Then the targets as ratios within this run: int8 p50 <= 0.65x fp32 p50 with agreement >= 99 %,
 LiteRT fp32 p50 within 1.5x of ORT fp32, every format >= 3x faster than PyTorch eager.
 
@@ -104,7 +107,34 @@ def export_all(run: Path, out: Path, csv: Path, framework: str | None) -> tuple[
     results["ExecuTorch int8"] = export_app(run, "pte", out=out / "model.int8.pte", quantize="int8",
                                             calibration=csv, min_agreement=0.0)
     files.update({name: result.path for name, result in results.items()})
-    return files, {name: result.agreement for name, result in results.items()}
+    agreement = {name: result.agreement for name, result in results.items()}
+    whole = "ExecuTorch int8 (whole network)"
+    files[whole], agreement[whole] = whole_network_pte(run, out / "model.int8-whole.pte", csv,
+                                                       files["ExecuTorch (XNNPACK)"], files["ExecuTorch int8"])
+    return files, agreement
+
+
+def whole_network_pte(run: Path, out: Path, csv: Path, fp32: Path, like: Path) -> tuple[Path, float]:
+    """The .pte int8 program quantised whole (no float32 convolution; the sidecar of ``like``) and its
+    argmax agreement with the float32 program ``fp32`` on the export's check windows."""
+    import shutil
+
+    from converters.app_meta import sidecar_path
+    from converters.pte import int8_program, program_logits
+    from deepepi.core.io import write_bytes
+    from deepepi.export.windows import quantisation_windows
+    from deepepi.runs.resolve import framework_modules, model_for, resolve_run
+    from deepepi.scoring.agreement import argmax_agreement
+
+    resolved = resolve_run(run)
+    model, spec, source = model_for(resolved, "pytorch", framework_modules("pytorch")[0], no_weights="no weights.npz")
+    calibration, check = quantisation_windows(resolved, csv)
+    scale = np.float32(source.preprocessing.scale)
+    content = int8_program(model, spec, source.preprocessing, calibration * scale, 0)
+    write_bytes(out, content)
+    shutil.copyfile(sidecar_path(like), sidecar_path(out))
+    float32 = program_logits(fp32.read_bytes(), check * scale)
+    return out, argmax_agreement(program_logits(content, check * scale), float32)
 
 
 def torch_eager(run: Path, threads: int) -> Callable[[np.ndarray], Any]:
@@ -184,6 +214,8 @@ def main() -> None:
         "ORT int8 agreement (>= 0.99)": rows["ORT int8"]["agreement"],
         "LiteRT int8 agreement (>= 0.99)": rows["LiteRT int8"]["agreement"],
         "ExecuTorch int8 agreement (>= 0.99)": rows["ExecuTorch int8"]["agreement"],
+        "ExecuTorch int8 p50 / ExecuTorch fp32 p50":
+            rows["ExecuTorch int8"]["p50_ms"] / rows["ExecuTorch (XNNPACK)"]["p50_ms"],
         "LiteRT fp32 p50 / ORT fp32 p50 (<= 1.5)": rows["LiteRT fp32"]["p50_ms"] / fp32,
     }
     targets.update({f"PyTorch eager p50 / {name} p50 (>= 3)": eager / rows[name]["p50_ms"] for name in files})

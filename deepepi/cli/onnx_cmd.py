@@ -35,7 +35,7 @@ FRAMEWORK_CHOICES = ["tensorflow", "pytorch", "tf", "torch"]
 @click.option("--quantize", type=click.Choice(["int8", "fp16"]), default=None,
               help="--onnx: int8 static QDQ per-channel (onnxruntime) or fp16 with float32 I/O, written "
               "beside the float32 file; --tflite: int8 (integer from the second convolution to a float32 "
-              "softmax) or fp16 weights; --pte: int8 (XNNPACK PT2E quantizer, whole network).")
+              "softmax) or fp16 weights; --pte: int8 (XNNPACK PT2E quantizer, from the second convolution on).")
 @click.option("--calibration", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV whose training split (the run's config) calibrates --quantize and whose "
               "validation split checks the quantised file. "
