@@ -40,7 +40,10 @@ META_KEYS = ("deepepi_version", "framework", "framework_version", "exporter", "e
 # Optional metadata_props: the validation-chosen decision threshold (p1 > t is a seizure), written
 # when the run directory records one; read by evaluate, predict and the app-side sidecars.
 THRESHOLD_KEY = "decision_threshold"
-OPTIONAL_META_KEYS = (THRESHOLD_KEY,)
+# The run's movement gate (dataProcessing.accSdThreshold, %), so a file carries its whole Decision
+# (deepepi.scoring.decision) without the run's config beside it.
+GATE_KEY = "acc_sd_threshold_pct"
+OPTIONAL_META_KEYS = (THRESHOLD_KEY, GATE_KEY)
 
 Reference = Callable[[np.ndarray], np.ndarray]
 
@@ -55,6 +58,7 @@ class Source:
     step: int
     preprocessing: Preprocessing
     decision_threshold: float | None = None
+    acc_sd_threshold_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
     ordered = {key: values[key] for key in META_KEYS}
     if src.decision_threshold is not None:
         ordered[THRESHOLD_KEY] = repr(float(src.decision_threshold))
+    if src.acc_sd_threshold_pct is not None:
+        ordered[GATE_KEY] = repr(float(src.acc_sd_threshold_pct))
     return ordered
 
 
