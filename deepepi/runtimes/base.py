@@ -82,13 +82,13 @@ def decision_layer(meta: dict[str, str], source: str) -> Layer:
 
 
 def run_layers(run_dir: Path, cfg: Any) -> tuple[Layer, Layer]:
-    """A run directory's parts of the Decision, each named by its file: the threshold its
-    threshold.json records (model metadata) and its config's movement gate (run config)."""
-    from deepepi.runs.layout import THRESHOLD, read_threshold
-    from deepepi.scoring.decision import config_layer
+    """A run directory's parts of the Decision, each named by its file in the run (not by an absolute
+    path, so two copies of one run record the same decision): the threshold its threshold.json
+    records (model metadata) and its config's movement gate (run config)."""
+    from deepepi.runs.layout import CONFIG, THRESHOLD, read_threshold
 
-    return (Layer(str(Path(run_dir) / THRESHOLD), {"threshold": read_threshold(Path(run_dir))}),
-            config_layer(cfg.processing, cfg.source))
+    return (Layer(f"the run's {THRESHOLD}", {"threshold": read_threshold(Path(run_dir))}),
+            Layer(f"the run's {CONFIG}", {"acc_sd_threshold": cfg.processing.get("accSdThreshold")}))
 
 
 def run_decision(run_dir: Path, cfg: Any) -> Decision:

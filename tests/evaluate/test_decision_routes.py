@@ -71,7 +71,7 @@ def test_four_routes_give_the_same_event_figures(trained, tmp_path: Path, capsys
     run, onnx_path, test_csv = trained
     test = json.loads((run / "metrics.json").read_text())["test"]
     decision = test["decision"]
-    assert decision["acc_sd_threshold_pct"] == 2.0 and decision["sources"]["acc_sd_threshold"].startswith("config")
+    assert decision["acc_sd_threshold_pct"] == 2.0 and decision["sources"]["acc_sd_threshold"] == "the run's config.json"
     assert decision["threshold"] == json.loads((run / "threshold.json").read_text())["decision_threshold"]
     want = {logic: {k: test["alarm_events"][logic][k] for k in KEYS} for logic in ("raw", "app")}
     assert want["app"]["seizure_events"] > 0 and want["app"]["non_seizure_events"] > 0
