@@ -6,8 +6,11 @@ The exported bytes are loaded into the runtime that will run them (onnxruntime, 
 and compared with the source model (``compare``) before anything is written: float32 exports must
 match within 1e-5 (max abs, probabilities; 1e-6 for the ensemble graph) on realistic windows at the
 self-check's batch sizes; quantised exports must keep argmax agreement >= 99 % on the check windows
-(in `deepepi export`, up to 2,048 windows of the run's validation events), the same bar as
-``deepepi verify --mode quantized``. Only then are the file and its metadata sidecar written
+(in `deepepi export`, up to 2,048 windows of the run's validation events) and pass ``quantized_gate``
+at the run's Decision on its labelled validation windows: the one gate ``deepepi verify --mode
+quantized`` also runs, so export never writes a file verify would reject on those windows (argmax and
+decision agreement, both classes fired at the threshold, event sensitivity and window TPR drop).
+Only then are the file and its metadata sidecar written
 atomically. A failed check is a typed ExportError, after HF optimum's exporters: ShapeError,
 AtolError, AgreementError. Framework-free (onnx, onnxruntime, numpy).
 """

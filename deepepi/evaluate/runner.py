@@ -1,8 +1,9 @@
 """``evaluate``: run every model on the same windows and judge it per window, per event and per alarm.
 
-Order: check the options, open the models (any runtime format), read and window the data once,
-predict, then per model: ROC/PR, the threshold sweep under the chosen alarm logic, the operating
-point, and at that threshold the window figures, both alarm logics' event figures (per user and
+Order: check the options, open the models (any runtime format), read and window the data once (as
+training does, ``evaluate.data``), predict, then per model: its Decision (``scoring.decision``: flags >
+model metadata > config > defaults), ROC/PR, the threshold sweep under the Decision's leading logic,
+the operating point, and at that threshold the window figures, both alarm logics' event figures (per user and
 subtype too), SzCORE scores and bootstrap CIs (``BOOTSTRAP``: events resampled within each class,
 ``--bootstrap`` draws, 1,000 by default). The OSD baseline (recorded osdAlarmState >= OSD_ALARM_STATE) is
 scored beside them. ``report.write_all`` then writes results.json, events.csv, the plots and
