@@ -21,7 +21,7 @@ from typing import Sequence
 
 from deepepi.core.config import number_rule, require_number
 from deepepi.core.errors import UnusableInputError
-from converters.check import quantized_gate
+from converters.check import QUANTIZED_MAX_DROP, quantized_gate
 from deepepi.runtimes.base import decision_layer
 from deepepi.scoring.decision import config_layer, resolve
 from deepepi.verify import checks, stats
@@ -32,7 +32,6 @@ from deepepi.verify.report import Report
 
 MODES = ("same-weights", "lockstep", "trained", "quantized")
 LOCKSTEP_MIN_AGREEMENT = 0.99  # see docs/PERFORMANCE.md "Lockstep drift"
-QUANTIZED_MAX_DROP = 0.01  # converters.check.QUANTIZED_MAX_DROP: the export gate's bar
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
