@@ -18,6 +18,7 @@ a CSV (or JSON events without a usable ``seizureTimes``) measure latency from th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -40,12 +41,14 @@ __all__ = ["COLUMNS", "EvalData", "ONSET_RECORDING_START", "ONSET_SEIZURE_TIMES"
 COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
 
 
+@dataclass(frozen=True)
 class Windowing:
     """The config that cuts the windows, where it came from, and whether it is a real config file
-    (whose ``accSdThreshold`` is then the run config's part of the Decision)."""
+    (whose ``accSdThreshold`` is then the config's part of the Decision)."""
 
-    def __init__(self, cfg: Config, source: str, from_file: bool) -> None:
-        self.cfg, self.source, self.from_file = cfg, source, from_file
+    cfg: Config
+    source: str
+    from_file: bool
 
 
 def windowing(runtimes: list[Any], config: str | Path | None) -> Windowing:
