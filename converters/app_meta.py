@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from converters.contract import META_KEYS, RULE_KEY, THRESHOLD_KEY
+from converters.contract import GATE_KEY, META_KEYS, RULE_KEY, THRESHOLD_KEY
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
 from deepepi.core.errors import ExportError, UnusableInputError
 from deepepi.core.io import open_input, write_json
@@ -53,9 +53,11 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def build(convention: Convention, provenance: dict[str, str], *, window: int,
-          acc_sd_threshold_pct: float | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+          acc_sd_threshold_pct: float | None, extra: dict[str, Any] | None = None,
+          decision: dict[str, Any] | None = None) -> dict[str, Any]:
     """The sidecar content; ``provenance`` is contract.metadata(...) of the exported model, whose
-    optional decision threshold also seeds the app's probability threshold."""
+    optional decision threshold also seeds the app's probability threshold. ``decision``
+    (``scoring.decision.Decision.to_dict``) records the whole decision and where each part came from."""
     recorded = provenance.get(THRESHOLD_KEY)
     decision_threshold = None if recorded is None else parse_threshold(
         recorded, field=f"metadata {THRESHOLD_KEY}", source=None, error=ExportError, from_text=True)
@@ -80,6 +82,8 @@ def build(convention: Convention, provenance: dict[str, str], *, window: int,
     data["deepepi"] = {key: provenance[key] for key in META_KEYS}
     if extra:
         data["deepepi"].update({k: str(v) for k, v in extra.items()})
+    if decision is not None:
+        data["decision"] = decision
     return data
 
 
@@ -107,10 +111,13 @@ def read(model_path: str | Path) -> dict[str, Any]:
 
 
 def runtime_metadata(data: dict[str, Any]) -> dict[str, str]:
-    """The contract metadata a Runtime exposes: the provenance keys, plus the decision threshold."""
+    """The contract metadata a Runtime exposes: the provenance keys, plus the decision threshold and
+    the movement gate (the app's ``accel_std_threshold_pct``)."""
     meta = {str(k): str(v) for k, v in data["deepepi"].items()}
     if THRESHOLD_KEY in data:
         meta[THRESHOLD_KEY] = repr(float(data[THRESHOLD_KEY]))
+    if "accel_std_threshold_pct" in data:  # the app's movement gate: the file's part of the Decision
+        meta[GATE_KEY] = str(data["accel_std_threshold_pct"])
     return meta
 
 

@@ -6,8 +6,11 @@ The exported bytes are loaded into the runtime that will run them (onnxruntime, 
 and compared with the source model (``compare``) before anything is written: float32 exports must
 match within 1e-5 (max abs, probabilities; 1e-6 for the ensemble graph) on realistic windows at the
 self-check's batch sizes; quantised exports must keep argmax agreement >= 99 % on the check windows
-(in `deepepi export`, up to 2,048 windows of the run's validation events), the same bar as
-``deepepi verify --mode quantized``. Only then are the file and its metadata sidecar written
+(in `deepepi export`, up to 2,048 windows of the run's validation events) and pass ``quantized_gate``
+at the run's Decision on its labelled validation windows: the one gate ``deepepi verify --mode
+quantized`` also runs, so export never writes a file verify would reject on those windows (argmax and
+decision agreement, both classes fired at the threshold, event sensitivity and window TPR drop).
+Only then are the file and its metadata sidecar written
 atomically. A failed check is a typed ExportError, after HF optimum's exporters: ShapeError,
 AtolError, AgreementError. Framework-free (onnx, onnxruntime, numpy).
 """
@@ -28,9 +31,12 @@ from converters.contract import (CLASS_NAMES, INPUT_NAME, OUTPUT_NAME, SELF_CHEC
 from converters.session import open_session_bytes
 from deepepi.core.errors import AgreementError, AtolError, DeepEpiError, ExportError, ShapeError
 from deepepi.core.io import write_bytes
-from deepepi.scoring.agreement import argmax_agreement
+from deepepi.scoring.agreement import argmax_agreement, same_class
+from deepepi.scoring.decision import Decision, at_decision
+from deepepi.scoring.evaldata import EvalData
 
 QUANTIZED_MIN_AGREEMENT = 0.99
+QUANTIZED_MAX_DROP = 0.01  # a quantised file may lose at most 1 point of event sensitivity and window TPR
 
 # content, sidecar dict, path -> an object with predict_proba(raw milli-g) (a Runtime)
 RuntimeFactory = Callable[[bytes, dict, Path], Any]
@@ -44,6 +50,8 @@ class DeployResult:
     max_abs_diff: float
     agreement: float
     windows: int
+    decision: Decision | None = None  # the Decision a quantised file was gated at
+    gate: tuple = ()                  # its GateRows
 
 
 def checker_error(model: onnx.ModelProto) -> Exception | None:
@@ -116,6 +124,86 @@ def compare(run: Callable[[np.ndarray], np.ndarray], reference: Reference, batch
     return worst, agreement
 
 
+@dataclass(frozen=True)
+class GateRow:
+    """One line of the quantised gate: ``ok`` None is information only."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    figures: dict
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def quantized_gate(ref: np.ndarray, got: np.ndarray, *, data: EvalData | None, decision: Decision,
+                   min_agreement: float = QUANTIZED_MIN_AGREEMENT,
+                   max_drop: float = QUANTIZED_MAX_DROP) -> list[GateRow]:
+    """THE quantised gate, shared by every ``export --quantize`` and ``verify --mode quantized``, so
+    export never writes a file verify would reject on the same windows. ``ref`` and ``got``: the
+    float and the quantised model's probabilities [n, 2] on the same raw windows; ``data``: those
+    windows labelled (None: agreement only). Rows, each a condition:
+    argmax agreement >= ``min_agreement``; agreement of the decisions p > ``decision.threshold``
+    >= ``min_agreement``; with labels holding both classes, each model fires on both classes at the
+    decision (a one-class model FAILS), and the quantised model loses at most ``max_drop`` of the
+    float model's event sensitivity (the decision's leading logic) and window TPR (Counts)."""
+    ref, got = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
+    n, t = len(ref), decision.threshold
+    same = same_class(ref, got)
+    agreement = float(same.mean()) if n else 0.0
+    dec_ref, dec_got = ref[:, 1] > t, got[:, 1] > t
+    dec_agreement = float((dec_ref == dec_got).mean()) if n else 0.0
+    rows = [GateRow("argmax agreement", agreement >= min_agreement,
+                    f"{agreement:.4%} of {n} windows, need >= {min_agreement:.2%}",
+                    {"agreement": agreement, "disagreements": int((~same).sum()), "n": n,
+                     "min_agreement": min_agreement}),
+            GateRow("decision agreement", dec_agreement >= min_agreement,
+                    f"{dec_agreement:.4%} of {n} windows agree on p > {t:g}, need >= {min_agreement:.2%}",
+                    {"agreement": dec_agreement, "disagreements": int((dec_ref != dec_got).sum()), "n": n,
+                     "threshold": t, "min_agreement": min_agreement})]
+    if data is None:
+        return rows
+    labels = np.asarray(data.y)
+    if len(np.unique(labels)) == 2:
+        for side, dec in (("A", dec_ref), ("B", dec_got)):
+            fires = int(dec.sum())
+            ok = 0 < fires < len(dec)
+            rows.append(GateRow(f"predicts both classes {side}", ok,
+                                f"windows with p > {t:g}: {fires} of {len(dec)}" if ok else
+                                f"{'never fires' if fires == 0 else 'always fires'} at p > {t:g} on {len(dec)} "
+                                "windows, though the labels hold both classes", {"positive": fires, "n": len(dec)}))
+    figures = {"max_drop": max_drop, "decision": decision.to_dict(),
+               "a": at_decision(data, ref[:, 1], decision), "b": at_decision(data, got[:, 1], decision)}
+    logic = decision.logic
+    pairs = {"event sensitivity": (figures["a"]["event"][logic]["sensitivity"],
+                                   figures["b"]["event"][logic]["sensitivity"]),
+             "window TPR": (figures["a"]["window"]["tpr"], figures["b"]["window"]["tpr"])}
+    drops = {k: None if a is None or b is None else float(a - b) for k, (a, b) in pairs.items()}
+    figures["drops"] = drops
+    if all(d is None for d in drops.values()):
+        rows.append(GateRow("quantised accuracy drop", False, "no seizure windows in the data: cannot measure "
+                            "the drop", figures))
+        return rows
+    ok = all(d is None or d <= max_drop + 1e-12 for d in drops.values())
+    detail = "; ".join(f"{k} {_pct(a)} -> {_pct(b)} " + (f"(drop {100 * drops[k]:+.2f} points)"
+                                                         if drops[k] is not None else "")
+                       for k, (a, b) in pairs.items())
+    rows.append(GateRow("quantised accuracy drop", ok,
+                        f"{detail}; {logic} logic at threshold {t:g}; limit {100 * max_drop:g} point(s)", figures))
+    return rows
+
+
+def require_gate(rows: list[GateRow], source: str | None) -> None:
+    """An export's use of the gate: the first failed row is an AgreementError, and nothing is written."""
+    failed = [r for r in rows if r.ok is False]
+    if failed:
+        r = failed[0]
+        raise AgreementError(f"self-check failed: quantised model, {r.name}: {r.detail}; nothing was written",
+                             source=source)
+
+
 def self_check_batches(window: int, seed: int) -> list[np.ndarray]:
     """The float32 self-check's windows: realistic windows at each of the self-check's batch sizes."""
     return [realistic_windows(b, window, seed=seed + i) for i, b in enumerate(SELF_CHECK_BATCHES)]
@@ -173,12 +261,22 @@ def finish_onnx(model: onnx.ModelProto, out: str | Path, info: ExportInfo, expor
 
 def finish(content: bytes, out: str | Path, sidecar: dict | None, runtime: RuntimeFactory,
            reference: Reference, check_windows: np.ndarray, *, quantized: bool,
-           min_agreement: float = QUANTIZED_MIN_AGREEMENT) -> DeployResult:
+           min_agreement: float = QUANTIZED_MIN_AGREEMENT, gate_data: EvalData | None = None,
+           decision: Decision | None = None, max_drop: float = QUANTIZED_MAX_DROP) -> DeployResult:
     """Load ``content`` in its runtime, compare with ``reference``, then write it (and the sidecar).
-    ``min_agreement`` is the quantised bar (bench/deploy.py lowers it to measure refused files)."""
+    ``min_agreement`` is the quantised bar (bench/deploy.py lowers it to measure refused files).
+    A quantised file must also pass ``quantized_gate`` at ``decision`` on the labelled ``gate_data``
+    (the run's validation windows: what ``verify --mode quantized`` is given)."""
     out = Path(out)
     loaded = runtime(content, sidecar, out)
     diff, agreement = compare(loaded.predict_proba, reference, [check_windows], quantized=quantized,
                               source=str(out), min_agreement=min_agreement)
+    rows: list[GateRow] = []
+    if quantized and decision is not None:
+        x = check_windows if gate_data is None else np.ascontiguousarray(gate_data.X, dtype=np.float32)
+        rows = quantized_gate(reference(x), loaded.predict_proba(x), data=gate_data, decision=decision,
+                              min_agreement=min_agreement, max_drop=max_drop)
+        require_gate(rows, str(out))
     side = _write(out, content, sidecar)
-    return DeployResult(out, side, len(content), diff, agreement, len(check_windows))
+    return DeployResult(out, side, len(content), diff, agreement, len(check_windows),
+                        decision if quantized else None, tuple(rows))

@@ -42,7 +42,10 @@ META_KEYS = ("deepepi_version", "framework", "framework_version", "exporter", "e
 THRESHOLD_KEY = "decision_threshold"
 # JSON: how training chose that threshold (rule, false-alarm budget, validation figures; RUN/threshold.json)
 RULE_KEY = "decision_rule"
-OPTIONAL_META_KEYS = (THRESHOLD_KEY, RULE_KEY)
+# The run's movement gate (dataProcessing.accSdThreshold, %), so a file carries its whole Decision
+# (deepepi.scoring.decision) without the run's config beside it.
+GATE_KEY = "acc_sd_threshold_pct"
+OPTIONAL_META_KEYS = (THRESHOLD_KEY, RULE_KEY, GATE_KEY)
 
 Reference = Callable[[np.ndarray], np.ndarray]
 
@@ -58,6 +61,7 @@ class Source:
     preprocessing: Preprocessing
     decision_threshold: float | None = None
     decision_rule: str | None = None  # JSON (runs.layout.threshold_rule_json)
+    acc_sd_threshold_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
         ordered[THRESHOLD_KEY] = repr(float(src.decision_threshold))
         if src.decision_rule is not None:
             ordered[RULE_KEY] = src.decision_rule
+    if src.acc_sd_threshold_pct is not None:
+        ordered[GATE_KEY] = repr(float(src.acc_sd_threshold_pct))
     return ordered
 
 

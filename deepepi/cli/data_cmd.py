@@ -101,7 +101,7 @@ def split_cmd(run_dir: str, part: str, output: str, data: str | None) -> None:
     from deepepi.core.errors import DataError
     from deepepi.core.io import refuse_overwrite, sha256_file
     from deepepi.data.split import write_event_rows
-    from deepepi.runs.layout import DATA_RECORD, SPLIT_FILES, read_split
+    from deepepi.runs.layout import DATA_RECORD, read_split
 
     run = Path(run_dir).parent if Path(run_dir).is_file() else Path(run_dir)  # a model file names its run
     record, ids = read_split(run, part)

@@ -18,17 +18,21 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--data", "data", multiple=True, required=True, type=InputPath(),
               help="Flattened CSV or OSDB JSON (repeatable). JSON carries seizureTimes, used for latency.")
 @click.option("--config", type=InputPath(dir_okay=False), default=None,
-              help="Config for windowing and eventFilters. Default: the first model's metadata (window, step).")
-@click.option("--threshold", type=Number(0, 1), default=None, help="Fixed decision threshold in [0, 1] (p > t).")
+              help="Config for windowing (window, step, validateDatapoints), eventFilters and the movement gate. "
+                   "Default: a run directory's config.json, else the first model's metadata (window, step).")
+@click.option("--threshold", type=Number(0, 1), default=None,
+              help="Fixed decision threshold in [0, 1] (p > t). Default: the model's decision_threshold, else 0.5.")
 @click.option("--target-sensitivity", type=Number(0, 1), default=None,
               help="Pick the highest threshold reaching this event sensitivity on --data (a validation set).")
 @click.option("--max-far-per-day", type=Number(0), default=None,
               help="Pick the threshold with the highest event sensitivity within this many false alarms (alarm "
                    "episodes) per 24 h on --data, ties to the higher one (training's budget rule).")
-@click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default="raw", show_default=True,
-              help="Logic for the sweep, the operating point and the plots; both are always reported.")
-@click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,
-              help="App movement gate (%): p = 0 when 100*std/mean of the newest datapoint is below it.")
+@click.option("--alarm-logic", type=click.Choice(["raw", "app"]), default=None,
+              help="Logic for the sweep, the operating point and the plots (default: app, what the phone does); "
+                   "both are always reported.")
+@click.option("--acc-sd-threshold", type=Number(0), default=None,
+              help="App movement gate (%): p = 0 when 100*std/mean of the newest datapoint is below it. Default: "
+                   f"the model's metadata, else the config's accSdThreshold, else {APP_ACC_SD_THRESHOLD_PCT:g}.")
 @click.option("--bootstrap", "resamples", type=Number(1, 100_000, integer=True), default=1000, show_default=True,
               help="Bootstrap resamples (by event) for the 95% CIs, 1 to 100000.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Bootstrap seed.")
@@ -38,8 +42,8 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
                    "comma-separated values, or 0.1..0.9 when given without a value.")
 @click.option("-o", "--out", type=OutputDir(), default="artifacts/evaluate", show_default=True)
 def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None, threshold: float | None,
-             target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str,
-             acc_sd_threshold: float, resamples: int, seed: int, threads: int | None, sweep_q: str | None,
+             target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str | None,
+             acc_sd_threshold: float | None, resamples: int, seed: int, threads: int | None, sweep_q: str | None,
              out: str) -> None:
     """Evaluate MODELS (ONNX files, run directories, .pt or .keras files) on labelled data: window
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
@@ -52,6 +56,7 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
         raise ConfigError(f"{data_like[0]}: looks like data, not a model; give --data once per data file "
                           "(--data a.json --data b.json)")
     from deepepi.evaluate.runner import Options
+    from deepepi.scoring.decision import describe
     from deepepi.evaluate.runner import evaluate as run
 
     from deepepi.evaluate.qsweep import DEFAULT_QS
@@ -74,6 +79,7 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
         op = m["operating_point"]
         click.echo(f"{m['name']}: threshold {op['threshold']:.2f} ({op['rule']}) | window AUC "
                    f"{_fmt(m['roc_auc'])} TPR {_fmt(m['window']['tpr'])} FPR {_fmt(m['window']['fpr'])}")
+        click.echo(f"  {describe(m['decision'])}")
         for key, label in (("raw", "raw windows"), ("app", "app alarms ")):
             e, s = m["logic"][key]["event"], m["logic"][key]["szcore"]
             click.echo(f"  {label}: events {e['detected']}/{e['seizure_events']} (sensitivity "

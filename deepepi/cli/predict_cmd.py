@@ -6,7 +6,7 @@ import click
 
 from deepepi.cli.guarded import InputPath, OutputPath, command
 from deepepi.cli.params import CPUS, Needs, Number, requires
-from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
+from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
 
 
 @command("predict")
@@ -23,35 +23,37 @@ from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, 
 @click.option("--threshold", type=Number(0, 1), default=None,
               help="Positive when p > threshold. Default: the model's decision_threshold, else "
               f"{DEFAULT_THRESHOLD:g}.")
-@click.option("--acc-sd-threshold", type=Number(0), default=APP_ACC_SD_THRESHOLD_PCT, show_default=True,
-              help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off.")
+@click.option("--acc-sd-threshold", type=Number(0), default=None,
+              help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off. Default: "
+              f"the model's metadata, else the config's accSdThreshold, else {APP_ACC_SD_THRESHOLD_PCT:g}.")
 @click.option("--config", type=InputPath(dir_okay=False), default=None,
-              help="Config whose eventFilters apply to OSDB JSON input.")
+              help="Config for windowing (step, validateDatapoints), the movement gate and the eventFilters of "
+              "OSDB JSON input. Default: a run directory's config.json, else the model's metadata.")
 @click.option("--threads", type=CPUS, default=None,
               help="Intra-op threads of the model's runtime.")
 def predict(model: str, data: str, stream: bool, output: str, threshold: float | None,
-            acc_sd_threshold: float, config: str | None, threads: int | None) -> None:
+            acc_sd_threshold: float | None, config: str | None, threads: int | None) -> None:
     """Probabilities, OK/WARNING/ALARM states and alarms for every datapoint of DATA, from MODEL
     (.onnx, .tflite, .pte, a run directory, ...) with the app's movement gate, strict threshold and
     WarnTime 5 s / AlarmTime 10 s state machine."""
-    from deepepi.core.config import load_config
-    from deepepi.evaluate.predict import Rules, predict_batch, predict_stream, read_datapoints, write_csv
+    from deepepi.evaluate.data import windowing
+    from deepepi.evaluate.predict import predict_batch, predict_stream, read_datapoints, write_csv
     from deepepi.runtimes import open_model
-    from deepepi.runtimes.base import decision_threshold
+    from deepepi.runtimes.base import decision_layer
+    from deepepi.scoring.decision import cli_layer, config_layer, resolve
 
     runtime = open_model(model, threads=threads)
-    if threshold is None:
-        threshold = decision_threshold(runtime.metadata, model)
-    rules = Rules(threshold=DEFAULT_THRESHOLD if threshold is None else threshold, acc_sd_threshold=acc_sd_threshold)
-    filters = load_config(config, warn=("keys",)).filters if data.lower().endswith(".json") else None
+    win = windowing([runtime], config)
+    rules = resolve(cli_layer(threshold=threshold, acc_sd_threshold=acc_sd_threshold),
+                    decision_layer(runtime.metadata, model),
+                    config_layer(win.cfg.processing, win.source) if win.from_file else None)
+    filters = dict(win.cfg.filters) if data.lower().endswith(".json") else None
     frame = read_datapoints(data, filters)
-    if stream:
-        result = predict_stream(runtime, frame, rules)
-    else:
-        result = predict_batch(runtime, frame, rules, step=int(runtime.metadata.get("step", SAMPLES_PER_DATAPOINT)),
-                               source=data)
+    result = (predict_stream(runtime, frame, rules, win.cfg) if stream
+              else predict_batch(runtime, frame, rules, win.cfg, source=data))
     write_csv(result, output)
     alarmed = int(result.groupby("eventId")["alarm"].max().sum())
+    click.echo(rules.describe())
     click.echo(f"{'stream' if stream else 'batch'}: {len(result)} rows, {result['eventId'].nunique()} "
                f"events, threshold {rules.threshold:g}, movement gate {rules.acc_sd_threshold:g} %, "
                f"{alarmed} event(s) reached ALARM -> {output}")

@@ -30,6 +30,7 @@ class Datasets:
     augmentation: pd.DataFrame  # provenance of the synthetic training events (deepepi.data.augment)
     osd_alarm_test: np.ndarray | None = None
     val_source: str = "train events"  # validation is always carved out of the training events
+    test_raw_X: np.ndarray | None = None  # the test windows in milli-g (the movement gate reads raw samples)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def prepare(cfg: Config, csv_path: str | Path, split: EventSplit | None = None) 
     windows = windows_from_config(held_out, cfg)
     val = _windows_of(windows, np.sort(np.asarray(val_ids, dtype=np.int64)))
     test = _windows_of(windows, np.sort(np.asarray(test_ids, dtype=np.int64)))
+    test_raw = _windows_of(windows_from_config(df[~in_train], cfg, raw=True), np.sort(np.asarray(test_ids, dtype=np.int64)))
     for name, w in (("training", train), ("validation", val), ("test", test)):
         _check(name, w, source)
         if not (w.y == 1).any():
@@ -158,4 +160,4 @@ def prepare(cfg: Config, csv_path: str | Path, split: EventSplit | None = None) 
                  f"val {len(val)} (seizure {int((val.y == 1).sum())}), "
                  f"test {len(test)} (seizure {int((test.y == 1).sum())})")
     return Datasets(train=train, val=val, test=test, notes=notes, augmentation=aug.provenance,
-                    osd_alarm_test=osd_alarm(held_out, test), val_source=val_source)
+                    osd_alarm_test=osd_alarm(held_out, test), val_source=val_source, test_raw_X=test_raw.X)

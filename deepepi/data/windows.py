@@ -30,7 +30,7 @@ from deepepi.core.config import Config
 from deepepi.core.constants import SAMPLE_FREQ_HZ, SAMPLES_PER_DATAPOINT
 from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS
 from deepepi.data.gaps import fill_gaps
-from deepepi.core.errors import ConfigError, DataError
+from deepepi.core.errors import ConfigError, DataError, DeepEpiError
 from deepepi.core.io import save_npz
 from deepepi.core.preprocessing import Preprocessing
 from deepepi.core.preprocessing import from_config as preprocessing_from_config
@@ -117,11 +117,11 @@ def _runs(event: np.ndarray, time: np.ndarray,
     return order, starts, lengths
 
 
-def contiguous_runs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def contiguous_runs(df: pd.DataFrame, gap_seconds: float = GAP_SECONDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of ``df`` in event/time order with overlaps dropped, and the first position and length
     of each contiguous run (a new event, or a gap that restarts the buffer): the datapoint stream
     that both the windows here and a streaming replay (``deepepi predict --stream``) follow."""
-    return _runs(df["eventId"].to_numpy(dtype=np.int64), df["dataTime"].to_numpy(dtype=np.float64))
+    return _runs(df["eventId"].to_numpy(dtype=np.int64), df["dataTime"].to_numpy(dtype=np.float64), gap_seconds)
 
 
 def _check_constant(values: np.ndarray, event: np.ndarray, name: str) -> None:
@@ -202,6 +202,24 @@ def rows_from_config(df: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[
     return df, layout
 
 
+def gap_from_config(cfg: Config) -> float:
+    """The gap (s) that restarts the buffer under the config: none with validateDatapoints (windows
+    run through the zero-filled gaps), else GAP_SECONDS."""
+    return math.inf if cfg.processing["validateDatapoints"] else GAP_SECONDS
+
+
+def load_window_config(path: str | Path | None, window: int, error: type[DeepEpiError] = ConfigError) -> Config:
+    """The config that cuts a model's windows (``--config`` of evaluate, predict and verify), loaded for
+    windowing only (no training warnings); its window must be the model's input window."""
+    from deepepi.core.config import load_config
+
+    cfg = load_config(path, warn=("keys", "window"))
+    if cfg.window != window:
+        raise error(f"config window {cfg.window} (sampleFreq x bufferSeconds) differs from the models' "
+                    f"input window {window}", source=cfg.source)
+    return cfg
+
+
 def windows_from_config(df: pd.DataFrame, cfg: Config, *, raw: bool = False) -> Windows:
     """Windows with the config's window, step, gap rule and normalisation; ``raw`` keeps milli-g (ONNX input)."""
     rows, layout = rows_from_config(df, cfg)
@@ -215,5 +233,5 @@ def window_labels_from_config(df: pd.DataFrame, cfg: Config) -> dict[str, np.nda
 
 
 __all__ = ["Windows", "make_windows", "window_labels", "windows_from_config", "window_labels_from_config",
-           "rows_from_config", "count_windows", "contiguous_runs", "NPZ_KEYS",
+           "rows_from_config", "gap_from_config", "load_window_config", "count_windows", "contiguous_runs", "NPZ_KEYS",
            "OVERLAP_SECONDS", "GAP_SECONDS"]

@@ -1,8 +1,10 @@
 """What evaluation runs on: raw milli-g windows with their labels, and one row per event.
 
 Inputs are flattened CSVs and/or OSDB JSON release files (flattened through ``data.source.read_json``
-into a temporary CSV, applying the config's eventFilters). Windows are cut exactly as for training
-(``make_windows``, milli-g kept: the runtimes take raw input).
+into a temporary CSV, applying the config's eventFilters). Windows are cut by the very function
+training uses (``data.windows.windows_from_config``, milli-g kept: the runtimes take raw input), with
+the same config keys (window, step, ``validateDatapoints``); ``windowing`` picks that config for
+evaluate and predict alike.
 
 Time base: a datapoint's ``dataTime`` is the time of its last sample, so an event's recording
 starts 5 s before its first datapoint and a window's time is its last datapoint's ``dataTime``.
@@ -16,25 +18,67 @@ a CSV (or JSON events without a usable ``seizureTimes``) measure latency from th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from deepepi.core.config import Config, from_dict
 from deepepi.core.constants import DATAPOINT_SECONDS, OSD_ALARM_STATE, SAMPLES_PER_DATAPOINT
-from deepepi.core.errors import DataError
+from deepepi.core.errors import DataError, ModelError
 from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
 from deepepi.data.dataset import osd_alarm
 from deepepi.data.osdb import epoch_seconds, iter_events
 from deepepi.data.source import is_json, read_json
-from deepepi.data.windows import GAP_SECONDS, make_windows
+from deepepi.data.windows import gap_from_config, load_window_config, windows_from_config
 from deepepi.scoring.evaldata import ONSET_RECORDING_START, ONSET_SEIZURE_TIMES, EvalData
 from deepepi.scoring.segments import restart_segments
 
-__all__ = ["COLUMNS", "EvalData", "ONSET_RECORDING_START", "ONSET_SEIZURE_TIMES", "load"]
+__all__ = ["COLUMNS", "EvalData", "ONSET_RECORDING_START", "ONSET_SEIZURE_TIMES", "Windowing", "load", "windowing"]
 
 COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """The config that cuts the windows, where it came from, and whether it is a real config file
+    (whose ``accSdThreshold`` is then the config's part of the Decision)."""
+
+    cfg: Config
+    source: str
+    from_file: bool
+
+
+def windowing(runtimes: list[Any], config: str | Path | None) -> Windowing:
+    """The windowing config of ``runtimes`` (which must share one window): ``--config``; else the run's
+    config.json beside the first model (a run directory, .pt or .keras); else the first model's metadata
+    (window, step, sample_freq; ``validateDatapoints`` off: give --config when the run used it)."""
+    windows = {int(rt.window) for rt in runtimes}
+    if len(windows) > 1:
+        raise ModelError(f"the models take different windows ({', '.join(map(str, sorted(windows)))} samples); "
+                         "models compared side by side must read the same windows")
+    window = windows.pop()
+    if config is not None:
+        cfg = load_window_config(config, window)
+        return Windowing(cfg, cfg.source, True)
+    first = runtimes[0]
+    beside = Path(first.path).parent / "config.json"
+    if first.format in ("pytorch", "tensorflow", "keras") and beside.is_file():
+        cfg = load_window_config(beside, window)
+        return Windowing(cfg, f"{beside} (the run's config)", True)
+    meta = first.metadata
+    try:
+        rate, step = int(meta["sample_freq"]), int(meta["step"])
+    except (KeyError, ValueError):
+        raise ModelError("metadata lacks step/sample_freq; pass --config", source=str(first.path)) from None
+    if rate < 1 or window % rate:
+        raise ModelError(f"metadata sample_freq {rate} does not divide the window {window}; pass --config",
+                         source=str(first.path))
+    cfg = from_dict({"modelConfig": {"sampleFreq": rate, "bufferSeconds": window // rate},
+                     "dataProcessing": {"step": step}}, source=f"{first.path} metadata", warn=False)
+    return Windowing(cfg, f"{first.path} metadata", False)
 
 
 def _seizure_interval(event: Mapping[str, Any], where: str, path: Path) -> tuple[float, float] | None:
@@ -107,14 +151,14 @@ def _events_table(df: pd.DataFrame, onsets: dict[int, tuple[float, float, str]])
     return events
 
 
-def load(paths: Iterable[str | Path], *, window: int, step: int, sample_freq: int,
-         filters: Mapping[str, Any] | None = None) -> EvalData:
-    """Read every input, cut raw windows (``window``/``step`` samples) and build the events table."""
+def load(paths: Iterable[str | Path], cfg: Config, *, filters: Mapping[str, Any] | None = None) -> EvalData:
+    """Read every input, cut raw windows as training does under ``cfg`` and build the events table."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no --data given (a flattened CSV or OSDB JSON file)")
     df, onsets = _read_frames(paths, filters or {})
-    windows = make_windows(df, window=window, step=step, preprocessing=None)
+    window, step, sample_freq = cfg.window, int(cfg.processing["step"]), int(cfg.model["sampleFreq"])
+    windows = windows_from_config(df, cfg, raw=True)
     if len(windows) == 0:
         raise DataError(f"no complete {window}-sample windows in the data (every event is shorter "
                         f"than {window // SAMPLES_PER_DATAPOINT} datapoints)", source=str(paths[0]))
@@ -123,6 +167,6 @@ def load(paths: Iterable[str | Path], *, window: int, step: int, sample_freq: in
     return EvalData(
         X=windows.X, y=windows.y, end_time=windows.end_time,
         osd=osd_alarm(df, windows, missing_negative=True),
-        segment=restart_segments(windows.event_id, windows.end_time, gap_seconds=GAP_SECONDS),
+        segment=restart_segments(windows.event_id, windows.end_time, gap_seconds=gap_from_config(cfg)),
         window_event=position.reindex(windows.event_id).to_numpy(dtype=np.int64),
         events=events, hop_s=step / float(sample_freq), sources=[str(p) for p in paths])

@@ -5,9 +5,13 @@ LiteRT, ExecuTorch, ...). The decision rules are the phone app's, from ``deepepi
 movement gate (p = 0 when the current datapoint's 100*std/mean is below ``accSdThreshold`` %),
 p > threshold (strict), and the WarnTime / AlarmTime state machine.
 
+The decision settings are one ``scoring.decision.Decision`` (threshold, gate, WarnTime/AlarmTime),
+resolved by the caller; windows follow the windowing config (``evaluate.data.windowing``) exactly as
+training cuts them (``validateDatapoints`` zero-fills gaps and lets the buffer run through them).
+
 Two ways to get the probabilities, which must agree:
-- batch: every window cut at once (``make_windows``: the training windows), the state machine run
-  vectorised per contiguous stretch (``alarm_states``);
+- batch: every window cut at once (``windows_from_config``: the training windows), the state machine
+  run vectorised per contiguous stretch (``alarm_states``);
 - ``stream``: what the app does, one 5 s datapoint at a time: its 125 samples are appended to a
   circular buffer of ``window`` samples (oldest first), p = 0 until the buffer is full, then the
   model on the buffer, the gate, the threshold and one ``AlarmStateMachine.step``. A replay starts
@@ -17,33 +21,25 @@ Two ways to get the probabilities, which must agree:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD, SAMPLES_PER_DATAPOINT
+from deepepi.core.config import Config
+from deepepi.core.constants import SAMPLES_PER_DATAPOINT
 from deepepi.core.errors import DataError, ModelError
 from deepepi.core.io import atomic_path
 from deepepi.data import source
 from deepepi.data.csvio import M_COLUMNS, WINDOW_COLUMNS
-from deepepi.data.windows import GAP_SECONDS, contiguous_runs, count_windows, make_windows
-from deepepi.scoring.alarm import ALARM, STATE_NAMES, AlarmParams, AlarmStateMachine, alarm_states, gate_windows, still
+from deepepi.data.windows import contiguous_runs, count_windows, gap_from_config, rows_from_config, windows_from_config
+from deepepi.scoring.alarm import ALARM, STATE_NAMES, AlarmStateMachine, alarm_states, gate_windows, still
+from deepepi.scoring.decision import Decision
 from deepepi.scoring.segments import restart_segments
 
 COLUMNS = ("eventId", "userId", "dataTime", "label", "p_seizure", "p_decision", "positive", "state",
            "alarm")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The app's decision settings."""
-
-    threshold: float = DEFAULT_THRESHOLD
-    acc_sd_threshold: float = APP_ACC_SD_THRESHOLD_PCT
-    params: AlarmParams = AlarmParams()
 
 
 def read_datapoints(path: str | Path, filters: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -61,16 +57,17 @@ def _frame(event: np.ndarray, user: np.ndarray, time: np.ndarray, label: np.ndar
         "alarm": (np.asarray(states) == ALARM).astype(np.int8)})
 
 
-def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int, source: str | None = None) -> pd.DataFrame:
-    """One row per window (a datapoint with a full buffer), all windows at once; ``source`` (the data
-    file) is named when it gives no window."""
-    window = int(runtime.window)
-    windows = make_windows(df, window=window, step=step, preprocessing=None)
+def predict_batch(runtime: Any, df: pd.DataFrame, rules: Decision, cfg: Config, *,
+                  source: str | None = None) -> pd.DataFrame:
+    """One row per window (a datapoint with a full buffer), all windows at once, cut as training cuts them;
+    ``source`` (the data file) is named when it gives no window."""
+    window, step = cfg.window, int(cfg.processing["step"])
+    windows = windows_from_config(df, cfg, raw=True)
     if len(windows) == 0:
         raise DataError(f"no complete {window}-sample windows (every event is shorter than "
                         f"{window // SAMPLES_PER_DATAPOINT} datapoints)", source=source)
-    _, _, lengths = contiguous_runs(df)
-    segment = restart_segments(windows.event_id, windows.end_time, gap_seconds=GAP_SECONDS,
+    _, _, lengths = contiguous_runs(rows_from_config(df, cfg)[0], gap_from_config(cfg))
+    segment = restart_segments(windows.event_id, windows.end_time, gap_seconds=gap_from_config(cfg),
                                run_windows=count_windows(lengths * SAMPLES_PER_DATAPOINT, window, step))
     p = runtime.predict_proba(windows.X)[:, 1]
     decision_p = gate_windows(p, windows.X, rules.acc_sd_threshold)
@@ -83,7 +80,7 @@ def predict_batch(runtime: Any, df: pd.DataFrame, rules: Rules, *, step: int, so
 class Stream:
     """The app's per-datapoint loop for one model: circular buffer, gate, threshold, state machine."""
 
-    def __init__(self, runtime: Any, rules: Rules) -> None:
+    def __init__(self, runtime: Any, rules: Decision) -> None:
         self.runtime = runtime
         self.rules = rules
         self.window = int(runtime.window)
@@ -113,9 +110,11 @@ class Stream:
         return p, decision_p, positive, self.machine.step(positive), full
 
 
-def predict_stream(runtime: Any, df: pd.DataFrame, rules: Rules) -> pd.DataFrame:
-    """One row per datapoint, fed one at a time; ``buffer_full`` marks rows the model ran on."""
-    order, starts, _ = contiguous_runs(df)
+def predict_stream(runtime: Any, df: pd.DataFrame, rules: Decision, cfg: Config) -> pd.DataFrame:
+    """One row per datapoint (after the config's gap filling), fed one at a time; ``buffer_full`` marks
+    rows the model ran on. The buffer restarts where the config's windows restart."""
+    df = rows_from_config(df, cfg)[0]
+    order, starts, _ = contiguous_runs(df, gap_from_config(cfg))
     samples = df[list(M_COLUMNS)].to_numpy(dtype=np.float32)[order]
     run_start = np.zeros(len(order), dtype=bool)
     run_start[starts] = True

@@ -21,6 +21,7 @@ from deepepi.core.errors import ModelError
 from deepepi.export.formats import FORMATS, app_part, deployment_lines
 from deepepi.export.windows import quantisation_windows
 from deepepi.runs.resolve import Run, framework_modules, load_native, model_for, resolve_run
+from deepepi.runtimes.base import run_decision
 
 
 def _reference(run: Run, converted: Any, target: str) -> Reference:
@@ -65,7 +66,7 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
     model, spec, source = model_for(run, spec_fmt.framework, models,
                                     no_weights="no weights.npz to build the twin from")
     reference = _reference(run, model, spec_fmt.framework)
-    calib, check = quantisation_windows(run, calibration, seed=seed) if quantize else (None, None)
+    calib, check, labelled = quantisation_windows(run, calibration, seed=seed) if quantize else (None, None, None)
     # The app formats take g and normalise in the graph, so calibration windows are only rescaled.
     scale = np.float32(source.preprocessing.scale)
     content = converter.convert(model, spec, source.preprocessing, quantize=quantize,
@@ -73,14 +74,15 @@ def export_app(path: str | Path, fmt: str, *, out: str | Path | None = None,
                                 check_g=None if check is None else check * scale)
     info = ExportInfo(source, spec.window, spec.num_classes,
                       int(models.weights.count_parameters(model).trainable), spec.to_json())
+    decision = run_decision(run.directory, run.config)
     sidecar = app_meta.build(spec_fmt.convention, metadata(info, converter.exporter_info(quantize)),
-                             window=spec.window,
-                             acc_sd_threshold_pct=run.config.processing.get("accSdThreshold"),
-                             extra={"quantization": quantize} if quantize else None)
+                             window=spec.window, acc_sd_threshold_pct=decision.acc_sd_threshold,
+                             extra={"quantization": quantize} if quantize else None, decision=decision.to_dict())
     out = Path(out) if out is not None else default_output(run, fmt, quantize)
     return finish(content, out, sidecar, lambda data, side, where: runtime_cls(data, side, path=where),
                   reference, check if quantize else self_check_windows(spec.window, seed),
-                  quantized=quantize is not None, min_agreement=min_agreement)
+                  quantized=quantize is not None, min_agreement=min_agreement, gate_data=labelled,
+                  decision=decision)
 
 
 def export_lines(fmt: str, source: str | Path, *, out: str | Path | None, framework: str | None,

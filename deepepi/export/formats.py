@@ -69,6 +69,9 @@ def deployment_lines(result: DeployResult, quantize: str | None) -> list[str]:
     check = (f"argmax agreement {result.agreement:.2%} on {result.windows} check windows, max abs diff "
              f"{result.max_abs_diff:.2e}" if quantize else f"self-check max abs diff {result.max_abs_diff:.2e}")
     lines = [f"wrote {result.path} ({kind}, {result.size_bytes} bytes, {check})"]
+    if result.decision is not None:
+        lines.append(f"  gate at the run's {result.decision.describe()}")
+        lines += [f"  {row.name}: {row.detail}" for row in result.gate]
     if result.sidecar is not None:
         lines.append(f"wrote {result.sidecar} (app metadata)")
     return lines

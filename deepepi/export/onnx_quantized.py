@@ -1,5 +1,7 @@
 """`deepepi export --onnx RUN --quantize int8|fp16`: the float32 ONNX file, then its quantised copy,
-checked against it in onnxruntime (argmax agreement on the run's check windows) before it is written."""
+checked against it in onnxruntime before it is written: argmax agreement on the run's check windows,
+and the quantised gate (``converters.check.quantized_gate``, the one ``verify --mode quantized`` runs)
+at the run's Decision on its validation windows."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from deepepi.export.formats import deployment_lines
 from deepepi.export.onnx_file import export_run
 from deepepi.export.windows import quantisation_windows
 from deepepi.runs.resolve import resolve_run
+from deepepi.runtimes.base import run_decision
 
 
 def _in_memory_onnx(content: bytes, path: Path) -> Any:
@@ -35,12 +38,13 @@ def export_onnx_quantized(path: str | Path, kind: str, *, out: str | Path | None
 
     fp32 = export_run(path, framework=framework, seed=seed)
     run = resolve_run(path)
-    calib, check = quantisation_windows(run, calibration, seed=seed)  # int8's calibration; every kind's check
+    calib, check, labelled = quantisation_windows(run, calibration, seed=seed)  # calibration; check; gate
     quantized = quantize(onnx.load(str(fp32.path)), kind, calib, check).SerializeToString()
     reference = _in_memory_onnx(fp32.path.read_bytes(), fp32.path).predict_proba
     target = Path(out) if out is not None else fp32.path.with_name(fp32.path.stem + f".{kind}.onnx")
     result = finish(quantized, target, None, lambda data, _side, where: _in_memory_onnx(data, where),
-                    reference, check, quantized=True, min_agreement=min_agreement)
+                    reference, check, quantized=True, min_agreement=min_agreement, gate_data=labelled,
+                    decision=run_decision(run.directory, run.config))
     return fp32, result
 
 

@@ -90,7 +90,8 @@ def source_for(file: Path, cfg: Config) -> Source:
     return Source(file=file.name, sha256=sha256_file(file), sample_freq=int(cfg.model["sampleFreq"]),
                   step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg),
                   decision_threshold=read_threshold(file.parent),
-                  decision_rule=threshold_rule_json(file.parent))
+                  decision_rule=threshold_rule_json(file.parent),
+                  acc_sd_threshold_pct=float(cfg.processing["accSdThreshold"]))
 
 
 def framework_modules(framework: str) -> tuple[Any, Any]:

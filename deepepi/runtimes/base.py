@@ -13,11 +13,12 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from converters.contract import THRESHOLD_KEY, ExportInfo, Exporter, metadata
+from converters.contract import GATE_KEY, THRESHOLD_KEY, ExportInfo, Exporter, metadata
 from deepepi import __version__
 from deepepi.core.errors import DataError, ModelError
 from deepepi.core.preprocessing import Preprocessing
 from deepepi.core.threshold import parse_threshold
+from deepepi.scoring.decision import Decision, Layer, resolve
 
 NUM_CLASSES = 2
 PROBA_ATOL = 1e-3  # a probability row must sum to 1 within this, and lie in [0, 1] within it
@@ -102,6 +103,35 @@ def decision_threshold(meta: dict[str, str], source: str) -> float | None:
         return None
     return parse_threshold(raw, field=f"metadata {THRESHOLD_KEY}", source=source, error=ModelError,
                            from_text=True)
+
+
+def decision_layer(meta: dict[str, str], source: str) -> Layer:
+    """The model metadata's part of the Decision (``scoring.decision``): the recorded decision threshold
+    and movement gate (ONNX metadata, the app sidecar, a run's threshold.json and config); absent: None."""
+    gate = None
+    raw = meta.get(GATE_KEY)
+    if raw is not None:
+        try:
+            gate = float(raw)
+        except (TypeError, ValueError):
+            gate = raw  # refused, naming the file, by the resolver
+    return Layer(f"model metadata {source}", {"threshold": decision_threshold(meta, source),
+                                               "acc_sd_threshold": gate})
+
+
+def run_layers(run_dir: Path, cfg: Any) -> tuple[Layer, Layer]:
+    """A run directory's parts of the Decision, each named by its file in the run (not by an absolute
+    path, so two copies of one run record the same decision): the threshold its threshold.json
+    records (model metadata) and its config's movement gate (run config)."""
+    from deepepi.runs.layout import CONFIG, THRESHOLD, read_threshold
+
+    return (Layer(f"the run's {THRESHOLD}", {"threshold": read_threshold(Path(run_dir))}),
+            Layer(f"the run's {CONFIG}", {"acc_sd_threshold": cfg.processing.get("accSdThreshold")}))
+
+
+def run_decision(run_dir: Path, cfg: Any) -> Decision:
+    """A run's Decision with no flag given: its threshold.json, then its config, then the defaults."""
+    return resolve(*run_layers(run_dir, cfg))
 
 
 @dataclass

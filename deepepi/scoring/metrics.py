@@ -124,12 +124,28 @@ def event_report(y: np.ndarray, y_pred: np.ndarray, event_id: np.ndarray) -> dic
     return {**c.to_dict(), "tpr": c.tpr, "fpr": c.fpr}
 
 
+def seizure_probability(logits: np.ndarray) -> np.ndarray:
+    """Softmax p(seizure) of each row of logits, float64 (what a Decision's threshold is applied to)."""
+    return np.exp(log_softmax(logits))[:, POSITIVE]
+
+
 def final_report(y: np.ndarray, logits: np.ndarray, event_id: np.ndarray,
-                osd_alarm: np.ndarray | None = None) -> dict[str, Any]:
-    """metrics.json body: the model per window and per event, plus the OSD baseline when known."""
-    pred = predicted_class(logits)
+                osd_alarm: np.ndarray | None = None, *, at_decision: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json body: the model per window and per event, plus the OSD baseline when known.
+
+    With ``at_decision`` (``scoring.decision.at_decision`` on these windows) the window and event counts
+    are at the Decision's threshold (p > t, strict), the alarm-logic event figures and the decision are
+    recorded, and the argmax figures stay as a labelled extra; without it they are argmax figures."""
+    argmax = predicted_class(logits)
+    pred = argmax if at_decision is None else \
+        (seizure_probability(logits) > at_decision["decision"]["threshold"]).astype(np.int64)
     report: dict[str, Any] = {"windows": len(y), "loss": cross_entropy(logits, y),
                               "window": window_report(y, pred), "event": event_report(y, pred, event_id)}
+    if at_decision is not None:
+        report = {**report, "decision": at_decision["decision"], "primary_logic": at_decision["primary"],
+                  "alarm_events": at_decision["event"],
+                  "argmax": {"rule": "argmax (p > 0.5), an extra: not the shipped decision",
+                             "window": window_report(y, argmax), "event": event_report(y, argmax, event_id)}}
     if osd_alarm is not None:
         osd_pred = (np.asarray(osd_alarm) >= OSD_ALARM_STATE).astype(np.int64)
         report["osd_baseline"] = {"rule": f"osdAlarmState >= {OSD_ALARM_STATE} at the window's last datapoint",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -305,6 +305,22 @@ def _record_threshold(job: Job, fit: FitResult) -> dict[str, Any]:
     return threshold.record(job.run_dir, fit.val_proba[:, 1], job.data.val, hop_s, job.data.val_source, cfg=job.cfg)
 
 
+def _test_at_decision(job: Job, fit: FitResult, decision: Any) -> dict[str, Any]:
+    """The test split's figures at the run's Decision, scored as ``evaluate`` scores the same windows
+    (raw milli-g for the movement gate, the config's gap rule for the alarm state machine)."""
+    from deepepi.data.windows import gap_from_config
+    from deepepi.scoring.decision import at_decision, windows_data
+    from deepepi.scoring.metrics import seizure_probability
+
+    test, cfg = job.data.test, job.cfg
+    raw = job.data.test_raw_X if job.data.test_raw_X is not None else test.X  # the gate's ratio is scale-free
+    rate = float(cfg.model["sampleFreq"])
+    data = windows_data(test, hop_s=int(cfg.processing["step"]) / rate,
+                        gap_seconds=gap_from_config(cfg), window_seconds=cfg.window / rate)
+    data = replace(data, X=raw)
+    return at_decision(data, seizure_probability(fit.test_logits), decision)
+
+
 def _initial_weights(path: str | Path | None, spec: Any) -> dict[str, np.ndarray] | None:
     """Load --init-weights and check it fits this run's architecture (ModelError naming the file)."""
     if path is None:
@@ -324,7 +340,12 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
         job.log.info("no evaluation was selected; the model is the last one's")
     elif not job.selector.gate_met:
         job.log.info(f"no evaluation met the selection gate; epoch {best} was chosen by the fallback rule")
-    report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test)
+    from deepepi.runtimes.base import run_decision
+
+    chosen_t = _record_threshold(job, fit)
+    decision = run_decision(job.run_dir, job.cfg)  # the run's threshold.json, then its config
+    figures = _test_at_decision(job, fit, decision)
+    report = final_report(test.y, fit.test_logits, test.event_id, job.data.osd_alarm_test, at_decision=figures)
     chosen = next(h for h in job.history if h["epoch"] == best) if best else job.history[-1]
     metrics = {"framework": job.cfg.framework, "seed": job.cfg.seed, "best_epoch": best, "epochs_run": len(job.history),
                "stopped_early": fit.stopped_early, "gate_met": job.selector.gate_met,
@@ -334,7 +355,6 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                "validation_source": job.data.val_source, "best_epoch_record": chosen,
                "test": report, "test_events": sorted(int(e) for e in np.unique(test.event_id))}
     io.write_json(job.run_dir / art.METRICS, metrics)
-    chosen_t = _record_threshold(job, fit)
     from deepepi.train.threshold import end_lines, figures_words as threshold_words
 
     job.log.info(f"decision threshold {chosen_t['decision_threshold']:.2f} ({chosen_t['rule']}; chosen on "
@@ -344,9 +364,14 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
                      title=f"{job.cfg.model['modelFname']} ({job.cfg.framework})")
     art.remove_resume_state(job.run_dir)
     job.log.note(f"training time {seconds:.1f} s")
+    job.log.info(f"test figures at the {decision.describe()}")
+    events = report["alarm_events"][decision.logic]
+    fp24 = "n/a" if events["fp_per_24h"] is None else f"{events['fp_per_24h']:.1f}"
     job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: val sensitivity "
                     f"{fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])} | "
-                    f"test window TPR {fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
+                    f"test at threshold {decision.threshold:g} ({decision.logic} logic): events "
+                    f"{events['detected']}/{events['seizure_events']}, FP/24 h {fp24}, window TPR "
+                    f"{fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
     for line in end_lines(chosen_t):  # the threshold fallback's loud line, the few-seizures warning
         job.log.summary(line)
     return RunResult(run_dir=job.run_dir, framework=job.cfg.framework, best_epoch=best,

@@ -301,37 +301,26 @@ def paired_statistics(a: np.ndarray, b: np.ndarray, labels: np.ndarray | None, e
     return Check(name, _status(not beyond), detail, figures)
 
 
-def positives(probs: np.ndarray, threshold: float | None) -> np.ndarray:
-    """Seizure decisions: p1 > the recorded decision threshold (strict, the app's rule), else argmax."""
-    if threshold is None:
-        return predicted_class(probs) == 1
-    return np.asarray(probs)[:, 1] > threshold
+def from_gate(row: Any) -> Check:
+    """A row of the shared quantised gate (``converters.check.quantized_gate``) as a report line."""
+    return Check(row.name, INFO if row.ok is None else _status(row.ok), row.detail, dict(row.figures))
 
 
-def quantized_drop(a: np.ndarray, b: np.ndarray, labels: np.ndarray, event_id: np.ndarray, *,
-                   threshold: float | None, max_drop: float) -> Check:
-    """Quantised B may lose at most ``max_drop`` (a fraction; 0.01 = 1 point) of A's event
-    sensitivity and of its window TPR on labelled data; an event is detected when any window is."""
-    from deepepi.scoring.metrics import event_report, window_report
+def rates_at_decision(rows: list[Any]) -> Check:
+    """Quantized mode: both models' figures at A's Decision (window TPR/FPR by ``Counts``, events by the
+    decision's logics), from the gate's drop row: the same numbers that gated the file."""
+    drop = next((r for r in rows if r.name == "quantised accuracy drop"), None)
+    if drop is None:
+        return Check("TPR / FPR at the decision", INFO, "n/a (input has no labels)", {})
+    fa, fb = drop.figures["a"], drop.figures["b"]
+    logic = fa["primary"]
 
-    figures: dict[str, Any] = {"max_drop": max_drop, "threshold": threshold}
-    drops = {}
-    for name, probs in (("a", a), ("b", b)):
-        pred = positives(probs, threshold).astype(np.int64)
-        figures[name] = {"window": window_report(labels, pred), "event": event_report(labels, pred, event_id)}
-    for metric, level in (("event sensitivity", "event"), ("window TPR", "window")):
-        ta, tb = figures["a"][level]["tpr"], figures["b"][level]["tpr"]
-        drops[metric] = None if ta is None or tb is None else float(ta - tb)
-    figures["drops"] = drops
-    if all(d is None for d in drops.values()):
-        return Check("quantised accuracy drop", FAIL, "no seizure windows in the data: cannot measure "
-                     "the drop", figures)
-    ok = all(d is None or d <= max_drop + 1e-12 for d in drops.values())
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
 
-    def fmt(metric: str, level: str) -> str:
-        ta, tb, d = figures["a"][level]["tpr"], figures["b"][level]["tpr"], drops[metric]
-        return (f"{metric} {ta:.4f} -> {tb:.4f} (drop {100 * d:+.2f} points)" if d is not None
-                else f"{metric} n/a")
-    detail = (f"{fmt('event sensitivity', 'event')}; {fmt('window TPR', 'window')}; "
-              f"limit {100 * max_drop:g} point(s)")
-    return Check("quantised accuracy drop", _status(ok), detail, figures)
+    def side(f: dict) -> str:
+        e = f["event"][logic]
+        return (f"window TPR {fmt(f['window']['tpr'])} FPR {fmt(f['window']['fpr'])}, events "
+                f"{e['detected']}/{e['seizure_events']} ({logic}), false alarms {e['false_alarms']}")
+    return Check("TPR / FPR at the decision", INFO, f"A: {side(fa)}; B: {side(fb)}",
+                 {"decision": fa["decision"], "a": fa, "b": fb})

@@ -27,6 +27,8 @@ class Inputs:
     labels: np.ndarray | None
     source: dict
     event_id: np.ndarray | None = None
+    data: Any = None    # scoring.evaldata.EvalData over labelled windows (for decision-level figures)
+    config: Any = None  # the windowing Config (its accSdThreshold is the run config's part of the Decision)
 
 
 def random_inputs(n: int, window: int, *, seed: int) -> Inputs:
@@ -38,24 +40,24 @@ def random_inputs(n: int, window: int, *, seed: int) -> Inputs:
 
 def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Inputs:
     """Raw milli-g windows and labels from a flattened OSDB CSV, windowed as the config says."""
-    from deepepi.core.config import load_config
     from deepepi.data.csvio import load_csv
-    from deepepi.data.windows import windows_from_config
+    from deepepi.data.windows import gap_from_config, load_window_config, windows_from_config
+    from deepepi.scoring.decision import windows_data
 
-    cfg = load_config(config, warn=("keys", "window"))  # windows only: no training warnings
-    if cfg.window != window:
-        raise UnusableInputError(f"config window {cfg.window} (sampleFreq x bufferSeconds) differs "
-                                 f"from the models' input window {window}", source=cfg.source)
+    cfg = load_window_config(config, window, UnusableInputError)
     try:
         windows = windows_from_config(load_csv(csv), cfg, raw=True)
     except DeepEpiError as exc:
         raise UnusableInputError(str(exc)) from None
     if len(windows) == 0:
         raise UnusableInputError("no complete windows in the data", source=str(csv))
+    rate = float(cfg.model["sampleFreq"])
+    data = windows_data(windows, hop_s=int(cfg.processing["step"]) / rate, gap_seconds=gap_from_config(cfg),
+                        window_seconds=cfg.window / rate)
     return Inputs(np.ascontiguousarray(windows.X, dtype=np.float32), np.asarray(windows.y),
                   {"kind": "csv", "path": str(csv), "config": cfg.source, "n": len(windows),
                    "events": int(len(np.unique(windows.event_id)))},
-                  np.asarray(windows.event_id))
+                  np.asarray(windows.event_id), data, cfg)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 from deepepi.core.io import write_json
 from deepepi.core.jsonsafe import json_safe
+from deepepi.scoring.decision import describe
 from deepepi.verify.checks import FAIL, Check
 
 
@@ -41,6 +42,9 @@ class Report:
         """Fixed-width table, one row per check, then the verdict."""
         width = max(len(c.name) for c in self.checks) if self.checks else 5
         rows = [f"{'check':<{width}}  result  detail", "-" * (width + 16)]
+        decision = self.settings.get("decision")
+        if decision:  # quantized mode: the Decision every decision-level row used, and its sources
+            rows.insert(0, describe(decision))
         rows += [f"{c.name:<{width}}  {c.status:<6}  {c.detail}" for c in self.checks]
         failed = [c.name for c in self.checks if c.status == FAIL]
         rows.append("verdict: " + ("PASS" if not failed else "FAIL (" + ", ".join(failed) + ")"))

@@ -8,8 +8,10 @@ agreement must reach ``min_agreement``); ``trained`` (independently trained, e.g
 or machines; needs labelled data: the TPR/FPR differences, window and event level, must not
 exceed the seed-to-seed spread beyond doubt; see verify.stats); and ``quantized`` (B is a
 quantised A: argmax agreement >= ``min_agreement`` and, on labelled data, event sensitivity and
-window TPR may drop by at most ``max_drop``). In lockstep and trained modes a model that predicts
-one class only on data holding both FAILS.
+window TPR may drop by at most ``max_drop``, all at A's Decision: ``converters.check.quantized_gate``,
+the very gate every quantised export passed). In lockstep and trained modes a model that predicts one
+class only (argmax) on data holding both FAILS; in quantized mode one that fires on one class only at
+the Decision's threshold FAILS.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Sequence
 
 from deepepi.core.config import number_rule, require_number
 from deepepi.core.errors import UnusableInputError
-from deepepi.runtimes.base import decision_threshold
+from converters.check import QUANTIZED_MAX_DROP, quantized_gate
+from deepepi.runtimes.base import decision_layer
+from deepepi.scoring.decision import config_layer, resolve
 from deepepi.verify import checks, stats
 from converters.session import resolve_providers
 from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs
@@ -28,7 +32,6 @@ from deepepi.verify.report import Report
 
 MODES = ("same-weights", "lockstep", "trained", "quantized")
 LOCKSTEP_MIN_AGREEMENT = 0.99  # see docs/PERFORMANCE.md "Lockstep drift"
-QUANTIZED_MAX_DROP = 0.01
 
 
 def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None = None,
@@ -66,12 +69,17 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
     trained, quantized = mode == "trained", mode == "quantized"
     gated = mode in ("lockstep", "quantized")
     margins = dict(stats.SEED_MARGINS, **(margins or {}))
+    decision = None
+    if quantized:  # A's Decision: its metadata, then --config, then the defaults
+        decision = resolve(decision_layer(a.runtime.metadata, labels[0]),
+                           config_layer(inputs.config.processing, inputs.config.source), error=UnusableInputError)
     onnx_used = [set(s.used) for s in (a, b) if s.proto is not None]
     report = Report(
         model_a=labels[0], model_b=labels[1], mode=mode,
         settings={"atol": atol, "rtol": rtol, "min_agreement": min_agreement if gated else None,
                   "max_drop": max_drop if quantized else None, "margins": margins if trained else None,
-                  "window": window, "num_classes": num_classes},
+                  "window": window, "num_classes": num_classes,
+                  "decision": None if decision is None else decision.to_dict()},
         inputs=dict(inputs.source, labelled=inputs.labels is not None),
         providers={"requested": chosen, "a": a.used, "b": b.used,
                    "not_started": [p for p in chosen if any(p not in u for u in onnx_used)],
@@ -82,21 +90,22 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
         checks.parameter_counts(a, b),
         checks.softmax_sanity(probs_a, "A"), checks.softmax_sanity(probs_b, "B"),
         checks.tolerance(probs_a, probs_b, atol=atol, rtol=rtol, enforce=mode == "same-weights"),
-        checks.agreement(probs_a, probs_b, inputs.labels,
-                         min_agreement=min_agreement if gated else None),
     ]
+    if not quantized:
+        report.checks.append(checks.agreement(probs_a, probs_b, inputs.labels,
+                                              min_agreement=min_agreement if gated else None))
     if mode in ("lockstep", "trained"):
         report.checks += [checks.fires_both_classes(probs_a, inputs.labels, "A"),
                           checks.fires_both_classes(probs_b, inputs.labels, "B")]
-    if mode != "same-weights":
+    if mode in ("lockstep", "trained"):
         report.checks.append(checks.rates_side_by_side(probs_a, probs_b, inputs.labels))
     if trained:
         report.checks.append(checks.paired_statistics(probs_a, probs_b, inputs.labels, inputs.event_id,
                                                       margins=margins, seed=seed))
     if quantized:
-        # A's recorded decision threshold (both files share it; None: argmax).
-        threshold = decision_threshold(a.runtime.metadata, labels[0])
-        report.checks.append(checks.quantized_drop(probs_a, probs_b, inputs.labels, inputs.event_id,
-                                                   threshold=threshold, max_drop=max_drop))
+        rows = quantized_gate(probs_a, probs_b, data=inputs.data, decision=decision, min_agreement=min_agreement,
+                              max_drop=max_drop)
+        report.checks += [checks.from_gate(row) for row in rows]
+        report.checks.append(checks.rates_at_decision(rows))
     return report
 

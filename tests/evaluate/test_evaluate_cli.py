@@ -46,9 +46,12 @@ def test_outputs(files, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 
 def test_operating_point_is_printed(files, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, out, err = cli(capsys, "evaluate", files[2], "--data", files[1], "--bootstrap", 20,
-                         "--target-sensitivity", 0.75, "-o", tmp_path / "ev")
+                         "--target-sensitivity", 0.75, "--alarm-logic", "raw", "-o", tmp_path / "ev")
     assert code == 0, err
     assert "stub: threshold 0.90 (highest threshold with event sensitivity >= 0.75)" in out
+    # the Decision and the source of each part are printed: the flag, then the reference defaults
+    assert ("decision: threshold 0.9 (chosen on --data: highest threshold with event sensitivity >= 0.75), "
+            "movement gate 5 % (reference default)") in out and "raw logic leads (CLI flag)" in out
     assert "note: chosen on the data evaluated here" in out and "--threshold" in out
 
 

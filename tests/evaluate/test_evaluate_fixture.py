@@ -124,17 +124,17 @@ def test_osd_baseline(files) -> None:
 
 
 def test_operating_points(files) -> None:
-    ev = run(files[2], files[1], target_sensitivity=0.75)
+    ev = run(files[2], files[1], target_sensitivity=0.75, alarm_logic="raw")
     op = ev.results["models"][0]["operating_point"]
     # the graph computes p in float32: 0.9 is 0.90000004 > 0.9, so events 1-3 stay detected up to
     # t = 0.90 and none from 0.91 on; the highest threshold keeping 0.75 is therefore 0.90
     assert ev.models[0].p.max() > 0.9 and ev.models[0].p[12] > 0.8
     assert op["threshold"] == 0.9 and op["target_met"] and op["chosen_on_data"]
-    ev = run(files[2], files[1], target_sensitivity=1.0)
+    ev = run(files[2], files[1], target_sensitivity=1.0, alarm_logic="raw")
     assert ev.results["models"][0]["operating_point"]["target_met"] is False
     # event 4's max p is float32 0.8 (> 0.8): no false alarm from t = 0.81 on; events 1-3 stay
     # detected up to 0.90, the highest threshold with that sensitivity
-    ev = run(files[2], files[1], max_far_per_day=0.0)
+    ev = run(files[2], files[1], max_far_per_day=0.0, alarm_logic="raw")
     assert ev.results["models"][0]["operating_point"]["threshold"] == 0.9
     ev = run(files[2], files[1], threshold=0.85)
     assert ev.results["models"][0]["logic"]["raw"]["event"]["detected"] == 3  # p .9 in events 1-3

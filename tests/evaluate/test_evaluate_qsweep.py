@@ -28,7 +28,7 @@ def test_sweep_rows_equal_evaluating_the_ensemble_at_each_q(csv_path: Path, tmp_
     assert [row["q"] for row in swept] == list(qs)
     for row in swept:
         at_q = evaluate([_ensemble(tmp_path, row["q"])], [csv_path], options=Options(**opts)).results["models"][0]
-        event = at_q["logic"]["raw"]["event"]
+        event = at_q["logic"][row["alarm_logic"]]["event"]
         assert (row["sensitivity"], row["fp_per_24h"], row["false_alarm_ratio"], row["detected"]) == \
             (event["sensitivity"], event["fp_per_24h"], event["false_alarm_ratio"], event["detected"])
     # a higher quantile of the members' probabilities never lowers any window's p: more alarms, not fewer

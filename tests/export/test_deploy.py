@@ -234,19 +234,22 @@ def test_pte_int8_is_smaller_and_passes_the_gate(run, csv_path, tmp_path, capsys
 def test_stream_replay_equals_batch_windowing(run, csv_path):
     from deepepi.scoring.alarm import AlarmStateMachine
     from deepepi.export.onnx_file import export_run
-    from deepepi.evaluate.predict import Rules, predict_batch, predict_stream
+    from deepepi.core.config import load_config
+    from deepepi.evaluate.predict import predict_batch, predict_stream
     from deepepi.runtimes import open_model
+    from deepepi.scoring.decision import Decision
 
     runtime = open_model(export_run(run, out=run / "stream.onnx").path)
+    cfg = load_config(run / "config.json")
     df = load_csv(csv_path)
     event = df[df["eventId"] == int(df.loc[df["type"] == 1, "eventId"].iloc[0])]
     # A threshold under most of this event's probabilities, so that the replay reaches ALARM whatever
     # the tiny fixture model makes of the event (the claim here is stream == batch, not detection).
     # The movement gate is off here; test_alarm and the predict tests cover it.
-    p = predict_batch(runtime, event, Rules(threshold=0.5, acc_sd_threshold=0.0), step=125)["p_seizure"]
-    rules = Rules(threshold=float(np.quantile(p, 0.2)), acc_sd_threshold=0.0)
-    batch = predict_batch(runtime, event, rules, step=125)
-    stream = predict_stream(runtime, event, rules)
+    p = predict_batch(runtime, event, Decision(threshold=0.5, acc_sd_threshold=0.0), cfg)["p_seizure"]
+    rules = Decision(threshold=float(np.quantile(p, 0.2)), acc_sd_threshold=0.0)
+    batch = predict_batch(runtime, event, rules, cfg)
+    stream = predict_stream(runtime, event, rules, cfg)
     assert len(stream) == len(event) and len(batch) == len(event) - 5
     warmup, full = stream[stream["buffer_full"] == 0], stream[stream["buffer_full"] == 1]
     assert len(warmup) == 5 and (warmup["p_seizure"] == 0).all() and (warmup["state"] == "OK").all()

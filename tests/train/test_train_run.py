@@ -112,9 +112,14 @@ def _assert_saved_model_is_selected(metrics: dict, csv: Path, run: Path, predict
                                                                                             rel=1e-4)
     report = final_report(splits.test.y, _log_probs(predict(splits.test.X)), splits.test.event_id)
     assert metrics["test_events"] == sorted(int(e) for e in set(splits.test.event_id))
-    for level in ("window", "event"):
+    for level in ("window", "event"):  # argmax figures: the labelled extra beside the Decision's
         for key in ("tp", "fp", "tn", "fn"):
-            assert report[level][key] == metrics["test"][level][key], (level, key)
+            assert report[level][key] == metrics["test"]["argmax"][level][key], (level, key)
+    # the headline window counts are at the run's Decision (threshold.json's threshold, strict)
+    t = metrics["test"]["decision"]["threshold"]
+    positive = np.asarray(predict(splits.test.X))[:, 1] > t
+    assert int((positive & (splits.test.y == 1)).sum()) == metrics["test"]["window"]["tp"]
+    assert int((positive & (splits.test.y == 0)).sum()) == metrics["test"]["window"]["fp"]
     assert report["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-4, abs=1e-6)
 
 
