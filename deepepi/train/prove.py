@@ -202,14 +202,25 @@ _STEP_MODE_ONLY = ("lrPeak", "lrMainEnd", "warmupSteps", "mainSteps", "cooldownS
                    "evalEverySteps")
 _EPOCH_MODE_ONLY = ("epochs", "lrFactor", "lrPatience", "lrMin")
 _ADAMW_ONLY = ("adamwBeta1", "adamwBeta2", "weightDecay")
+# The architecture keys each model reads (its spec's from_config); the others' are unused by it.
+_ARCH_KEYS = {"deepEpiCnn": ("nLayers", "filters", "strides", "kernelSize", "denseWidths", "convDropout",
+                             "denseDropout"),
+              "specCnn": ("nLayers", "filters", "analysisSamp", "specSamp", "specStep"),
+              "amber": ("filters", "amberRowHidden", "amberColHidden")}
 
 
 def covered_keys(cfg: Config) -> dict[str, list[str]]:
     """The config's training keys by what the proof says of them (the command lists them). Keys the
-    config's own mode does not read (step-mode schedule keys in epoch mode, AdamW's in Adam) are unused."""
+    config's own mode does not read (step-mode schedule keys in epoch mode, AdamW's in Adam, another
+    architecture's) are unused."""
+    from deepepi.models.registry import lookup
+
     m = cfg.model
     unused = set(_EPOCH_MODE_ONLY if m["useLrSchedule"] else _STEP_MODE_ONLY)
     unused |= set() if m["useAdamW"] else set(_ADAMW_ONLY)
+    found = lookup(str(m["modelClass"]))
+    if found is not None and found[0].name in _ARCH_KEYS:
+        unused |= {k for keys in _ARCH_KEYS.values() for k in keys} - set(_ARCH_KEYS[found[0].name])
     out: dict[str, list[str]] = {PROVED: [], SHARED: [], NO_EFFECT: [], UNUSED: []}
     for key in m:
         out[UNUSED if key in unused else KEY_COVERAGE[key]].append(f"modelConfig.{key}")

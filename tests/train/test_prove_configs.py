@@ -15,7 +15,7 @@ import pytest
 
 from deepepi.core.config import REPO_CONFIGS, SCHEMA, load_config
 
-STEPS = 4
+STEPS = 3
 
 
 def _step_mode(tmp: Path) -> Path:
