@@ -60,10 +60,16 @@ def require_frameworks() -> None:
                             f"({install_hint('all')})")
 
 
-def margins_for(epochs: int) -> dict[str, float]:
-    """The seed-spread margins measured at the shortest length >= ``epochs`` (else the longest)."""
+def spread_length(epochs: int) -> int:
+    """The measured training length whose seed spread a run of ``epochs`` is judged by: the shortest
+    length >= ``epochs``, else the longest measured."""
     lengths = sorted(SPREAD_MARGINS)
-    return dict(SPREAD_MARGINS[next((n for n in lengths if n >= epochs), lengths[-1])])
+    return next((n for n in lengths if n >= epochs), lengths[-1])
+
+
+def margins_for(epochs: int) -> dict[str, float]:
+    """The seed-spread margins for a run of ``epochs`` (``spread_length``)."""
+    return dict(SPREAD_MARGINS[spread_length(epochs)])
 
 
 def _prove_one(csv: Path, steps: int, quiet_imports: bool) -> dict[str, Any]:
@@ -213,7 +219,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     trained = {c["name"]: c for c in summary["verify_trained"]["checks"]}
     agree = trained["argmax agreement"]["figures"]
     stat = trained.get("TPR / FPR difference vs seed spread", {"detail": "n/a"})
-    lines.append(f"  3 trained float32 models, seed-spread check (a statistical comparison, not a proof): "
+    spread = ("your margins" if summary.get("margins_given") else
+              f"margins: the seed spread at {summary.get('spread_epochs', DEFAULT_EPOCHS)} epochs")
+    lines.append(f"  3 trained float32 models, seed-spread check ({spread}; a statistical comparison, not a proof): "
                  f"{'PASS' if summary['verify_trained']['passed'] else 'FAIL'}; argmax agreement "
                  f"{agree['agreement']:.4f} (windows per predicted class: A {agree['predicted_a']}, "
                  f"B {agree['predicted_b']})")
@@ -250,6 +258,7 @@ def run(out: str | Path = "artifacts/pipeline", *, epochs: int = DEFAULT_EPOCHS,
     chosen = dict(margins_for(epochs), **(margins or {}))
     summary = export_and_verify(runs, csv, test_csv, echo, chosen)
     summary = {"data": str(csv), "test_split": str(test_csv), "epochs": epochs, "margins": chosen,
+               "spread_epochs": spread_length(epochs), "margins_given": bool(margins),
                "trainers": proof,
                "runs": {fw: {"dir": str(d), "config": str(CONFIG), "test": _test_metrics(d),
                              "best_epoch": _best_epoch(d)} for fw, d in runs.items()},
