@@ -98,3 +98,15 @@ def test_test_split_refuses_runs_with_different_held_out_events(tmp_path, csv):
     with pytest.raises(pipeline.PipelineError, match="held out different test events"):
         pipeline.write_test_split(runs, csv, tmp_path)
     assert not (tmp_path / pipeline.TEST_CSV).exists()
+
+
+def test_margins_follow_the_measured_training_length(capsys):
+    from onnx_helpers import refused
+
+    # the 4-epoch dropout-on spread (docs/PERFORMANCE.md): largest pair 0.171 / 0.157 / 0.222 / 0.265,
+    # rounded up to the next 0.05
+    assert pipeline.margins_for(4) == {"window_tpr": 0.20, "window_fpr": 0.20, "event_tpr": 0.25, "event_fpr": 0.30}
+    assert pipeline.spread_length(1) == 4 and pipeline.spread_length(4) == 4
+    assert pipeline.spread_length(50) == max(pipeline.SPREAD_MARGINS)  # longer runs: the longest measured
+    line = refused(capsys, "pipeline", "--margin", "window_sens=0.1")
+    assert "--margin" in line or "margin" in line
