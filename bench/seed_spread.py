@@ -1,18 +1,20 @@
 """Benchmark: how far two training seeds of one framework land apart (the trained-mode margins).
 
-For each framework, trains the pipeline's runs (configs/nnConfig_deep.json, dropout off, 4 epochs,
+For each framework, trains the pipeline's runs (configs/nnConfig_deep.json with its dropout, 4 epochs,
 best-epoch selection, each in its own process as `deepepi pipeline` does) on the built-in dataset
 with one fixed event split (the pipeline's: randomSeed 42) and several seeds (each seed draws the
 initial weights, the batch order and the augmentation). Each selected model is scored on the test
 windows; every pair of seeds of one framework gives |A - B| of window TPR, window FPR, event TPR and
 event FPR. `deepepi verify --mode trained` takes its margins (deepepi.verify.stats.SEED_MARGINS)
-from the largest of these.
+from the largest of these, and `deepepi pipeline` those measured at its training length
+(deepepi.workflows.pipeline.SPREAD_MARGINS).
 
     python bench/seed_spread.py [--seeds 1 2 3 4] [--frameworks tensorflow pytorch] [--epochs 4] [--out DIR]
-                                [--dropout]
+                                [--no-dropout]
 
---dropout keeps the config's dropout (denseDropout 0.025), which lockstep training turns off: the
-same seeds with and without it measure what turning it off costs.
+The pipeline trains with the config's dropout (denseDropout 0.025; its proof feeds both frameworks
+shared masks); --no-dropout turns it off, as the pipeline did before the proof, to measure what that
+changes. (--dropout, the old switch for the now default, is still accepted.)
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=["tensorflow", "pytorch"])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run (the pipeline's default: 4)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/seed_spread"))
-    parser.add_argument("--dropout", action="store_true", help="keep the config's dropout (the pipeline turns it off)")
+    parser.add_argument("--dropout", dest="dropout", action="store_true", default=True,
+                        help="keep the config's dropout (the default, as the pipeline trains)")
+    parser.add_argument("--no-dropout", dest="dropout", action="store_false", help="train with dropout off")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

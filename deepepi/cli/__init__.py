@@ -42,9 +42,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def _register() -> None:
     # Imported here so that `deepepi.cli` can be imported without pulling every command's deps.
     from deepepi.cli import (config_cmd, data_cmd, doctor_cmd, ensemble_cmd, evaluate_cmd, import_cmd, model_cmd,
-                             onnx_cmd, predict_cmd, train_cmd)
+                             onnx_cmd, predict_cmd, prove_cmd, train_cmd)
 
-    for module in (config_cmd, data_cmd, model_cmd, train_cmd, onnx_cmd, evaluate_cmd, import_cmd,
+    for module in (config_cmd, data_cmd, model_cmd, train_cmd, prove_cmd, onnx_cmd, evaluate_cmd, import_cmd,
                    predict_cmd, ensemble_cmd, doctor_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)

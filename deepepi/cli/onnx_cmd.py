@@ -142,12 +142,17 @@ def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, s
               help="Epochs per framework (default 4: a few minutes on a 2-core CPU).")
 @click.option("--data", type=InputPath(dir_okay=False), default=None,
               help="Flattened CSV. Default: the built-in synthetic dataset.")
-def pipeline(out: str, epochs: int | None, data: str | None) -> int:
-    """Train TensorFlow and PyTorch, export both, verify them (trained), transfer one model to the
-    other framework, export and verify it (same weights), and write OUT/report.json."""
+@click.option("--margin", "margins", type=RateMargin(), multiple=True,
+              help="Replace one seed-spread margin of the trained-model check, e.g. window_fpr=0.1 "
+              "(repeatable; as `deepepi verify --margin`). Default: the spread measured at the run's length.")
+def pipeline(out: str, epochs: int | None, data: str | None, margins: tuple[tuple[str, float], ...]) -> int:
+    """Prove the two trainers are one algorithm (`deepepi prove-trainers`: float64 lockstep steps, dropout
+    on), train TensorFlow and PyTorch, export both, transfer one model to the other framework and verify
+    the exported files (same weights), compare the trained models (the seed-spread check), and write
+    OUT/report.json."""
     from deepepi.workflows.pipeline import DEFAULT_EPOCHS, run
 
-    summary = run(out, epochs=epochs or DEFAULT_EPOCHS, data=data, echo=click.echo)
+    summary = run(out, epochs=epochs or DEFAULT_EPOCHS, data=data, margins=dict(margins), echo=click.echo)
     return 0 if summary["passed"] else 1
 
 

@@ -34,14 +34,12 @@ import numpy as np
 import tensorflow as tf
 
 from deepepi.core import io
-from deepepi.models.deepepi_cnn.keras import build_keras_model
 from deepepi.models.keras_files import save_keras_model
 from deepepi.models.keras_predict import predict_proba
 from deepepi.models.keras_weights import export_weights, import_weights
 from deepepi.models.weights import save_weights
 from deepepi.runs import layout as art
 from deepepi.train import keras_scale
-from deepepi.train.batches import BatchStream
 from deepepi.train.plan import Stream
 from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
@@ -86,17 +84,18 @@ class ConfusionCount(keras.metrics.Metric):
         return {**super().get_config(), "kind": self.kind}
 
 
-def _optimizer(m: dict[str, Any]) -> keras.optimizers.Optimizer:
-    s = AdamSettings.from_model_config(m)
+def _optimizer(m: dict[str, Any], settings: AdamSettings | None = None) -> keras.optimizers.Optimizer:
+    s = settings if settings is not None else AdamSettings.from_model_config(m)
     if s.weight_decay is not None:
         return keras.optimizers.AdamW(learning_rate=s.lr, weight_decay=s.weight_decay, beta_1=s.beta_1,
                                       beta_2=s.beta_2, epsilon=s.epsilon)
     return keras.optimizers.Adam(learning_rate=s.lr, beta_1=s.beta_1, beta_2=s.beta_2, epsilon=s.epsilon)
 
 
-def compile_model(model: keras.Model, m: dict[str, Any]) -> None:
-    """Optimiser per config, cross-entropy from logits, and the confusion counters for train figures."""
-    model.compile(optimizer=_optimizer(m),
+def compile_model(model: keras.Model, m: dict[str, Any], adam: AdamSettings | None = None) -> None:
+    """Optimiser per config (or ``adam``: lockstep perturbations), cross-entropy from logits, and the
+    confusion counters for train figures."""
+    model.compile(optimizer=_optimizer(m, adam),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[ConfusionCount(kind) for kind in COUNT_KINDS])
 
@@ -145,7 +144,7 @@ class _EpochFigures(keras.callbacks.Callback):
         logs["val_loss"] = record["val_loss"]
 
 
-class _StepSchedule(keras.callbacks.Callback):
+class StepSchedule(keras.callbacks.Callback):
     """Sets the learning rate before each batch from the shared three-phase schedule."""
 
     def __init__(self, schedule: ThreePhase) -> None:
@@ -216,37 +215,6 @@ def input_pipeline(x: np.ndarray, y: np.ndarray, stream: Stream, start: int, sto
     return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 
 
-def seeded_weights(spec: Any, seed: int) -> dict[str, np.ndarray]:
-    """Keras's seeded initialisation as neutral weights (what a TensorFlow run with ``seed`` starts from)."""
-    keras.utils.set_random_seed(seed)
-    return export_weights(build_keras_model(spec), spec)
-
-
-def lockstep_model(spec: Any, weights: dict[str, np.ndarray], m: dict[str, Any], dtype: str) -> keras.Model:
-    """A compiled model holding ``weights``, computing in ``dtype`` ("float32" or "float64"), for train_steps."""
-    tf.config.experimental.enable_op_determinism()
-    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
-    keras.config.set_dtype_policy(dtype)
-    keras.config.set_floatx(dtype)  # the loss takes floatx when built: float32 would cap the precision
-    try:
-        model = build_keras_model(spec)
-        import_weights(model, spec, weights)
-        compile_model(model, m)
-    finally:
-        keras.config.set_dtype_policy(policy)
-        keras.config.set_floatx(floatx)
-    return model
-
-
-def train_steps(model: keras.Model, m: dict[str, Any], x: np.ndarray, y: np.ndarray, stream: BatchStream,
-                start: int, stop: int) -> None:
-    """Lockstep use: model.fit on the stream's steps start .. stop - 1; the model must already be
-    compiled with ``compile_model`` (its optimiser state carries over between calls)."""
-    callbacks = [_StepSchedule(ThreePhase.from_model_config(m))] if m["useLrSchedule"] else []
-    model.fit(input_pipeline(x, y, stream, start, stop), steps_per_epoch=stop - start, epochs=1,
-              callbacks=callbacks, shuffle=False, verbose=0)
-
-
 def _load_resume(job: Job) -> tuple[keras.Model | None, dict[str, Any] | None]:
     path = job.resume_dir / STATE_FILE
     if not path.exists():
@@ -292,7 +260,7 @@ def fit(job: Job) -> FitResult:
     figures = _EpochFigures(job)
     figures.pace = Pace(plan, start, job.log.info)
     callbacks: list[keras.callbacks.Callback] = [figures, early]
-    callbacks += [_StepSchedule(schedule)] if schedule else [plateau]
+    callbacks += [StepSchedule(schedule)] if schedule else [plateau]
     resume_point = _ResumePoint(job, early, plateau, saved)
     callbacks.append(resume_point)
     # model.fit needs one steps_per_epoch: the periods of plan.every steps in one call, then step

@@ -1,11 +1,13 @@
 """Lockstep training: both frameworks from the same weights on the same batch stream, compared.
 
-The trainers take the same step (``keras_trainer.train_steps`` / ``torch_trainer.train_steps``), so
+The trainers take the same step (``keras_lockstep.train_steps`` / ``torch_lockstep.train_steps``), so
 what separates the two models is float rounding alone. ``drift`` trains both side by side and
 measures, at chosen step counts, the largest weight difference (BatchNorm moving statistics
 included) and, on held-out windows, the largest softmax difference and the argmax agreement.
 In float64 the rounding is ~1e-16, so any algorithmic difference would show; float32 is what
 training uses. Used by the cross-framework test and bench/lockstep_drift.py; needs both frameworks.
+``deepepi prove-trainers`` (``train.prove``) is the full proof on a user's config: dropout on (shared
+masks), optimiser state and BatchNorm statistics compared, every config key named.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Drift:
 
 
 def without_dropout(m: dict[str, Any]) -> dict[str, Any]:
-    """The modelConfig for lockstep: dropout off (its masks cannot match across frameworks)."""
+    """The modelConfig with dropout off: native dropout masks cannot match across frameworks, so
+    ``drift`` (which keeps native dropout) needs it; ``train.prove`` feeds shared masks instead."""
     return {**m, "convDropout": 0.0, "denseDropout": 0.0}
 
 
@@ -70,19 +73,19 @@ def drift(spec: Any, m: dict[str, Any], x: np.ndarray, y: np.ndarray, held_out: 
 
     from deepepi.models import keras_weights as kd
     from deepepi.models import torch_weights as td
-    from deepepi.train import keras_trainer, torch_trainer
+    from deepepi.train import keras_lockstep, torch_lockstep
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     x, held_out = x.astype(dtype), held_out.astype(dtype)
-    start = keras_trainer.seeded_weights(spec, seed)
-    k_model = keras_trainer.lockstep_model(spec, start, m, dtype)
-    t_model = torch_trainer.lockstep_model(spec, start, dtype)
+    start = keras_lockstep.seeded_weights(spec, seed)
+    k_model = keras_lockstep.lockstep_model(spec, start, m, dtype)
+    t_model = torch_lockstep.lockstep_model(spec, start, dtype)
     stream = BatchStream(len(y), int(m["batchSize"]), seed)
     stepper, done, out = None, 0, []
     for stop in sorted(checkpoints):
-        keras_trainer.train_steps(k_model, m, x, y, stream, done, stop)
-        stepper = torch_trainer.train_steps(t_model, m, x, y, stream, done, stop, stepper)
+        keras_lockstep.train_steps(k_model, m, x, y, stream, done, stop)
+        stepper = torch_lockstep.train_steps(t_model, m, x, y, stream, done, stop, stepper)
         done = stop
         k_logits = np.asarray(k_model.predict(held_out, batch_size=512, verbose=0), dtype=np.float64)
         t_model.eval()

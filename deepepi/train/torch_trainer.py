@@ -41,7 +41,6 @@ from deepepi.models.torch_weights import export_weights, import_weights
 from deepepi.models.weights import save_weights
 from deepepi.runs import layout as art
 from deepepi.train import torch_ddp
-from deepepi.train.batches import BatchStream
 from deepepi.scoring.metrics import Counts, epoch_record, evaluate, summarise
 from deepepi.train.optim import AdamSettings
 from deepepi.train.progress import EpochBar, Pace
@@ -58,7 +57,7 @@ PLATEAU_DELTA = 1e-4  # Keras ReduceLROnPlateau's default min_delta, applied the
 class Stepper:
     """One optimisation step (LR per schedule, forward, mean cross-entropy, backward, update).
 
-    Shared by the trainer's epochs and by lockstep runs (``train_steps``), so both take the same step.
+    Shared by the trainer's epochs and by lockstep runs (``torch_lockstep.train_steps``), so both take the same step.
     """
 
     def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, *,
@@ -95,28 +94,6 @@ class Stepper:
             self.optimizer.step()
         self.step += 1
         return loss.detach(), logits.detach()
-
-
-def train_steps(model: torch.nn.Module, m: dict[str, Any], x: np.ndarray, y: np.ndarray, stream: BatchStream,
-                start: int, stop: int, stepper: Stepper | None = None) -> Stepper:
-    """Lockstep use: train ``model`` (CPU, in the dtype of ``x``) on the stream's steps start .. stop - 1;
-    returns the stepper (optimiser state) to continue with."""
-    if stepper is None:
-        schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None
-        stepper = Stepper(model, KerasAdam(model.parameters(), AdamSettings.from_model_config(m)), schedule=schedule)
-    model.train()
-    for batch in stream.steps(start, stop):
-        stepper(torch.from_numpy(x[batch]), torch.from_numpy(y[batch]))
-    return stepper
-
-
-def lockstep_model(spec: Any, weights: dict[str, np.ndarray], dtype: str) -> torch.nn.Module:
-    """A CPU model holding ``weights`` in ``dtype`` ("float32" or "float64"), for train_steps."""
-    from deepepi.models.deepepi_cnn.torch import DeepEpiCnn
-
-    model = DeepEpiCnn(spec)
-    import_weights(model, spec, weights)
-    return model.to(getattr(torch, dtype))
 
 
 def _seed_all(seed: int) -> None:

@@ -1,8 +1,11 @@
 """Lockstep: Keras and PyTorch, from the same weights on the same batch stream, train the same way.
 
-The default architecture (dropout off) trains STEPS optimisation steps on the built-in dataset's
-training windows in both frameworks, for three seeds, in float64, so rounding (~1e-16) cannot hide
-an algorithmic difference. A convention left unaligned separates the runs far beyond the
+The default architecture (dropout off, native layers) trains STEPS optimisation steps on the built-in
+dataset's training windows in both frameworks, in float64, so rounding (~1e-16) cannot hide an
+algorithmic difference. One seed: the full proof on users' configs, with dropout on, Adam's state and
+BatchNorm statistics compared, is `deepepi prove-trainers` (tests/train/test_prove_configs.py, and
+tests/train/test_prove_mutations.py for what it catches); this test keeps `train.lockstep.drift`,
+which bench/lockstep_drift.py reports, honest. A convention left unaligned separates the runs far beyond the
 tolerances: Adam's epsilon placement or BatchNorm's unbiased running variance move weights by
 ~1e-3 within a step; Keras's float32-rounded betas (0.999 -> 0.99900001 in its step size) moved
 every weight by 6.7e-9 at step 1 and left 98.1 % argmax agreement after 50 steps before
@@ -20,7 +23,7 @@ from deepepi.core.config import REPO_CONFIGS, load_config
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf, pytest.mark.slow]
 
-SEEDS = (0, 1, 2)
+SEEDS = (0,)
 STEPS = 50
 HELD_OUT = 300
 WEIGHT_TOL = 1e-6  # max abs difference over every weight and BN moving statistic (measured 3.0e-8)

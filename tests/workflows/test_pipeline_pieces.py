@@ -56,11 +56,17 @@ def test_export_transfer_and_verify_on_ready_runs(tmp_path, csv):
     assert agree["figures"]["agreement"] == 1.0
     assert any("same-weights mode" in line for line in lines)
 
-    summary = {"seconds": 1.0, **result, "passed": True,
+    proof = {"verdict": "trainers: PASS (50 float64 steps, max |dW| 1.3e-09, dropout on; deepEpiCnn, epoch mode)"}
+    summary = {"seconds": 1.0, **result, "passed": True, "trainers": proof,
                "runs": {fw: {"dir": str(d), "test": {"tpr": 0.5, "fpr": None}, "best_epoch": 2}
                         for fw, d in runs.items()}}
-    text = "\n".join(pipeline.summary_lines(summary))
-    assert text.startswith("pipeline: PASS") and "trained mode      FAIL" in text
+    lines = pipeline.summary_lines(summary)
+    text = "\n".join(lines)
+    assert text.startswith("pipeline: PASS")
+    # the proof first, then the exported files, then the statistical check, labelled as what it is
+    assert lines[1].startswith("  1 trainers: PASS (50 float64 steps") and "dropout on" in lines[1]
+    assert lines[2].startswith("  2 exported files: same-weights PASS")
+    assert lines[3].startswith("  3 trained float32 models, seed-spread check") and "FAIL" in lines[3]
     assert "window_tpr" in text  # the statistical verdict's figures
     assert "argmax agreement 1.0000" in text and "TPR 0.500 FPR n/a" in text
     json.dumps(summary)  # the report is plain JSON
@@ -92,3 +98,15 @@ def test_test_split_refuses_runs_with_different_held_out_events(tmp_path, csv):
     with pytest.raises(pipeline.PipelineError, match="held out different test events"):
         pipeline.write_test_split(runs, csv, tmp_path)
     assert not (tmp_path / pipeline.TEST_CSV).exists()
+
+
+def test_margins_follow_the_measured_training_length(capsys):
+    from onnx_helpers import refused
+
+    # the 4-epoch dropout-on spread (docs/PERFORMANCE.md): largest pair 0.171 / 0.157 / 0.222 / 0.265,
+    # rounded up to the next 0.05
+    assert pipeline.margins_for(4) == {"window_tpr": 0.20, "window_fpr": 0.20, "event_tpr": 0.25, "event_fpr": 0.30}
+    assert pipeline.spread_length(1) == 4 and pipeline.spread_length(4) == 4
+    assert pipeline.spread_length(50) == max(pipeline.SPREAD_MARGINS)  # longer runs: the longest measured
+    line = refused(capsys, "pipeline", "--margin", "window_sens=0.1")
+    assert "--margin" in line or "margin" in line

@@ -30,7 +30,10 @@ class Spectrogram(keras.layers.Layer):
 
     def call(self, x: Any) -> Any:
         s = self.spec
-        frames = keras.ops.conv(keras.ops.expand_dims(x[:, s.offset:], -1), keras.ops.convert_to_tensor(self.kernel),
+        kernel = keras.ops.convert_to_tensor(self.kernel)
+        if keras.backend.standardize_dtype(x.dtype) != keras.backend.standardize_dtype(kernel.dtype):
+            kernel = keras.ops.cast(kernel, x.dtype)  # float64 lockstep proofs (train.prove)
+        frames = keras.ops.conv(keras.ops.expand_dims(x[:, s.offset:], -1), kernel,
                                 strides=s.spec_step, padding="valid")[:, :s.n_spec]  # [B, n_spec, 2 * n_bins]
         re, im = frames[..., :s.n_bins], frames[..., s.n_bins:]
         mag = keras.ops.sqrt(re * re + im * im)
