@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from deepepi.core import io
 from deepepi.core.errors import DeepEpiError
 
 LOCK_NAME = ".deepepi-lock"
@@ -114,12 +115,7 @@ def hold(directory: str | Path, command: str) -> Iterator[None]:
         finally:
             _held[key] -= 1
         return
-    created = []
-    probe = directory
-    while not probe.exists() and probe != probe.parent:
-        created.append(probe)
-        probe = probe.parent
-    directory.mkdir(parents=True, exist_ok=True)
+    created = list(reversed(io.make_dirs(directory)))  # innermost first, removed again if left empty
     path = directory / LOCK_NAME
     try:
         fd = _take(directory, path)
