@@ -54,7 +54,8 @@ _PROVED_MODEL = ("modelClass", "batchSize", "nLayers", "filters", "strides", "ke
 _SHARED_MODEL = ("epochs", "totalTrainingSteps", "evalEverySteps",  # train.plan: which steps, when to validate
                  "modelSelectionMetric", "saveBestMinSensitivity", "saveBestMaxFpr", "fBeta",  # train.selection
                  "saveBestOnFarReduction", "saveBestOnSensitivityTolerance", "saveBestOnBothImprovement",
-                 "earlyStoppingPatience", "lrFactor", "lrPatience", "lrMin")  # between evaluations, on val_loss
+                 "earlyStoppingPatience", "lrFactor", "lrPatience", "lrMin",  # between evaluations, on val_loss
+                 "alarmBudgetPer24h")  # scoring.operating: the threshold, chosen after training on val softmax
 _NO_EFFECT_MODEL = ("framework", "modelType", "modelFname", "trainingVerbosity", "deterministic")
 #: Every modelConfig key and what the proof says about it (dataProcessing keys are all SHARED: numpy data
 #: preparation both frameworks receive as the same arrays, and the proof trains on its output).
