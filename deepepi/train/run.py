@@ -367,13 +367,13 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     job.log.info(f"test figures at the {decision.describe()}")
     events = report["alarm_events"][decision.logic]
     fp24 = "n/a" if events["fp_per_24h"] is None else f"{events['fp_per_24h']:.1f}"
+    for line in end_lines(chosen_t):  # the threshold fallback's loud line, the few-seizures warning
+        job.log.summary(line)  # before the done: line, which stays the last line of every run
     job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: val sensitivity "
                     f"{fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])} | "
                     f"test at threshold {decision.threshold:g} ({decision.logic} logic): events "
                     f"{events['detected']}/{events['seizure_events']}, FP/24 h {fp24}, window TPR "
                     f"{fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")
-    for line in end_lines(chosen_t):  # the threshold fallback's loud line, the few-seizures warning
-        job.log.summary(line)
     return RunResult(run_dir=job.run_dir, framework=job.cfg.framework, best_epoch=best,
                      history=job.history, metrics=metrics)
 

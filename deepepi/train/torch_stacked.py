@@ -258,7 +258,7 @@ def groups(batches: dict[int, np.ndarray]) -> list[list[int]]:
 def train_steps_together(models: Sequence[nn.Module], m: dict[str, Any], xs: Sequence[np.ndarray],
                          ys: Sequence[np.ndarray], streams: Sequence[Any], start: int, stop: int) -> Stack:
     """Exactness use (CPU): train ``models`` together, model k on ``streams[k]``'s global steps
-    start .. stop - 1 over ``xs[k]``, ``ys[k]`` (what ``torch_trainer.train_steps`` does to each alone,
+    start .. stop - 1 over ``xs[k]``, ``ys[k]`` (what ``torch_lockstep.train_steps`` does to each alone,
     dropout off or with the models' generators at the global generator's state); the models receive
     the result. Each model has its own sequence of steps; step i of every model runs in one batched call."""
     schedule = ThreePhase.from_model_config(m) if m["useLrSchedule"] else None

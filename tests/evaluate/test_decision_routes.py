@@ -48,14 +48,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 
 
 def _stream_figures(rows: pd.DataFrame, threshold: float) -> dict[str, dict[str, int]]:
-    """Event figures from a replay's rows: app = ALARM states, raw = ungated p > threshold, where an
-    alarm is the start of a run of alarm rows (the buffer is full throughout a run of rows)."""
+    """Event figures from a replay's rows: app = ALARM states, raw = ungated p > threshold; false alarms
+    are alarm episodes (scoring.events.episode_starts over the rows' dataTime, as every command counts)."""
+    from deepepi.scoring.events import episode_starts
+
     out = {}
     for logic, alarm in (("app", rows["alarm"] == 1),
                          ("raw", (rows["p_seizure"] > threshold) & (rows["buffer_full"] == 1))):
-        frame = rows.assign(a=alarm.to_numpy())
-        start = frame["a"] & ~frame.groupby("eventId")["a"].shift(1, fill_value=False)
-        per = frame.assign(s=start).groupby("eventId").agg(label=("label", "first"), s=("s", "sum"))
+        start = episode_starts(alarm.to_numpy(), rows["eventId"].to_numpy(), rows["dataTime"].to_numpy())
+        per = rows.assign(s=start).groupby("eventId").agg(label=("label", "first"), s=("s", "sum"))
         seizure = per["label"] == 1
         out[logic] = {"seizure_events": int(seizure.sum()), "detected": int((per["s"][seizure] > 0).sum()),
                       "non_seizure_events": int((~seizure).sum()),

@@ -40,7 +40,7 @@ def test_batched_steps_equal_lone_steps_float64() -> None:
     from deepepi.models.torch_weights import export_weights
     from deepepi.train.batches import BatchStream
     from deepepi.train.torch_stacked import train_steps_together
-    from deepepi.train.torch_trainer import lockstep_model, train_steps
+    from deepepi.train.torch_lockstep import lockstep_model, train_steps
 
     cfg = _tiny_model_config(0.0)
     spec = registry.spec_from_config(cfg)
