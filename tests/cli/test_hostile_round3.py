@@ -477,10 +477,11 @@ def test_seizure_outside_the_recording_is_refused(kit, capsys, tmp_path, times, 
                          ids=["null", "empty", "floats", "zero length", "from the recording start", "short"])
 def test_odd_but_valid_seizure_times_are_read(kit, tmp_path, times, onset) -> None:  # noqa: ANN001
     """Seconds from the recording start (which is 5 s before the event's dataTime)."""
+    from deepepi.core.config import load_config
     from deepepi.evaluate.data import load
 
     data = with_seizure_times(kit.json, tmp_path / "ok.json", times)
-    events = load([data], window=750, step=125, sample_freq=25).events
+    events = load([data], load_config(None, warn=False)).events  # the default config: 750-sample windows, step 125
     first = events[events["eventId"] == 1].iloc[0]
     if onset is None:
         assert first["onset_source"] == "recording_start" or first["onset"] == first["start"]
