@@ -76,14 +76,6 @@ class EventFigures:
     n_windows: np.ndarray
 
 
-def alarm_starts(alarm: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """True at the first window of each run of alarm windows within a segment (runs, not episodes:
-    see ``episode_starts`` for what counts as a false alarm)."""
-    start = alarm.copy()
-    start[1:] &= ~alarm[:-1] | (segment[1:] != segment[:-1])
-    return start
-
-
 def episode_starts(alarm: np.ndarray, window_event: np.ndarray, end_time: np.ndarray,
                    episode_s: float = EPISODE_S) -> np.ndarray:
     """True at the first window of each alarm episode (see the module docstring): greedily, per event
