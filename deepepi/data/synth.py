@@ -46,7 +46,7 @@ N = SAMPLES * DATAPOINTS
 CSV_NAME = "allData.csv"
 FILES = {"Seizure": "osdb_3min_allSeizures.json", "False Alarm": "osdb_3min_falseAlarms.json",
          "NDA": "osdb_3min_ndaEvents.json"}
-GENERATOR_VERSION = 3      # bump when the generated signals change, so cached datasets are remade
+GENERATOR_VERSION = 4      # bump when the generated signals change, so cached datasets are remade
 MANIFEST_NAME = "dataset.json"
 DEFAULT_SEED = 1
 DEFAULT_USERS = 8
@@ -262,7 +262,7 @@ def _limb_axis(rng: np.random.Generator, down: np.ndarray) -> np.ndarray:
     perp = _unit(rng)
     perp = perp - perp.dot(g) * g
     perp /= max(np.linalg.norm(perp), 1e-9)
-    a = rng.uniform(0.3, 1.0)
+    a = rng.uniform(0.55, 1.0)
     axis = a * g + np.sqrt(1 - a * a) * perp
     return axis / np.linalg.norm(axis)
 
@@ -315,7 +315,7 @@ def _seizure(rng: np.random.Generator, family: str, onset: int, user: _User,
         main = _clonic(rng, end - start, user, mid, f0=(3.0, 5.0), f1=(2.0, 3.0), amp=(200, 600))
     elif family == "clonic":
         f = rng.uniform(1.5, 4.0)
-        main = _clonic(rng, end - start, user, mid, f0=(f, f * 1.1), f1=(f * 0.8, f), amp=(150, 500))
+        main = _clonic(rng, end - start, user, mid, f0=(f, f * 1.1), f1=(f * 0.8, f), amp=(250, 600))
     else:
         main = _hypermotor(rng, end - start, user)
     dyn[start:end] = main
