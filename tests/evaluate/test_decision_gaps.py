@@ -150,6 +150,12 @@ def test_predict_takes_the_flags_and_states_the_windowing(gapped: dict, tmp_path
     # threshold 0, no gate: every datapoint is positive; ALARM needs more than 15 s of positives: the 4th
     first_alarm = states.apply(lambda s: int(np.argmax(s.to_numpy() == "ALARM")) if (s == "ALARM").any() else -1)
     assert (first_alarm == 3).all(), first_alarm
+    streamed = tmp_path / "s.csv"  # --stream takes the same flags: the same states once the buffer is full
+    code, out, _ = cli(capsys, "predict", gapped["onnx"], "--data", gapped["csv"], "-o", streamed, "--stream",
+                       "--warn-time", "10", "--alarm-time", "15", "--threshold", "0", "--acc-sd-threshold", "0")
+    assert code == 0 and "WarnTime 10 s (CLI flag), AlarmTime 15 s (CLI flag)" in out
+    rows = pd.read_csv(streamed)
+    assert rows.loc[rows["buffer_full"] == 1, "state"].tolist() == pd.read_csv(out_csv)["state"].tolist()
     line = refused(capsys, "predict", gapped["onnx"], "--data", gapped["csv"], "-o", tmp_path / "q.csv",
                    "--warn-time", "20", "--alarm-time", "15")
     assert "AlarmTime 15 s is below WarnTime 20 s" in line
