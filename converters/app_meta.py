@@ -4,8 +4,10 @@ The OpenSeizureDetector app (``SdAlgMl``) reads ``framework`` ("tflite" or "pyto
 ``input_size`` (its default of 125 is wrong for DeepEpi, so it is always written), ``input_format_val``
 (1 = "1d_mag", the only format) and the two threshold seeds ``accel_std_threshold_pct`` and
 ``seizure_probability_threshold_pct``. deepepi adds what its own runtimes and ``deepepi verify`` need:
-the file's I/O convention and, under ``deepepi``, the same provenance keys the ONNX metadata_props
-hold (contract.META_KEYS), so a .tflite or .pte is compared with an ONNX file key by key.
+the run's WarnTime/AlarmTime (``warn_time_s``, ``alarm_time_s``: the rest of the file's Decision), the
+file's I/O convention and, under ``deepepi``, the same provenance keys the ONNX metadata_props hold
+(contract.META_KEYS, plus ``validate_datapoints``: how training cut windows), so a .tflite or .pte is
+compared with an ONNX file key by key.
 Framework-free.
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from converters.contract import GATE_KEY, META_KEYS, RULE_KEY, THRESHOLD_KEY
+from converters.contract import ALARM_KEY, GATE_KEY, META_KEYS, RULE_KEY, THRESHOLD_KEY, VALIDATE_KEY, WARN_KEY
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
 from deepepi.core.errors import ExportError, UnusableInputError
 from deepepi.core.io import open_input, write_json
@@ -75,11 +77,16 @@ def build(convention: Convention, provenance: dict[str, str], *, window: int,
         data[THRESHOLD_KEY] = decision_threshold
         if provenance.get(RULE_KEY):
             data[RULE_KEY] = json.loads(provenance[RULE_KEY])
+    for key in (WARN_KEY, ALARM_KEY):  # the run's WarnTime / AlarmTime: the rest of the file's Decision
+        if provenance.get(key) is not None:
+            data[key] = float(provenance[key])
     data["io"] = {"input_shape": convention.shape(window), "input_dtype": "float32",
                   "input_unit": convention.input_unit, "output": convention.output}
     if convention.delegate:
         data["io"]["delegate"] = convention.delegate
     data["deepepi"] = {key: provenance[key] for key in META_KEYS}
+    if provenance.get(VALIDATE_KEY) is not None:  # how training cut windows, for evaluate and predict
+        data["deepepi"][VALIDATE_KEY] = provenance[VALIDATE_KEY]
     if extra:
         data["deepepi"].update({k: str(v) for k, v in extra.items()})
     if decision is not None:
@@ -111,13 +118,17 @@ def read(model_path: str | Path) -> dict[str, Any]:
 
 
 def runtime_metadata(data: dict[str, Any]) -> dict[str, str]:
-    """The contract metadata a Runtime exposes: the provenance keys, plus the decision threshold and
-    the movement gate (the app's ``accel_std_threshold_pct``)."""
+    """The contract metadata a Runtime exposes: the provenance keys (``validate_datapoints`` among
+    them when recorded), plus the decision threshold, the movement gate (the app's
+    ``accel_std_threshold_pct``) and WarnTime/AlarmTime."""
     meta = {str(k): str(v) for k, v in data["deepepi"].items()}
     if THRESHOLD_KEY in data:
         meta[THRESHOLD_KEY] = repr(float(data[THRESHOLD_KEY]))
     if "accel_std_threshold_pct" in data:  # the app's movement gate: the file's part of the Decision
         meta[GATE_KEY] = str(data["accel_std_threshold_pct"])
+    for key in (WARN_KEY, ALARM_KEY):
+        if key in data:
+            meta[key] = str(data[key])
     return meta
 
 

@@ -45,7 +45,13 @@ RULE_KEY = "decision_rule"
 # The run's movement gate (dataProcessing.accSdThreshold, %), so a file carries its whole Decision
 # (deepepi.scoring.decision) without the run's config beside it.
 GATE_KEY = "acc_sd_threshold_pct"
-OPTIONAL_META_KEYS = (THRESHOLD_KEY, RULE_KEY, GATE_KEY)
+# The run's WarnTime and AlarmTime (dataProcessing.warnTime / alarmTime, seconds): the rest of the Decision.
+WARN_KEY = "warn_time_s"
+ALARM_KEY = "alarm_time_s"
+# "true" / "false": the run's dataProcessing.validateDatapoints, so evaluate and predict cut a bare file's
+# windows as training did (gaps zero-filled, windows through them) without the run's config beside it.
+VALIDATE_KEY = "validate_datapoints"
+OPTIONAL_META_KEYS = (THRESHOLD_KEY, RULE_KEY, GATE_KEY, WARN_KEY, ALARM_KEY, VALIDATE_KEY)
 
 Reference = Callable[[np.ndarray], np.ndarray]
 
@@ -62,6 +68,9 @@ class Source:
     decision_threshold: float | None = None
     decision_rule: str | None = None  # JSON (runs.layout.threshold_rule_json)
     acc_sd_threshold_pct: float | None = None
+    warn_time_s: float | None = None
+    alarm_time_s: float | None = None
+    validate_datapoints: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,11 @@ def metadata(info: ExportInfo, exporter: Exporter) -> dict[str, str]:
             ordered[RULE_KEY] = src.decision_rule
     if src.acc_sd_threshold_pct is not None:
         ordered[GATE_KEY] = repr(float(src.acc_sd_threshold_pct))
+    for key, value in ((WARN_KEY, src.warn_time_s), (ALARM_KEY, src.alarm_time_s)):
+        if value is not None:
+            ordered[key] = repr(float(value))
+    if src.validate_datapoints is not None:
+        ordered[VALIDATE_KEY] = "true" if src.validate_datapoints else "false"
     return ordered
 
 

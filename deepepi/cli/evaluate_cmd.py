@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.guarded import InputPath, OutputDir, command
-from deepepi.cli.params import CPUS, SEED, Number
+from deepepi.cli.params import CPUS, SEED, Number, alarm_timing_options
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, OSD_ALARM_STATE
 
 
@@ -18,8 +18,9 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--data", "data", multiple=True, required=True, type=InputPath(),
               help="Flattened CSV or OSDB JSON (repeatable). JSON carries seizureTimes, used for latency.")
 @click.option("--config", type=InputPath(dir_okay=False), default=None,
-              help="Config for windowing (window, step, validateDatapoints), eventFilters and the movement gate. "
-                   "Default: a run directory's config.json, else the first model's metadata (window, step).")
+              help="Config for windowing (window, step, validateDatapoints), eventFilters, the movement gate and "
+                   "WarnTime/AlarmTime. Default: a run directory's config.json, else the first model's metadata "
+                   "(window, step, validateDatapoints).")
 @click.option("--threshold", type=Number(0, 1), default=None,
               help="Fixed decision threshold in [0, 1] (p > t). Default: the model's decision_threshold, else 0.5.")
 @click.option("--target-sensitivity", type=Number(0, 1), default=None,
@@ -33,6 +34,7 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("--acc-sd-threshold", type=Number(0), default=None,
               help="App movement gate (%): p = 0 when 100*std/mean of the newest datapoint is below it. Default: "
                    f"the model's metadata, else the config's accSdThreshold, else {APP_ACC_SD_THRESHOLD_PCT:g}.")
+@alarm_timing_options
 @click.option("--bootstrap", "resamples", type=Number(1, 100_000, integer=True), default=1000, show_default=True,
               help="Bootstrap resamples (by event) for the 95% CIs, 1 to 100000.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Bootstrap seed.")
@@ -43,8 +45,8 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 @click.option("-o", "--out", type=OutputDir(), default="artifacts/evaluate", show_default=True)
 def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None, threshold: float | None,
              target_sensitivity: float | None, max_far_per_day: float | None, alarm_logic: str | None,
-             acc_sd_threshold: float | None, resamples: int, seed: int, threads: int | None, sweep_q: str | None,
-             out: str) -> None:
+             acc_sd_threshold: float | None, warn_time: float | None, alarm_time: float | None, resamples: int,
+             seed: int, threads: int | None, sweep_q: str | None, out: str) -> None:
     """Evaluate MODELS (ONNX files, run directories, .pt or .keras files) on labelled data: window
     metrics with ROC/PR, events detected with raw windows and with the app's alarm logic, latency,
     false alarms per 24 h, SzCORE scores (timescoring), bootstrap CIs and the OSD baseline."""
@@ -68,13 +70,13 @@ def evaluate(models: tuple[str, ...], data: tuple[str, ...], config: str | None,
         except ValueError:
             raise ConfigError(f"--sweep-q: got {sweep_q!r}, expected comma-separated numbers") from None
     options = Options(threshold=threshold, target_sensitivity=target_sensitivity, max_far_per_day=max_far_per_day,
-                      alarm_logic=alarm_logic, acc_sd_threshold=acc_sd_threshold, seed=seed, resamples=resamples,
-                      threads=threads, sweep_q=qs)
+                      alarm_logic=alarm_logic, acc_sd_threshold=acc_sd_threshold, warn_time=warn_time,
+                      alarm_time=alarm_time, seed=seed, resamples=resamples, threads=threads, sweep_q=qs)
     result = run(models, data, config=config, options=options)
     files = write_all(result, out)
     d = result.results["data"]
     click.echo(f"data: {d['windows']} windows, {d['events']} events ({d['seizure_events']} seizure), "
-               f"{d['users']} users")
+               f"{d['users']} users; windows cut as in {d['windowing_from']}")
     for m in result.results["models"]:
         op = m["operating_point"]
         click.echo(f"{m['name']}: threshold {op['threshold']:.2f} ({op['rule']}) | window AUC "

@@ -22,6 +22,7 @@ import click
 from click.core import ParameterSource
 
 from deepepi.core.config import MAX_SEED, number_rule
+from deepepi.core.constants import APP_ALARM_TIME_S, APP_WARN_TIME_S
 
 
 class Number(click.ParamType):
@@ -53,6 +54,18 @@ class Number(click.ParamType):
 
 SEED = Number(0, MAX_SEED, integer=True)
 POSITIVE_INT = Number(1, integer=True)
+SECONDS = Number(0)  # --warn-time, --alarm-time (AlarmTime >= WarnTime: scoring.decision.resolve)
+
+
+def alarm_timing_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--warn-time`` and ``--alarm-time``: the app's WarnTime/AlarmTime, declared once for every
+    command that takes the Decision from the command line (None: the model's, the config's, the app's)."""
+    for name, key, default in (("alarm", "alarmTime", APP_ALARM_TIME_S), ("warn", "warnTime", APP_WARN_TIME_S)):
+        what = "ALARM" if name == "alarm" else "WARNING"
+        f = click.option(f"--{name}-time", f"{name}_time", type=SECONDS, default=None, metavar="S",
+                         help=f"App {name.capitalize()}Time (s): {what} once positives have lasted longer. "
+                              f"Default: the model's metadata, else the config's {key}, else {default:g}.")(f)
+    return f
 
 class Float32Quantile(Number):
     """0 < q < 1 also after rounding to float32, the type of an ensemble graph's q input (0.99999999

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deepepi.cli.guarded import InputPath, OutputPath, command
-from deepepi.cli.params import CPUS, Needs, Number, requires
+from deepepi.cli.params import CPUS, Needs, Number, alarm_timing_options, requires
 from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
 
 
@@ -26,16 +26,18 @@ from deepepi.core.constants import APP_ACC_SD_THRESHOLD_PCT, DEFAULT_THRESHOLD
 @click.option("--acc-sd-threshold", type=Number(0), default=None,
               help="Movement gate: p = 0 when 100*std/mean of the datapoint is below this (%); 0 = off. Default: "
               f"the model's metadata, else the config's accSdThreshold, else {APP_ACC_SD_THRESHOLD_PCT:g}.")
+@alarm_timing_options
 @click.option("--config", type=InputPath(dir_okay=False), default=None,
-              help="Config for windowing (step, validateDatapoints), the movement gate and the eventFilters of "
-              "OSDB JSON input. Default: a run directory's config.json, else the model's metadata.")
+              help="Config for windowing (step, validateDatapoints), the movement gate, WarnTime/AlarmTime and the "
+              "eventFilters of OSDB JSON input. Default: a run directory's config.json, else the model's metadata.")
 @click.option("--threads", type=CPUS, default=None,
               help="Intra-op threads of the model's runtime.")
 def predict(model: str, data: str, stream: bool, output: str, threshold: float | None,
-            acc_sd_threshold: float | None, config: str | None, threads: int | None) -> None:
+            acc_sd_threshold: float | None, warn_time: float | None, alarm_time: float | None, config: str | None,
+            threads: int | None) -> None:
     """Probabilities, OK/WARNING/ALARM states and alarms for every datapoint of DATA, from MODEL
     (.onnx, .tflite, .pte, a run directory, ...) with the app's movement gate, strict threshold and
-    WarnTime 5 s / AlarmTime 10 s state machine."""
+    WarnTime/AlarmTime state machine (the app's 5 s / 10 s unless the model, the config or a flag says otherwise)."""
     from deepepi.evaluate.data import windowing
     from deepepi.evaluate.predict import predict_batch, predict_stream, read_datapoints, write_csv
     from deepepi.runtimes import open_model
@@ -44,7 +46,8 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
 
     runtime = open_model(model, threads=threads)
     win = windowing([runtime], config)
-    rules = resolve(cli_layer(threshold=threshold, acc_sd_threshold=acc_sd_threshold),
+    rules = resolve(cli_layer(threshold=threshold, acc_sd_threshold=acc_sd_threshold, warn_time=warn_time,
+                              alarm_time=alarm_time),
                     decision_layer(runtime.metadata, model),
                     config_layer(win.cfg.processing, win.source) if win.from_file else None)
     filters = dict(win.cfg.filters) if data.lower().endswith(".json") else None
@@ -54,6 +57,7 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     write_csv(result, output)
     alarmed = int(result.groupby("eventId")["alarm"].max().sum())
     click.echo(rules.describe())
+    click.echo(f"windows cut as in {win.source}")
     click.echo(f"{'stream' if stream else 'batch'}: {len(result)} rows, {result['eventId'].nunique()} "
                f"events, threshold {rules.threshold:g}, movement gate {rules.acc_sd_threshold:g} %, "
                f"{alarmed} event(s) reached ALARM -> {output}")

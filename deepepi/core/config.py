@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Union
 
 from deepepi.core import jsonlimits
+from deepepi.core.constants import APP_ALARM_TIME_S, APP_WARN_TIME_S
 from deepepi.core.errors import ConfigError, DeepEpiError
 from deepepi.core.io import read_text
 from deepepi.core.jsonlimits import CONFIG_MAX_DEPTH
@@ -232,6 +233,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         # Deployment movement gate (per 5 s datapoint, 100*std/mean % of the magnitude); recorded with
         # the model for the alarm logic, never applied to the model input (see docs/ARCHITECTURE.md).
         "accSdThreshold": _key(5.0, _num(0)),
+        # The app's WarnTime and AlarmTime (s): WARNING, then ALARM, once positives have lasted longer
+        # (deepepi.scoring.alarm); part of the run's Decision like accSdThreshold, recorded with the model.
+        "warnTime": _key(APP_WARN_TIME_S, _num(0)),
+        "alarmTime": _key(APP_ALARM_TIME_S, _num(0)),
         # DeepEpi reads raw magnitude windows: the reference's feature path (and its high-pass filter)
         # does not apply; a filter would have to run in the app too, so only null is accepted.
         "simpleMagnitudeOnly": Key(True, "true (DeepEpi reads raw magnitude windows)", lambda v: v is True),
@@ -396,6 +401,9 @@ def from_dict(raw: Any, *, source: str = "<dict>", warn: Warn = True) -> Config:
     if proc["fold"] >= proc["nFolds"]:
         raise ConfigError(f"dataProcessing.fold: got {proc['fold']}, expected an integer < nFolds "
                           f"({proc['nFolds']})", source=source)
+    if proc["alarmTime"] < proc["warnTime"]:
+        raise ConfigError(f"dataProcessing.alarmTime: got {json.dumps(proc['alarmTime'])}, expected a number >= "
+                          f"dataProcessing.warnTime ({json.dumps(proc['warnTime'])})", source=source)
     if not 0.0 < proc["validationProp"] < 1.0:
         notes.append(("validation", f"dataProcessing.validationProp={proc['validationProp']}: validating on "
                                     f"{DEFAULT_VALIDATION_PROP} of the training events instead (the test split "

@@ -51,10 +51,23 @@ class Windowing:
     from_file: bool
 
 
+def _validate_datapoints(meta: dict[str, str], where: str) -> bool | None:
+    """The recorded ``validate_datapoints`` ("true" / "false"), None when the file predates it."""
+    from converters.contract import VALIDATE_KEY  # onnx is imported where a model is opened, not here
+
+    raw = meta.get(VALIDATE_KEY)
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise ModelError(f"metadata {VALIDATE_KEY}: got {raw[:40]!r}, expected 'true' or 'false'", source=where)
+    return raw == "true"
+
+
 def windowing(runtimes: list[Any], config: str | Path | None) -> Windowing:
     """The windowing config of ``runtimes`` (which must share one window): ``--config``; else the run's
     config.json beside the first model (a run directory, .pt or .keras); else the first model's metadata
-    (window, step, sample_freq; ``validateDatapoints`` off: give --config when the run used it)."""
+    (window, step, sample_freq and the run's ``validateDatapoints``; a file exported before that key was
+    recorded cuts without it: give --config when its run used it)."""
     windows = {int(rt.window) for rt in runtimes}
     if len(windows) > 1:
         raise ModelError(f"the models take different windows ({', '.join(map(str, sorted(windows)))} samples); "
@@ -76,9 +89,16 @@ def windowing(runtimes: list[Any], config: str | Path | None) -> Windowing:
     if rate < 1 or window % rate:
         raise ModelError(f"metadata sample_freq {rate} does not divide the window {window}; pass --config",
                          source=str(first.path))
+    validate = _validate_datapoints(meta, str(first.path))
+    processing: dict[str, Any] = {"step": step}
+    if validate is not None:
+        processing["validateDatapoints"] = validate
+    where = f"{first.path} metadata"
     cfg = from_dict({"modelConfig": {"sampleFreq": rate, "bufferSeconds": window // rate},
-                     "dataProcessing": {"step": step}}, source=f"{first.path} metadata", warn=False)
-    return Windowing(cfg, f"{first.path} metadata", False)
+                     "dataProcessing": processing}, source=where, warn=False)
+    said = ("validateDatapoints not recorded: off" if validate is None
+            else f"validateDatapoints {'true' if validate else 'false'}")
+    return Windowing(cfg, f"{where} (window, step, {said})", False)
 
 
 def _seizure_interval(event: Mapping[str, Any], where: str, path: Path) -> tuple[float, float] | None:

@@ -85,13 +85,16 @@ def _config(directory: Path) -> Config:
 
 
 def source_for(file: Path, cfg: Config) -> Source:
-    """Provenance recorded in the ONNX metadata: the file's name and sha256, how windows are cut, and
-    the decision threshold the run directory records (if any)."""
+    """Provenance recorded in the ONNX metadata: the file's name and sha256, how windows are cut (step,
+    ``validateDatapoints``), the decision threshold the run directory records (if any) and the config's
+    movement gate and WarnTime/AlarmTime."""
     return Source(file=file.name, sha256=sha256_file(file), sample_freq=int(cfg.model["sampleFreq"]),
                   step=int(cfg.processing["step"]), preprocessing=preprocessing_from_config(cfg),
                   decision_threshold=read_threshold(file.parent),
                   decision_rule=threshold_rule_json(file.parent),
-                  acc_sd_threshold_pct=float(cfg.processing["accSdThreshold"]))
+                  acc_sd_threshold_pct=float(cfg.processing["accSdThreshold"]),
+                  warn_time_s=float(cfg.processing["warnTime"]), alarm_time_s=float(cfg.processing["alarmTime"]),
+                  validate_datapoints=bool(cfg.processing["validateDatapoints"]))
 
 
 def framework_modules(framework: str) -> tuple[Any, Any]:

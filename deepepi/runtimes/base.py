@@ -13,12 +13,12 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from converters.contract import GATE_KEY, THRESHOLD_KEY, ExportInfo, Exporter, metadata
+from converters.contract import ALARM_KEY, GATE_KEY, THRESHOLD_KEY, WARN_KEY, ExportInfo, Exporter, metadata
 from deepepi import __version__
 from deepepi.core.errors import DataError, ModelError
 from deepepi.core.preprocessing import Preprocessing
 from deepepi.core.threshold import parse_threshold
-from deepepi.scoring.decision import Decision, Layer, resolve
+from deepepi.scoring.decision import Decision, Layer, config_parts, resolve
 
 NUM_CLASSES = 2
 PROBA_ATOL = 1e-3  # a probability row must sum to 1 within this, and lie in [0, 1] within it
@@ -105,28 +105,36 @@ def decision_threshold(meta: dict[str, str], source: str) -> float | None:
                            from_text=True)
 
 
+def _number(meta: dict[str, str], key: str) -> Any:
+    """A recorded number, or None when absent; text that is no number is passed on as it is, for the
+    resolver to refuse naming the file."""
+    raw = meta.get(key)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
 def decision_layer(meta: dict[str, str], source: str) -> Layer:
-    """The model metadata's part of the Decision (``scoring.decision``): the recorded decision threshold
-    and movement gate (ONNX metadata, the app sidecar, a run's threshold.json and config); absent: None."""
-    gate = None
-    raw = meta.get(GATE_KEY)
-    if raw is not None:
-        try:
-            gate = float(raw)
-        except (TypeError, ValueError):
-            gate = raw  # refused, naming the file, by the resolver
+    """The model metadata's part of the Decision (``scoring.decision``): the recorded decision threshold,
+    movement gate and WarnTime/AlarmTime (ONNX metadata, the app sidecar, a run's threshold.json and
+    config); absent: None."""
     return Layer(f"model metadata {source}", {"threshold": decision_threshold(meta, source),
-                                               "acc_sd_threshold": gate})
+                                               "acc_sd_threshold": _number(meta, GATE_KEY),
+                                               "warn_time": _number(meta, WARN_KEY),
+                                               "alarm_time": _number(meta, ALARM_KEY)})
 
 
 def run_layers(run_dir: Path, cfg: Any) -> tuple[Layer, Layer]:
     """A run directory's parts of the Decision, each named by its file in the run (not by an absolute
     path, so two copies of one run record the same decision): the threshold its threshold.json
-    records (model metadata) and its config's movement gate (run config)."""
+    records (model metadata) and its config's movement gate and WarnTime/AlarmTime (run config)."""
     from deepepi.runs.layout import CONFIG, THRESHOLD, read_threshold
 
     return (Layer(f"the run's {THRESHOLD}", {"threshold": read_threshold(Path(run_dir))}),
-            Layer(f"the run's {CONFIG}", {"acc_sd_threshold": cfg.processing.get("accSdThreshold")}))
+            Layer(f"the run's {CONFIG}", config_parts(cfg.processing)))
 
 
 def run_decision(run_dir: Path, cfg: Any) -> Decision:

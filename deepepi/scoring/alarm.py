@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepepi.core.constants import DATAPOINT_SECONDS, SAMPLES_PER_DATAPOINT
+from deepepi.core.constants import APP_ALARM_TIME_S, APP_WARN_TIME_S, DATAPOINT_SECONDS, SAMPLES_PER_DATAPOINT
 
 OK, WARNING, ALARM = 0, 1, 2
 EPISODE_S = 90.0  # an alarm episode's span from its first alarm window (``scoring.events.episode_starts``)
@@ -35,8 +35,8 @@ STATE_NAMES = ("OK", "WARNING", "ALARM")
 class AlarmParams:
     """The app's timing settings, in seconds (defaults: the app's)."""
 
-    warn_time: float = 5.0
-    alarm_time: float = 10.0
+    warn_time: float = APP_WARN_TIME_S
+    alarm_time: float = APP_ALARM_TIME_S
     sample_period: float = DATAPOINT_SECONDS
     episode_s: float = EPISODE_S  # counting only: alarm windows this close to an episode's start are that episode
 

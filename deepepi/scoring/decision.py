@@ -9,7 +9,8 @@ alarms; both are always computed). Every part records where it came from.
 and stream), ``verify --mode quantized``, the export gates and the app metadata:
 
     CLI flag  >  model metadata (ONNX metadata, app sidecar, the run's threshold.json)
-              >  run config (``dataProcessing.accSdThreshold``)  >  reference default (``core.constants``)
+              >  run config (``dataProcessing.accSdThreshold``, ``warnTime``, ``alarmTime``)
+              >  reference default (``core.constants``)
 
 A part a layer does not give (None) falls through to the next. Callers read their layers (the
 runtimes read metadata, the CLI its flags) and pass the values in; this module reads no file.
@@ -137,9 +138,16 @@ def cli_layer(**values: Any) -> Layer:
     return Layer(CLI_SOURCE, values)
 
 
+def config_parts(processing: Mapping[str, Any]) -> dict[str, Any]:
+    """A config's parts of the decision (its ``dataProcessing`` section): the movement gate
+    ``accSdThreshold`` and the app's ``warnTime`` / ``alarmTime`` (absent: None)."""
+    return {"acc_sd_threshold": processing.get("accSdThreshold"), "warn_time": processing.get("warnTime"),
+            "alarm_time": processing.get("alarmTime")}
+
+
 def config_layer(processing: Mapping[str, Any], source: str) -> Layer:
-    """A config's part of the decision: ``dataProcessing.accSdThreshold``."""
-    return Layer(f"config {source}", {"acc_sd_threshold": processing.get("accSdThreshold")})
+    """A config file's layer of the decision (``config_parts``), named by the file."""
+    return Layer(f"config {source}", config_parts(processing))
 
 
 def windows_data(windows: Any, *, hop_s: float, gap_seconds: float, window_seconds: float) -> EvalData:
@@ -171,4 +179,4 @@ def at_decision(data: EvalData, p: np.ndarray, decision: Decision) -> dict[str, 
 
 
 __all__ = ["Decision", "Layer", "describe", "PARTS", "DEFAULT_SOURCE", "CLI_SOURCE", "DEFAULT_LOGIC", "resolve", "cli_layer",
-           "config_layer", "at_decision", "windows_data"]
+           "config_parts", "config_layer", "at_decision", "windows_data"]

@@ -58,7 +58,9 @@ _SHARED_MODEL = ("epochs", "totalTrainingSteps", "evalEverySteps",  # train.plan
                  "alarmBudgetPer24h")  # scoring.operating: the threshold, chosen after training on val softmax
 _NO_EFFECT_MODEL = ("framework", "modelType", "modelFname", "trainingVerbosity", "deterministic")
 #: Every modelConfig key and what the proof says about it (dataProcessing keys are all SHARED: numpy data
-#: preparation both frameworks receive as the same arrays, and the proof trains on its output).
+#: preparation both frameworks receive as the same arrays, and the proof trains on its output; the
+#: Decision's accSdThreshold, warnTime and alarmTime act after training only, in the threshold rule
+#: scoring.operating applies to the validation softmax, framework-free).
 KEY_COVERAGE: dict[str, str] = {**{k: PROVED for k in _PROVED_MODEL}, **{k: SHARED for k in _SHARED_MODEL},
                                 **{k: NO_EFFECT for k in _NO_EFFECT_MODEL}, "randomSeed": PROVED,
                                 "precision": PROVED, "compile": PROVED}

@@ -18,25 +18,35 @@ import numpy as np
 
 from deepepi.core import io
 from deepepi.core.preprocessing import MILLI_G_PER_G
-from deepepi.data.windows import GAP_SECONDS
+from deepepi.data.windows import GAP_SECONDS, gap_from_config
 from deepepi.runs.layout import THRESHOLD
-from deepepi.scoring.evaldata import from_windows
+from deepepi.scoring.alarm import AlarmParams
+from deepepi.scoring.evaldata import EvalData, from_windows
 from deepepi.scoring.events import AlarmLogic
 from deepepi.scoring.operating import training_threshold
 
 
+def validation_data(windows: Any, hop_s: float, *, gap_seconds: float) -> EvalData:
+    """The validation split as scoring's input, segmented as ``evaluate`` segments the same windows:
+    ``gap_seconds`` is ``data.windows.gap_from_config`` of the run's config (no restart under
+    validateDatapoints, whose windows run through the zero-filled gaps)."""
+    return from_windows(windows, hop_s, gap_seconds=gap_seconds)
+
+
 def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budget_per_24h: float,
-                     acc_sd_threshold: float = 0.0, normalised: bool = False, seed: int = 0) -> dict[str, Any]:
+                     acc_sd_threshold: float = 0.0, normalised: bool = False, seed: int = 0,
+                     gap_seconds: float = GAP_SECONDS, params: AlarmParams = AlarmParams()) -> dict[str, Any]:
     """The threshold record for ``windows`` (validation split, model input in g) and their seizure
-    probabilities. The movement gate (100 * std / mean, unit-free) is computed from the windows
-    scaled back to milli-g; normalised windows have lost their mean, so the gate is then left out."""
-    data = from_windows(windows, hop_s, gap_seconds=GAP_SECONDS)
+    probabilities, through the app logic with ``params`` (WarnTime/AlarmTime). The movement gate
+    (100 * std / mean, unit-free) is computed from the windows scaled back to milli-g; normalised
+    windows have lost their mean, so the gate is then left out."""
+    data = validation_data(windows, hop_s, gap_seconds=gap_seconds)
     gate = acc_sd_threshold if acc_sd_threshold > 0 and not normalised else 0.0
     if gate > 0:
         X = np.asarray(windows.X, dtype=np.float64).reshape(len(windows.y), -1) * MILLI_G_PER_G
         data = replace(data, X=X)
     rec = training_threshold(p_seizure, data, budget_per_24h=budget_per_24h,
-                             logic=AlarmLogic("app", acc_sd_threshold=gate), seed=seed)
+                             logic=AlarmLogic("app", acc_sd_threshold=gate, params=params), seed=seed)
     rec["alarm_logic"]["movement_gate_applied"] = gate > 0
     if acc_sd_threshold > 0 and gate == 0:
         rec["alarm_logic"]["movement_gate_note"] = ("not applied on validation: the windows are normalised "
@@ -46,11 +56,14 @@ def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budge
 
 def record(run_dir: Path, p_seizure: np.ndarray, windows: Any, hop_s: float, val_source: str, *,
            cfg: Any) -> dict[str, Any]:
-    """Choose the threshold on the validation split per ``cfg`` (budget, movement gate, seed) and
-    write RUN/threshold.json."""
+    """Choose the threshold on the validation split per ``cfg`` (budget, movement gate, WarnTime/AlarmTime,
+    seed, and the gap rule of its windows) and write RUN/threshold.json."""
+    proc = cfg.processing
     rec = {**choose_threshold(p_seizure, windows, hop_s, budget_per_24h=float(cfg.model["alarmBudgetPer24h"]),
-                              acc_sd_threshold=float(cfg.processing["accSdThreshold"]),
-                              normalised=bool(cfg.processing["normalise"]), seed=cfg.seed),
+                              acc_sd_threshold=float(proc["accSdThreshold"]), normalised=bool(proc["normalise"]),
+                              seed=cfg.seed, gap_seconds=gap_from_config(cfg),
+                              params=AlarmParams(warn_time=float(proc["warnTime"]),
+                                                 alarm_time=float(proc["alarmTime"]))),
            "validation_source": val_source}
     io.write_json(Path(run_dir) / THRESHOLD, rec)
     return rec

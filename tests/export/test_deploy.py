@@ -82,6 +82,9 @@ def test_tflite_and_pte_of_trained_model_verify_against_its_onnx(run, tmp_path, 
         assert side["io"]["input_shape"] == shape and side["io"]["output"] == output
         assert side["io"]["input_unit"] == "g"
         assert side["deepepi"]["source_sha256"] and side["deepepi"]["trainable_parameters"] == "3586"
+        # the rest of the Decision and the window rule travel with the file (the run config's values)
+        assert (side["warn_time_s"], side["alarm_time_s"]) == (5.0, 10.0)
+        assert side["deepepi"]["validate_datapoints"] == "false"
         report = tmp_path / f"{name}.json"
         code, out, _ = cli(capfd, "verify", run / "model.onnx", run / name, "--random", 200,
                            "--atol", 1e-5, "--report", report)

@@ -63,6 +63,7 @@ def test_every_config_key_is_named() -> None:
     assert {f"dataProcessing.{k}" for k in SCHEMA["dataProcessing"]} <= set(named)
     assert "modelConfig.denseDropout" in keys["proved"] and "modelConfig.weightDecay" in keys["proved"]
     assert "modelConfig.warmupSteps" in keys["unused by this config"]  # epoch mode
+    assert {"dataProcessing.warnTime", "dataProcessing.alarmTime"} <= set(keys["shared"])  # the threshold rule's
 
 
 @pytest.mark.parametrize("key, value, words", [
