@@ -179,7 +179,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "denseDropout": _key(0.025, _num(0, 1, hi_open=True)),
         # Checkpoint selection (deepepi.train.selection); defaults are the reference's.
         "modelSelectionMetric": _choice("dual_improvement", "dual_improvement", "f1", "f_beta", "youden",
-                                        "min_fpr", "val_loss"),
+                                        "min_fpr", "val_loss", "alarm_rule"),
         "saveBestMinSensitivity": _key(0.25, _FRACTION),
         "saveBestMaxFpr": _opt(_key(None, _FRACTION)),
         "fBeta": _key(2.0, _POS),

@@ -145,10 +145,11 @@ def _highest(mask: np.ndarray) -> int:
 
 
 def training_threshold(p_seizure: np.ndarray, data: EvalData, *, budget_per_24h: float,
-                       logic: AlarmLogic = AlarmLogic("app"), seed: int = 0) -> dict[str, Any]:
+                       logic: AlarmLogic = AlarmLogic("app"), seed: int = 0, interval: bool = True) -> dict[str, Any]:
     """The training rule's threshold record for a validation split ``data`` and its probabilities:
     the threshold, the rule that chose it (budget met, or the fallback), the budget, and the
-    validation figures at it (see the module docstring)."""
+    validation figures at it (see the module docstring). ``interval=False`` leaves out the bootstrap
+    interval and its warning (checkpoint selection applies the rule after every epoch)."""
     if not budget_per_24h >= 0:
         raise ConfigError(f"alarmBudgetPer24h: got {budget_per_24h!r}, expected a number >= 0")
     p = np.asarray(p_seizure, dtype=np.float64)
@@ -196,7 +197,7 @@ def training_threshold(p_seizure: np.ndarray, data: EvalData, *, budget_per_24h:
             f"({budget_per_24h:g} per 24 h, app logic); {t:.2f} is the best event Youden J instead, with validation "
             f"sensitivity {_fmt(s['sensitivity'])} and {_fmt(s['fp_per_24h'])} false alarms per 24 h: do not "
             "deploy this model as is")
-    if kind != RULE_DEFAULT and seizure_events < MIN_SEIZURE_EVENTS:
+    if interval and kind != RULE_DEFAULT and seizure_events < MIN_SEIZURE_EVENTS:
         boot = intervals(labels, figs, data.hop_s, seed=seed, rule=Rule(BOOTSTRAP_DRAWS, within_class=True))
         record["sensitivity_interval"] = boot["sensitivity"]
         record["sensitivity_interval_method"] = f"{boot['method']}, {boot['resamples']} resamples, seed {seed}"

@@ -68,3 +68,16 @@ def outcome_order(outcome: np.ndarray, max_p: np.ndarray, alarms: np.ndarray) ->
     key_p = np.where(missed, score, -score)
     key_alarms = np.where(missed, 0, -np.asarray(alarms, dtype=np.int64))
     return np.lexsort((key_p, key_alarms, rank))
+
+
+def event_auc(p: np.ndarray, window_event: np.ndarray, labels: np.ndarray) -> float | None:
+    """ROC AUC of each event's highest window probability, seizure events against the others: how well
+    a model ranks events whatever the threshold. None when either class has no event with a window."""
+    mx = max_per_event(p, window_event, len(labels))
+    ok = np.isfinite(mx)
+    y = np.asarray(labels)[ok] == 1
+    if y.all() or not y.any():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, mx[ok]))

@@ -18,9 +18,11 @@ import numpy as np
 from deepepi.core.config import Config
 from deepepi.data.dataset import Datasets
 from deepepi.runs import layout as art
+from deepepi.scoring.metrics import seizure_probability
 from deepepi.train.plan import Plan
 from deepepi.train.progress import summary_line
 from deepepi.train.selection import Selector
+from deepepi.train.threshold import epoch_figures
 
 
 def world_size() -> int:
@@ -70,9 +72,14 @@ class Job:
 
         save_weights(self.run_dir / art.INIT_WEIGHTS, weights, self.spec)
 
-    def record(self, record: dict[str, Any], seconds: float) -> bool:
+    def record(self, record: dict[str, Any], seconds: float, val_logits: np.ndarray | None = None) -> bool:
         """Keep one epoch's history entry, select, print the summary and log the epoch's wall time
-        (train.log only, kept out of history.json); True when it is the new best."""
+        (train.log only, kept out of history.json); True when it is the new best. ``val_logits`` (the
+        validation split's, this epoch) feed the event-level selection when the config asks for it."""
+        if self.selector.needs_events:
+            if val_logits is None:
+                raise RuntimeError(f"modelSelectionMetric {self.selector.metric} needs this trainer's validation logits")
+            record.update(epoch_figures(seizure_probability(val_logits), self.data.val, self.cfg))
         best = self.selector.update(record)
         self.history.append(record)
         if self.writer:

@@ -136,10 +136,11 @@ class _EpochFigures(keras.callbacks.Callback):
             self.bar.close()
         counts = Counts(**{k: int(round(logs[k])) for k in COUNT_KINDS})
         train = summarise(float(logs["loss"]), counts)
-        val = evaluate(self.job.data.val.y, _logits(self.model, self.job.data.val.X))
+        val_logits = _logits(self.model, self.job.data.val.X)
+        val = evaluate(self.job.data.val.y, val_logits)
         record = epoch_record(epoch + 1, train, val, _lr(self.model))
         seconds = time.perf_counter() - self.t0
-        if self.job.record(record, seconds):
+        if self.job.record(record, seconds, val_logits):
             self.model.save_weights(self.job.resume_dir / _best_name(epoch + 1))
         logs["val_loss"] = record["val_loss"]
 

@@ -57,7 +57,17 @@ def summary_line(record: dict[str, Any], epochs: int, seconds: float, best: bool
     return (f"{head} loss {r['loss']:.4f} acc {fmt(r['accuracy'])} "
             f"sens {fmt(r['sensitivity'])} far {fmt(r['far'])} | val_loss {r['val_loss']:.4f} "
             f"val_acc {fmt(r['val_accuracy'])} val_sens {fmt(r['val_sensitivity'])} "
-            f"val_far {fmt(r['val_far'])} | lr {r['lr']:.2e} | {seconds:.1f} s" + (" *best" if best else ""))
+            f"val_far {fmt(r['val_far'])}{_rule_words(r)} | lr {r['lr']:.2e} | {seconds:.1f} s"
+            + (" *best" if best else ""))
+
+
+def _rule_words(r: dict[str, Any]) -> str:
+    """The alarm_rule selection's validation-event figures, when the record carries them."""
+    if "val_event_sensitivity" not in r:
+        return ""
+    met = "budget met" if r.get("val_budget_met") else "over budget"
+    return (f" | events: sens {fmt(r['val_event_sensitivity'])} false alarms {r.get('val_false_alarms')} "
+            f"at {r['val_event_threshold']:.2f} ({met}) auc {fmt(r.get('val_event_auc'))}")
 
 
 def duration(seconds: float) -> str:

@@ -369,8 +369,12 @@ def _finish(job: Job, fit: FitResult, seconds: float) -> RunResult:
     fp24 = "n/a" if events["fp_per_24h"] is None else f"{events['fp_per_24h']:.1f}"
     for line in end_lines(chosen_t):  # the threshold fallback's loud line, the few-seizures warning
         job.log.summary(line)  # before the done: line, which stays the last line of every run
-    job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: val sensitivity "
-                    f"{fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])} | "
+    if "val_event_sensitivity" in chosen:  # alarm_rule selection: the validation events it chose on
+        val_words = (f"val event sensitivity {fmt(chosen['val_event_sensitivity'])}, "
+                     f"{chosen['val_false_alarms']} false alarm(s) at {chosen['val_event_threshold']:.2f}")
+    else:
+        val_words = f"val sensitivity {fmt(chosen['val_sensitivity'])}, val false-alarm ratio {fmt(chosen['val_far'])}"
+    job.log.summary(f"done: {job.run_dir} | best epoch {chosen['epoch']}: {val_words} | "
                     f"test at threshold {decision.threshold:g} ({decision.logic} logic): events "
                     f"{events['detected']}/{events['seizure_events']}, FP/24 h {fp24}, window TPR "
                     f"{fmt(report['window']['tpr'])} FPR {fmt(report['window']['fpr'])}")

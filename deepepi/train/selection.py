@@ -17,6 +17,15 @@ follow nnTraining2's ``trainModel_pytorch`` (modelSelectionMetric, saveBest* key
 5. epoch mode only: a gate-passing evaluation that saved nothing still saves when its val_loss is
    below that of the saved checkpoint.
 
+``alarm_rule`` (deepepi's own, not the reference's) selects on validation *events* through the rule
+that later chooses the shipped threshold (``scoring.operating.training_threshold``: app logic,
+movement gate, ``alarmBudgetPer24h``), so the checkpoint and its threshold answer one question. The
+trainer adds the rule's figures to each history record (``train.threshold.epoch_figures``). Gate: a
+threshold meets the budget; metric: the event sensitivity there, ties to the higher event AUC (max
+window probability per event); fallback until the gate is met: event Youden J, ties likewise. The
+saveBest* keys and the val_loss rescue (rule 5) do not apply: window labels cover a whole 3-minute
+event, of which the seizure is a part, so window figures and val_loss reward labelling quiet minutes.
+
 Deviations from the reference, on purpose:
 - ``val_loss`` is a selection metric here (the reference raises ValueError for it).
 - the ``min_fpr`` fallback scores Youden's J (sens - far) instead of -far: -far alone crowns a
@@ -35,7 +44,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-METRICS = ("dual_improvement", "f1", "f_beta", "youden", "min_fpr", "val_loss")
+METRICS = ("dual_improvement", "f1", "f_beta", "youden", "min_fpr", "val_loss", "alarm_rule")
+EVENT_METRICS = ("alarm_rule",)  # need the rule's figures in each record (``train.threshold.epoch_figures``)
+# The event AUC only orders checkpoints of equal sensitivity: sensitivities differ by 1/n >= 1e-3 for
+# fewer than 1,000 validation seizure events, and the AUC adds at most 1e-3.
+AUC_TIE_WEIGHT = 1e-3
 
 
 def f_beta_score(sens: float, far: float, beta: float) -> float:
@@ -78,7 +91,12 @@ class Selector:
                    far_reduction=float(model["saveBestOnFarReduction"]),
                    sens_tolerance=float(model["saveBestOnSensitivityTolerance"]),
                    both_improvement=bool(model["saveBestOnBothImprovement"]),
-                   val_loss_rescue=not step_mode)
+                   val_loss_rescue=not step_mode and str(model["modelSelectionMetric"]) not in EVENT_METRICS)
+
+    @property
+    def needs_events(self) -> bool:
+        """Whether each record must carry the rule's validation-event figures."""
+        return self.metric in EVENT_METRICS
 
     @staticmethod
     def _rates(record: dict[str, Any]) -> tuple[float, float]:
@@ -86,6 +104,8 @@ class Selector:
         return (0.0 if sens is None else float(sens)), (0.0 if far is None else float(far))
 
     def gate(self, record: dict[str, Any]) -> bool:
+        if self.needs_events:
+            return bool(record.get("val_budget_met"))
         sens, far = self._rates(record)
         return not ((self.max_far is not None and far > self.max_far) or sens < self.min_sensitivity)
 
@@ -94,6 +114,10 @@ class Selector:
         sens, far = self._rates(record)
         if self.metric == "val_loss":
             return -float(record["val_loss"])
+        if self.needs_events:
+            main = record.get("val_event_youden" if fallback else "val_event_sensitivity")
+            auc = record.get("val_event_auc")
+            return (-1.0 if main is None else float(main)) + AUC_TIE_WEIGHT * (0.0 if auc is None else float(auc))
         if self.metric == "min_fpr":
             return sens - far if fallback else -far
         if self.metric == "youden":
@@ -149,6 +173,10 @@ class Selector:
                       for k, v in state.items()})
 
     def describe(self) -> str:
+        if self.needs_events:
+            return ("alarm_rule on validation events (the shipped threshold's rule: app logic, movement gate, "
+                    "alarmBudgetPer24h): the highest event sensitivity within the budget, ties to the higher event "
+                    "AUC (until a checkpoint meets the budget, the best event Youden J)")
         far = "no limit" if self.max_far is None else f"<= {self.max_far}"
         return (f"{self.metric} on validation windows, gate: sensitivity >= {self.min_sensitivity}, "
                 f"false-alarm ratio {far} (until the gate is first met, the best by the fallback rule)")

@@ -24,6 +24,7 @@ from deepepi.scoring.alarm import AlarmParams
 from deepepi.scoring.evaldata import EvalData, from_windows
 from deepepi.scoring.events import AlarmLogic
 from deepepi.scoring.operating import training_threshold
+from deepepi.scoring.per_event import event_auc
 
 
 def validation_data(windows: Any, hop_s: float, *, gap_seconds: float) -> EvalData:
@@ -35,7 +36,8 @@ def validation_data(windows: Any, hop_s: float, *, gap_seconds: float) -> EvalDa
 
 def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budget_per_24h: float,
                      acc_sd_threshold: float = 0.0, normalised: bool = False, seed: int = 0,
-                     gap_seconds: float = GAP_SECONDS, params: AlarmParams = AlarmParams()) -> dict[str, Any]:
+                     gap_seconds: float = GAP_SECONDS, params: AlarmParams = AlarmParams(),
+                     interval: bool = True) -> dict[str, Any]:
     """The threshold record for ``windows`` (validation split, model input in g) and their seizure
     probabilities, through the app logic with ``params`` (WarnTime/AlarmTime). The movement gate
     (100 * std / mean, unit-free) is computed from the windows scaled back to milli-g; normalised
@@ -46,7 +48,8 @@ def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budge
         X = np.asarray(windows.X, dtype=np.float64).reshape(len(windows.y), -1) * MILLI_G_PER_G
         data = replace(data, X=X)
     rec = training_threshold(p_seizure, data, budget_per_24h=budget_per_24h,
-                             logic=AlarmLogic("app", acc_sd_threshold=gate, params=params), seed=seed)
+                             logic=AlarmLogic("app", acc_sd_threshold=gate, params=params), seed=seed,
+                             interval=interval)
     rec["alarm_logic"]["movement_gate_applied"] = gate > 0
     if acc_sd_threshold > 0 and gate == 0:
         rec["alarm_logic"]["movement_gate_note"] = ("not applied on validation: the windows are normalised "
@@ -54,19 +57,34 @@ def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budge
     return rec
 
 
+def _rule_settings(cfg: Any) -> dict[str, Any]:
+    """The rule's settings from a run config: budget, movement gate, WarnTime/AlarmTime, seed, gap rule."""
+    proc = cfg.processing
+    return {"budget_per_24h": float(cfg.model["alarmBudgetPer24h"]), "acc_sd_threshold": float(proc["accSdThreshold"]),
+            "normalised": bool(proc["normalise"]), "seed": cfg.seed, "gap_seconds": gap_from_config(cfg),
+            "params": AlarmParams(warn_time=float(proc["warnTime"]), alarm_time=float(proc["alarmTime"]))}
+
+
 def record(run_dir: Path, p_seizure: np.ndarray, windows: Any, hop_s: float, val_source: str, *,
            cfg: Any) -> dict[str, Any]:
     """Choose the threshold on the validation split per ``cfg`` (budget, movement gate, WarnTime/AlarmTime,
     seed, and the gap rule of its windows) and write RUN/threshold.json."""
-    proc = cfg.processing
-    rec = {**choose_threshold(p_seizure, windows, hop_s, budget_per_24h=float(cfg.model["alarmBudgetPer24h"]),
-                              acc_sd_threshold=float(proc["accSdThreshold"]), normalised=bool(proc["normalise"]),
-                              seed=cfg.seed, gap_seconds=gap_from_config(cfg),
-                              params=AlarmParams(warn_time=float(proc["warnTime"]),
-                                                 alarm_time=float(proc["alarmTime"]))),
-           "validation_source": val_source}
+    rec = {**choose_threshold(p_seizure, windows, hop_s, **_rule_settings(cfg)), "validation_source": val_source}
     io.write_json(Path(run_dir) / THRESHOLD, rec)
     return rec
+
+
+def epoch_figures(p_seizure: np.ndarray, windows: Any, cfg: Any) -> dict[str, Any]:
+    """The rule applied to one epoch's validation probabilities, as history fields for the ``alarm_rule``
+    checkpoint selection (``train.selection``): whether a threshold meets the budget, the event
+    sensitivity, false alarms and event Youden J at the rule's threshold, and the event AUC."""
+    hop_s = int(cfg.processing["step"]) / float(cfg.model["sampleFreq"])
+    rec = choose_threshold(p_seizure, windows, hop_s, **_rule_settings(cfg), interval=False)
+    data = validation_data(windows, hop_s, gap_seconds=gap_from_config(cfg))
+    return {"val_budget_met": rec["budget_met"], "val_event_threshold": rec["decision_threshold"],
+            "val_event_sensitivity": rec["event_sensitivity"], "val_false_alarms": rec["false_alarms"],
+            "val_event_youden": rec["youden_j"],
+            "val_event_auc": event_auc(p_seizure, data.window_event, data.events["label"].to_numpy())}
 
 
 def figures_words(rec: dict[str, Any]) -> str:

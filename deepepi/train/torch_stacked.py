@@ -428,9 +428,10 @@ def fit_together(jobs: Sequence[Any], *, threads: int | None = None, engine: str
             mb, tr = members[k], members[k].trainer
             if stack is not None:
                 mb.sync_out(stack, k)
-            val = evaluate(mb.job.data.val.y, tr.logits(tr.x_val))
+            val_logits = tr.logits(tr.x_val)
+            val = evaluate(mb.job.data.val.y, val_logits)
             record = epoch_record(period + 1, figures[k], val, tr.optimizer.param_groups[0]["lr"])
-            if mb.job.record(record, seconds):
+            if mb.job.record(record, seconds, val_logits):
                 tr.best_state = {n: v.detach().cpu().clone() for n, v in tr.model.state_dict().items()}
             if tr.plateau:
                 tr.plateau.step(record["val_loss"])

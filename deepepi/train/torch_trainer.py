@@ -252,10 +252,11 @@ class TorchTrainer:
         for epoch in range(start + 1, job.epochs + 1):
             t0 = time.perf_counter()
             train = self.train_epoch(epoch)
-            val = evaluate(job.data.val.y, self.logits(self.x_val))
+            val_logits = self.logits(self.x_val)
+            val = evaluate(job.data.val.y, val_logits)
             record = epoch_record(epoch, train, val, self.optimizer.param_groups[0]["lr"])
             seconds = time.perf_counter() - t0
-            if job.record(record, seconds):
+            if job.record(record, seconds, val_logits):
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             if self.plateau:
                 self.plateau.step(record["val_loss"])

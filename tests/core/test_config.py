@@ -6,6 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepepi.core.config import REPO_CONFIGS, UnsupportedKeysWarning, from_dict, load_config
@@ -185,15 +186,31 @@ def test_shipped_configs_load_without_warnings(name: str, framework: str) -> Non
 
 @pytest.mark.parametrize("name", ["nnConfig_deep.json", "nnConfig_deep_pytorch.json"])
 def test_shipped_selection_cannot_pick_a_single_class_model(name: str) -> None:
-    """A validation sensitivity gate > 0 rules out the never-firing model; a false-alarm gate < 1 the
-    always-firing one; youden's fallback scores both 0, below any model that separates at all."""
+    """The shipped configs select by alarm_rule. Its gate (a threshold within the false-alarm budget
+    that detects a validation seizure) rules out the never-firing model, and the budget the
+    always-firing one; the event Youden fallback scores both 0, below any model that separates at
+    all, whatever their event AUC."""
+    from deepepi.scoring.operating import training_threshold
+    from deepepi.scoring.evaldata import from_windows
+    from deepepi.data.windows import Windows
     from deepepi.train.selection import Selector
 
     sel = Selector.from_model_config(load_config(REPO_CONFIGS / name).model)
-    assert sel.min_sensitivity > 0 and sel.max_far is not None and sel.max_far < 1
-    silent = {"epoch": 1, "val_sensitivity": 0.0, "val_far": 0.0, "val_loss": 0.2}
-    always = {"epoch": 2, "val_sensitivity": 1.0, "val_far": 1.0, "val_loss": 0.2}
-    weak = {"epoch": 3, "val_sensitivity": 0.3, "val_far": 0.2, "val_loss": 0.9}
+    assert sel.metric == "alarm_rule" and sel.needs_events and not sel.val_loss_rescue
+    # the rule itself: a silent model meets no budget (no seizure detected), an always-firing one neither
+    t = np.concatenate([1000.0 * e + 5.0 * np.arange(3) for e in (1, 2)])
+    w = Windows(X=np.zeros((6, 1), np.float32), y=np.array([1, 1, 1, 0, 0, 0]), event_id=np.repeat([1, 2], 3),
+                user_id=np.ones(6, np.int64), end_time=t)
+    data = from_windows(w, 5.0, gap_seconds=7.5)
+    for p in (np.zeros(6), np.ones(6)):
+        rec = training_threshold(p, data, budget_per_24h=1.0, interval=False)
+        assert rec["budget_met"] is False and rec["youden_j"] == 0.0
+    silent = {"epoch": 1, "val_budget_met": False, "val_event_sensitivity": 0.0, "val_event_youden": 0.0,
+              "val_event_auc": 1.0, "val_sensitivity": 0.0, "val_far": 0.0, "val_loss": 0.2}
+    always = {"epoch": 2, "val_budget_met": False, "val_event_sensitivity": 1.0, "val_event_youden": 0.0,
+              "val_event_auc": 1.0, "val_sensitivity": 1.0, "val_far": 1.0, "val_loss": 0.2}
+    weak = {"epoch": 3, "val_budget_met": False, "val_event_sensitivity": 0.3, "val_event_youden": 0.1,
+            "val_event_auc": 0.6, "val_sensitivity": 0.3, "val_far": 0.2, "val_loss": 0.9}
     assert not sel.gate(silent) and not sel.gate(always)
     for record in (silent, always, weak):
         sel.update(record)
