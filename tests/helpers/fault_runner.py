@@ -83,8 +83,8 @@ def _install(fault: str) -> None:
 
         real_record = run.Job.record
 
-        def record(self, entry, seconds):  # noqa: ANN001, ANN202
-            best = real_record(self, entry, seconds)
+        def record(self, entry, seconds, val_logits=None):  # noqa: ANN001, ANN202
+            best = real_record(self, entry, seconds, val_logits)
             if entry["epoch"] == int(arg):
                 _signal_self(signal.SIGINT)
             return best
