@@ -104,7 +104,7 @@ def export(onnx_source: str | None, tflite_source: str | None, pte_source: str |
 @click.option("--providers", default=None,
               help="Comma-separated onnxruntime providers for ONNX files. Default: CPUExecutionProvider.")
 @click.option("--config", type=InputPath(dir_okay=False), default=None,
-              help="Config used to window --data. Default: configs/nnConfig_deep.json.")
+              help="Config used to window --data. Default: the run's config.json beside model A (run directory, .pt, .keras), else A's metadata (window, step, validateDatapoints), else configs/nnConfig_deep.json.")
 def verify(model_a: str, model_b: str, data: str | None, random_n: int | None, seed: int,
            atol: float, rtol: float, mode: str, min_agreement: float, max_drop: float,
            margins: tuple[tuple[str, float], ...], report_path: str | None, providers: str | None, config: str | None) -> int:

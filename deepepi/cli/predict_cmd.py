@@ -38,7 +38,7 @@ def predict(model: str, data: str, stream: bool, output: str, threshold: float |
     """Probabilities, OK/WARNING/ALARM states and alarms for every datapoint of DATA, from MODEL
     (.onnx, .tflite, .pte, a run directory, ...) with the app's movement gate, strict threshold and
     WarnTime/AlarmTime state machine (the app's 5 s / 10 s unless the model, the config or a flag says otherwise)."""
-    from deepepi.evaluate.data import windowing
+    from deepepi.runtimes.windowing import windowing
     from deepepi.evaluate.predict import predict_batch, predict_stream, read_datapoints, write_csv
     from deepepi.runtimes import open_model
     from deepepi.runtimes.base import decision_layer

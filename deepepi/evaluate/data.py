@@ -3,8 +3,8 @@
 Inputs are flattened CSVs and/or OSDB JSON release files (flattened through ``data.source.read_json``
 into a temporary CSV, applying the config's eventFilters). Windows are cut by the very function
 training uses (``data.windows.windows_from_config``, milli-g kept: the runtimes take raw input), with
-the same config keys (window, step, ``validateDatapoints``); ``windowing`` picks that config for
-evaluate and predict alike.
+the same config keys (window, step, ``validateDatapoints``); ``runtimes.windowing`` picks that config for
+evaluate, predict and verify alike.
 
 Time base: a datapoint's ``dataTime`` is the time of its last sample, so an event's recording
 starts 5 s before its first datapoint and a window's time is its last datapoint's ``dataTime``.
@@ -18,87 +18,26 @@ a CSV (or JSON events without a usable ``seizureTimes``) measure latency from th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from deepepi.core.config import Config, from_dict
+from deepepi.core.config import Config
 from deepepi.core.constants import DATAPOINT_SECONDS, OSD_ALARM_STATE, SAMPLES_PER_DATAPOINT
-from deepepi.core.errors import DataError, ModelError
+from deepepi.core.errors import DataError
 from deepepi.data.csvio import WINDOW_COLUMNS, load_csv
 from deepepi.data.dataset import osd_alarm
 from deepepi.data.osdb import epoch_seconds, iter_events
 from deepepi.data.source import is_json, read_json
-from deepepi.data.windows import gap_from_config, load_window_config, windows_from_config
+from deepepi.data.windows import gap_from_config, windows_from_config
 from deepepi.scoring.evaldata import ONSET_RECORDING_START, ONSET_SEIZURE_TIMES, EvalData
 from deepepi.scoring.segments import restart_segments
 
-__all__ = ["COLUMNS", "EvalData", "ONSET_RECORDING_START", "ONSET_SEIZURE_TIMES", "Windowing", "load", "windowing"]
+__all__ = ["COLUMNS", "EvalData", "ONSET_RECORDING_START", "ONSET_SEIZURE_TIMES", "load"]
 
 COLUMNS = (*WINDOW_COLUMNS, "typeStr", "osdAlarmState")
-
-
-@dataclass(frozen=True)
-class Windowing:
-    """The config that cuts the windows, where it came from, and whether it is a real config file
-    (whose ``accSdThreshold`` is then the config's part of the Decision)."""
-
-    cfg: Config
-    source: str
-    from_file: bool
-
-
-def _validate_datapoints(meta: dict[str, str], where: str) -> bool | None:
-    """The recorded ``validate_datapoints`` ("true" / "false"), None when the file predates it."""
-    from converters.contract import VALIDATE_KEY  # onnx is imported where a model is opened, not here
-
-    raw = meta.get(VALIDATE_KEY)
-    if raw is None:
-        return None
-    if raw not in ("true", "false"):
-        raise ModelError(f"metadata {VALIDATE_KEY}: got {raw[:40]!r}, expected 'true' or 'false'", source=where)
-    return raw == "true"
-
-
-def windowing(runtimes: list[Any], config: str | Path | None) -> Windowing:
-    """The windowing config of ``runtimes`` (which must share one window): ``--config``; else the run's
-    config.json beside the first model (a run directory, .pt or .keras); else the first model's metadata
-    (window, step, sample_freq and the run's ``validateDatapoints``; a file exported before that key was
-    recorded cuts without it: give --config when its run used it)."""
-    windows = {int(rt.window) for rt in runtimes}
-    if len(windows) > 1:
-        raise ModelError(f"the models take different windows ({', '.join(map(str, sorted(windows)))} samples); "
-                         "models compared side by side must read the same windows")
-    window = windows.pop()
-    if config is not None:
-        cfg = load_window_config(config, window)
-        return Windowing(cfg, cfg.source, True)
-    first = runtimes[0]
-    beside = Path(first.path).parent / "config.json"
-    if first.format in ("pytorch", "tensorflow", "keras") and beside.is_file():
-        cfg = load_window_config(beside, window)
-        return Windowing(cfg, f"{beside} (the run's config)", True)
-    meta = first.metadata
-    try:
-        rate, step = int(meta["sample_freq"]), int(meta["step"])
-    except (KeyError, ValueError):
-        raise ModelError("metadata lacks step/sample_freq; pass --config", source=str(first.path)) from None
-    if rate < 1 or window % rate:
-        raise ModelError(f"metadata sample_freq {rate} does not divide the window {window}; pass --config",
-                         source=str(first.path))
-    validate = _validate_datapoints(meta, str(first.path))
-    processing: dict[str, Any] = {"step": step}
-    if validate is not None:
-        processing["validateDatapoints"] = validate
-    where = f"{first.path} metadata"
-    cfg = from_dict({"modelConfig": {"sampleFreq": rate, "bufferSeconds": window // rate},
-                     "dataProcessing": processing}, source=where, warn=False)
-    said = ("validateDatapoints not recorded: off" if validate is None
-            else f"validateDatapoints {'true' if validate else 'false'}")
-    return Windowing(cfg, f"{where} (window, step, {said})", False)
 
 
 def _seizure_interval(event: Mapping[str, Any], where: str, path: Path) -> tuple[float, float] | None:

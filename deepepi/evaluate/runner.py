@@ -23,7 +23,8 @@ from deepepi import __version__
 from deepepi.core.constants import OSD_ALARM_STATE
 from deepepi.core.errors import ConfigError, ModelError
 from deepepi.evaluate import szcore
-from deepepi.evaluate.data import EvalData, Windowing, load, windowing
+from deepepi.evaluate.data import EvalData, load
+from deepepi.runtimes.windowing import Windowing, windowing
 from deepepi.scoring import bootstrap
 from deepepi.scoring.alarm import ALARM
 from deepepi.scoring.decision import DEFAULT_SOURCE, CLI_SOURCE, Decision, cli_layer, config_layer, resolve

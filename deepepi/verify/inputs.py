@@ -28,7 +28,7 @@ class Inputs:
     source: dict
     event_id: np.ndarray | None = None
     data: Any = None    # scoring.evaldata.EvalData over labelled windows (for decision-level figures)
-    config: Any = None  # the windowing Config (its accSdThreshold is the run config's part of the Decision)
+    windowing: Any = None  # runtimes.windowing.Windowing (a config file's accSdThreshold is the Decision's config part)
 
 
 def random_inputs(n: int, window: int, *, seed: int) -> Inputs:
@@ -38,13 +38,14 @@ def random_inputs(n: int, window: int, *, seed: int) -> Inputs:
                   {"kind": "random", "n": n, "seed": seed})
 
 
-def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Inputs:
-    """Raw milli-g windows and labels from a flattened OSDB CSV, windowed as the config says."""
+def csv_inputs(csv: str | Path, win: Any) -> Inputs:
+    """Raw milli-g windows and labels from a flattened OSDB CSV, cut as ``win`` says
+    (``runtimes.windowing.Windowing``: --config, the run's config, or model A's metadata)."""
     from deepepi.data.csvio import load_csv
-    from deepepi.data.windows import gap_from_config, load_window_config, windows_from_config
+    from deepepi.data.windows import gap_from_config, windows_from_config
     from deepepi.scoring.decision import windows_data
 
-    cfg = load_window_config(config, window, UnusableInputError)
+    cfg = win.cfg
     try:
         windows = windows_from_config(load_csv(csv), cfg, raw=True)
     except DeepEpiError as exc:
@@ -55,9 +56,9 @@ def csv_inputs(csv: str | Path, window: int, config: str | Path | None) -> Input
     data = windows_data(windows, hop_s=int(cfg.processing["step"]) / rate, gap_seconds=gap_from_config(cfg),
                         window_seconds=cfg.window / rate)
     return Inputs(np.ascontiguousarray(windows.X, dtype=np.float32), np.asarray(windows.y),
-                  {"kind": "csv", "path": str(csv), "config": cfg.source, "n": len(windows),
+                  {"kind": "csv", "path": str(csv), "config": win.source, "n": len(windows),
                    "events": int(len(np.unique(windows.event_id)))},
-                  np.asarray(windows.event_id), data, cfg)
+                  np.asarray(windows.event_id), data, win)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from deepepi.runtimes.base import decision_layer
 from deepepi.scoring.decision import config_layer, resolve
 from deepepi.verify import checks, stats
 from converters.session import resolve_providers
+from deepepi.runtimes.windowing import windowing
 from deepepi.verify.inputs import csv_inputs, open_subject, random_inputs
 from deepepi.verify.limits import DEFAULT_RANDOM, MAX_RANDOM
 from deepepi.verify.report import Report
@@ -53,7 +54,8 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
     chosen = resolve_providers(providers)
     a, b = open_subject(model_a, chosen), open_subject(model_b, chosen)
     window, num_classes = checks.comparable(a, b, labels)
-    inputs = (csv_inputs(data, window, config) if data is not None
+    inputs = (csv_inputs(data, windowing([a.runtime, b.runtime], config, UnusableInputError,
+                                         default_without_metadata=True)) if data is not None
               else random_inputs(random_n, window, seed=seed))
     quantized = mode == "quantized"
     if quantized and inputs.labels is None:
@@ -71,8 +73,10 @@ def verify(model_a: str | Path, model_b: str | Path, *, data: str | Path | None 
     margins = dict(stats.SEED_MARGINS, **(margins or {}))
     decision = None
     if quantized:  # A's Decision: its metadata, then --config, then the defaults
+        win = inputs.windowing
         decision = resolve(decision_layer(a.runtime.metadata, labels[0]),
-                           config_layer(inputs.config.processing, inputs.config.source), error=UnusableInputError)
+                           config_layer(win.cfg.processing, win.source) if win.from_file else None,
+                           error=UnusableInputError)
     onnx_used = [set(s.used) for s in (a, b) if s.proto is not None]
     report = Report(
         model_a=labels[0], model_b=labels[1], mode=mode,

@@ -24,7 +24,8 @@ def test_bare_onnx_of_a_validate_datapoints_run(tmp_path: Path, capsys: pytest.C
     from deepepi.core.config import from_dict
     from deepepi.data.synth import synthesize
     from deepepi.data.windows import Windows
-    from deepepi.evaluate.data import load, windowing
+    from deepepi.evaluate.data import load
+    from deepepi.runtimes.windowing import windowing
     from deepepi.export.onnx_file import export_run
     from deepepi.runtimes import open_model
     from deepepi.train.run import train
@@ -61,3 +62,9 @@ def test_bare_onnx_of_a_validate_datapoints_run(tmp_path: Path, capsys: pytest.C
     assert code == 0, out
     assert f"data: {len(ref)} windows" in out and "validateDatapoints true" in out
     assert f"WarnTime 0 s (model metadata {bare}), AlarmTime 5 s (model metadata {bare})" in out
+    # verify without --config cuts the same windows from the file's metadata (was: the default config)
+    from deepepi.verify.runner import verify
+
+    report = verify(bare, bare, data=csv)  # same-weights: one file against itself passes
+    assert report.inputs["n"] == len(ref) and "validateDatapoints true" in report.inputs["config"]
+    assert report.passed

@@ -19,7 +19,8 @@ from deepepi.core.config import from_dict, load_config
 from deepepi.core.errors import ConfigError, ModelError
 from deepepi.data.csvio import load_csv
 from deepepi.data.windows import GAP_SECONDS, Windows, gap_from_config, windows_from_config
-from deepepi.evaluate.data import load, windowing
+from deepepi.evaluate.data import load
+from deepepi.runtimes.windowing import windowing
 from deepepi.runtimes import open_model
 from deepepi.runtimes.base import decision_layer, run_layers
 from deepepi.scoring.decision import DEFAULT_SOURCE, cli_layer, config_layer, resolve

@@ -15,7 +15,8 @@ from deepepi.core.config import load_config
 from deepepi.data.csvio import load_csv
 from deepepi.data.dataset import prepare
 from deepepi.data.windows import Windows, make_windows
-from deepepi.evaluate.data import load, windowing
+from deepepi.evaluate.data import load
+from deepepi.runtimes.windowing import windowing
 from deepepi.evaluate.predict import predict_batch, predict_stream
 from deepepi.runtimes import open_model
 from deepepi.scoring.decision import Decision
