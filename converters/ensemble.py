@@ -31,7 +31,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.check import finish_graph
-from converters.contract import (BATCH_DIM, CLASS_NAMES, INPUT_NAME, META_KEYS, OPSET, OUTPUT_NAME,
+from converters.contract import (ALARM_KEY, BATCH_DIM, CLASS_NAMES, GATE_KEY, INPUT_NAME, META_KEYS, OPSET, OUTPUT_NAME,
+                                 VALIDATE_KEY, WARN_KEY,
                                  ExportResult, contract_problems, read_metadata)
 from converters.session import inference_session, quiet_default_logger
 from deepepi import __version__
@@ -44,6 +45,11 @@ SELF_CHECK_ATOL = 1e-6
 IR_VERSION = 8  # the IR version that goes with opset 17; onnxruntime may not read newer ones
 SHARED_META = ("sample_freq", "window", "step", "preprocessing", "class_names")  # members must agree
 EXTRA_META = ("hd_q_default", "hd_q_input", "ensemble_members")
+# The members' deployment settings: carried when every member records the same value, so evaluate,
+# predict and verify use them on the ensemble as on a member; validate_datapoints is part of the input
+# contract (it changes the windows), so members that differ are refused. The members' thresholds are
+# not carried: the ensemble's probability is another score (choose its threshold with evaluate).
+AGREED_META = (GATE_KEY, WARN_KEY, ALARM_KEY, VALIDATE_KEY)
 
 
 def hd_terms(n: int, tol: float = 1e-18) -> int:
@@ -173,7 +179,13 @@ def _check_members(members: list[Member]) -> dict[str, str]:
                                  "ensemble members must share one input contract", source=str(m.path))
         if any(o.domain in ("", "ai.onnx") and o.version != OPSET for o in m.model.opset_import):
             raise ModelError(f"default-domain opset must be {OPSET}", source=str(m.path))
-    return {key: first[key] for key in SHARED_META}
+        if meta.get(VALIDATE_KEY, "false") != first.get(VALIDATE_KEY, "false"):
+            raise ModelError(f"metadata {VALIDATE_KEY} {meta.get(VALIDATE_KEY, 'not recorded')} differs from "
+                             f"{members[0].path}'s {first.get(VALIDATE_KEY, 'not recorded')}; ensemble members must "
+                             "cut the same windows", source=str(m.path))
+    agreed = {key: first[key] for key in AGREED_META
+              if key in first and all(_parsed(m.metadata.get(key, "")) == _parsed(first[key]) for m in members)}
+    return {**{key: first[key] for key in SHARED_META}, **agreed}
 
 
 def _member_nodes(members: list[Member]) -> tuple[list, list, list[str], list[onnx.OperatorSetIdProto], list]:
@@ -237,7 +249,7 @@ def _metadata(members: list[Member], shared: dict[str, str], q: float) -> dict[s
               "source_file": ",".join(x["file"] for x in listing),
               "source_sha256": hashlib.sha256(members_json.encode()).hexdigest(),
               "hd_q_default": repr(float(q)), "hd_q_input": Q_NAME, "ensemble_members": members_json}
-    return {key: values[key] for key in (*META_KEYS, *EXTRA_META)}
+    return {key: values[key] for key in (*META_KEYS, *EXTRA_META, *(k for k in AGREED_META if k in values))}
 
 
 def members_reference(members: list[Member], q: float):  # noqa: ANN201 - a Reference callable

@@ -148,3 +148,25 @@ def test_runtime_adapter_runs_an_ensemble_with_its_default_q(tmp_path: Path) -> 
     raw = realistic_windows(40, WINDOW, seed=9)
     assert runtime.window == WINDOW and runtime.metadata["hd_q_default"] == "0.7"
     np.testing.assert_allclose(runtime.predict_proba(raw)[:, 1], _scipy_hd(files, raw, 0.7), rtol=0, atol=1e-6)
+
+
+def test_deployment_settings_the_members_agree_on_travel_with_the_ensemble(tmp_path: Path) -> None:
+    from onnx import helper
+
+    from converters.contract import ALARM_KEY, GATE_KEY, THRESHOLD_KEY, VALIDATE_KEY, WARN_KEY
+
+    files = _members(tmp_path, 3)
+    extra = [{GATE_KEY: "5.0", WARN_KEY: "5.0", ALARM_KEY: str(10.0 + i), VALIDATE_KEY: "true",
+              THRESHOLD_KEY: str(0.5 + i / 10)} for i in range(3)]
+    models = []
+    for f, e in zip(files, extra):
+        m = onnx.load(f)
+        helper.set_model_props(m, {**read_metadata(m), **e})
+        models.append(Member(f, m))
+    meta = read_metadata(build(models, q=0.6))
+    # agreed: the gate, WarnTime and validateDatapoints; AlarmTime differs, and no member threshold is the ensemble's
+    assert (meta[GATE_KEY], meta[WARN_KEY], meta[VALIDATE_KEY]) == ("5.0", "5.0", "true")
+    assert ALARM_KEY not in meta and THRESHOLD_KEY not in meta
+    helper.set_model_props(models[1].model, {**read_metadata(models[1].model), VALIDATE_KEY: "false"})
+    with pytest.raises(ModelError, match="validate_datapoints false differs .* must cut the same windows"):
+        build(models, q=0.6)
