@@ -21,10 +21,13 @@ follow nnTraining2's ``trainModel_pytorch`` (modelSelectionMetric, saveBest* key
 that later chooses the shipped threshold (``scoring.operating.training_threshold``: app logic,
 movement gate, ``alarmBudgetPer24h``), so the checkpoint and its threshold answer one question. The
 trainer adds the rule's figures to each history record (``train.threshold.epoch_figures``). Gate: a
-threshold meets the budget; metric: the event sensitivity there, ties to the higher event AUC (max
-window probability per event); fallback until the gate is met: event Youden J, ties likewise. The
-saveBest* keys and the val_loss rescue (rule 5) do not apply: window labels cover a whole 3-minute
-event, of which the seizure is a part, so window figures and val_loss reward labelling quiet minutes.
+threshold meets the budget with validation *event* sensitivity >= saveBestMinSensitivity (a budget
+of no false alarm is met by nearly any model that detects one seizure at 0.98, and once the gate is
+met rule 4 locks the choice in); metric: the event sensitivity there, ties to the higher event AUC
+(max window probability per event); fallback until the gate is met: event Youden J, ties likewise.
+saveBestMaxFpr, the dual_improvement keys and the val_loss rescue (rule 5) do not apply: window labels
+cover a whole 3-minute event, of which the seizure is a part, so window figures and val_loss reward
+labelling quiet minutes.
 
 Deviations from the reference, on purpose:
 - ``val_loss`` is a selection metric here (the reference raises ValueError for it).
@@ -105,7 +108,8 @@ class Selector:
 
     def gate(self, record: dict[str, Any]) -> bool:
         if self.needs_events:
-            return bool(record.get("val_budget_met"))
+            sens = record.get("val_event_sensitivity")
+            return bool(record.get("val_budget_met")) and sens is not None and float(sens) >= self.min_sensitivity
         sens, far = self._rates(record)
         return not ((self.max_far is not None and far > self.max_far) or sens < self.min_sensitivity)
 
@@ -175,8 +179,9 @@ class Selector:
     def describe(self) -> str:
         if self.needs_events:
             return ("alarm_rule on validation events (the shipped threshold's rule: app logic, movement gate, "
-                    "alarmBudgetPer24h): the highest event sensitivity within the budget, ties to the higher event "
-                    "AUC (until a checkpoint meets the budget, the best event Youden J)")
+                    f"alarmBudgetPer24h), gate: within the budget at event sensitivity >= {self.min_sensitivity}; "
+                    "the highest event sensitivity, ties to the higher event AUC (until a checkpoint passes the "
+                    "gate, the best event Youden J)")
         far = "no limit" if self.max_far is None else f"<= {self.max_far}"
         return (f"{self.metric} on validation windows, gate: sensitivity >= {self.min_sensitivity}, "
                 f"false-alarm ratio {far} (until the gate is first met, the best by the fallback rule)")

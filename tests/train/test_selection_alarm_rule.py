@@ -55,6 +55,19 @@ def test_auc_only_breaks_ties_between_sensitivities_one_event_apart() -> None:
     assert s.update(rec(2, met=True, sens=501 / n, auc=0.0))
 
 
+def test_a_budget_met_by_detecting_almost_nothing_is_no_gate() -> None:
+    # seed 1 of the shipped config: one epoch met the 0-false-alarm budget by detecting 1 of 8 seizures
+    # at 0.98; as the gate it would have locked the choice in against every later epoch
+    s = rule_selector()
+    assert s.min_sensitivity == 0.25  # the config default (saveBestMinSensitivity)
+    assert s.update(rec(1, met=False, sens=1.0, auc=0.90, youden=0.80))
+    assert not s.update(rec(2, met=True, sens=0.125, auc=0.91, youden=0.125))
+    assert s.update(rec(3, met=False, sens=1.0, auc=0.97, youden=0.95))
+    assert not s.gate_met and s.best_epoch == 3
+    assert s.update(rec(4, met=True, sens=0.25, auc=0.50))  # at the minimum: the gate passes
+    assert s.gate_met and s.best_epoch == 4
+
+
 def test_no_seizure_event_in_validation_never_passes_the_gate() -> None:
     s = rule_selector()
     assert s.update(rec(1, met=None, sens=None, auc=None, youden=None))  # fallback saves something
@@ -92,10 +105,11 @@ def test_a_real_run_keeps_the_epoch_its_history_ranks_first(tmp_path: Path) -> N
 
     raw = json.loads((REPO / "configs" / "smoke.json").read_text())
     raw["modelConfig"].update(framework="pytorch", modelSelectionMetric="alarm_rule", epochs=3)
-    result = train(from_dict(raw, warn=False), out=tmp_path / "run", quiet=True)
+    cfg = from_dict(raw, warn=False)
+    result = train(cfg, out=tmp_path / "run", quiet=True)
     hist = result.history
     assert all("val_event_sensitivity" in r and "val_event_auc" in r for r in hist)
-    again = rule_selector()
+    again = Selector.from_model_config(cfg.model)
     chosen = [r["epoch"] for r in hist if again.update(dict(r))][-1]
     assert result.best_epoch == chosen
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
