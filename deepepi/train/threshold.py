@@ -34,19 +34,28 @@ def validation_data(windows: Any, hop_s: float, *, gap_seconds: float) -> EvalDa
     return from_windows(windows, hop_s, gap_seconds=gap_seconds)
 
 
-def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budget_per_24h: float,
-                     acc_sd_threshold: float = 0.0, normalised: bool = False, seed: int = 0,
-                     gap_seconds: float = GAP_SECONDS, params: AlarmParams = AlarmParams(),
-                     interval: bool = True) -> dict[str, Any]:
-    """The threshold record for ``windows`` (validation split, model input in g) and their seizure
-    probabilities, through the app logic with ``params`` (WarnTime/AlarmTime). The movement gate
+def rule_input(windows: Any, hop_s: float, *, gap_seconds: float, acc_sd_threshold: float,
+               normalised: bool) -> tuple[EvalData, float]:
+    """The validation split as the rule reads it, and the movement gate applied to it. The gate
     (100 * std / mean, unit-free) is computed from the windows scaled back to milli-g; normalised
-    windows have lost their mean, so the gate is then left out."""
+    windows have lost their mean, so the gate is then left out (0)."""
     data = validation_data(windows, hop_s, gap_seconds=gap_seconds)
     gate = acc_sd_threshold if acc_sd_threshold > 0 and not normalised else 0.0
     if gate > 0:
         X = np.asarray(windows.X, dtype=np.float64).reshape(len(windows.y), -1) * MILLI_G_PER_G
         data = replace(data, X=X)
+    return data, gate
+
+
+def choose_threshold(p_seizure: np.ndarray, windows: Any, hop_s: float, *, budget_per_24h: float,
+                     acc_sd_threshold: float = 0.0, normalised: bool = False, seed: int = 0,
+                     gap_seconds: float = GAP_SECONDS, params: AlarmParams = AlarmParams(),
+                     interval: bool = True) -> dict[str, Any]:
+    """The threshold record for ``windows`` (validation split, model input in g) and their seizure
+    probabilities, through the app logic with ``params`` (WarnTime/AlarmTime) and the movement gate
+    (``rule_input``)."""
+    data, gate = rule_input(windows, hop_s, gap_seconds=gap_seconds, acc_sd_threshold=acc_sd_threshold,
+                            normalised=normalised)
     rec = training_threshold(p_seizure, data, budget_per_24h=budget_per_24h,
                              logic=AlarmLogic("app", acc_sd_threshold=gate, params=params), seed=seed,
                              interval=interval)
@@ -77,10 +86,15 @@ def record(run_dir: Path, p_seizure: np.ndarray, windows: Any, hop_s: float, val
 def epoch_figures(p_seizure: np.ndarray, windows: Any, cfg: Any) -> dict[str, Any]:
     """The rule applied to one epoch's validation probabilities, as history fields for the ``alarm_rule``
     checkpoint selection (``train.selection``): whether a threshold meets the budget, the event
-    sensitivity, false alarms and event Youden J at the rule's threshold, and the event AUC."""
+    sensitivity, false alarms and event Youden J at the rule's threshold, and the event AUC. The
+    validation data is built once per epoch for both."""
     hop_s = int(cfg.processing["step"]) / float(cfg.model["sampleFreq"])
-    rec = choose_threshold(p_seizure, windows, hop_s, **_rule_settings(cfg), interval=False)
-    data = validation_data(windows, hop_s, gap_seconds=gap_from_config(cfg))
+    rule = _rule_settings(cfg)
+    data, gate = rule_input(windows, hop_s, gap_seconds=rule["gap_seconds"],
+                            acc_sd_threshold=rule["acc_sd_threshold"], normalised=rule["normalised"])
+    rec = training_threshold(p_seizure, data, budget_per_24h=rule["budget_per_24h"],
+                             logic=AlarmLogic("app", acc_sd_threshold=gate, params=rule["params"]),
+                             seed=rule["seed"], interval=False)
     return {"val_budget_met": rec["budget_met"], "val_event_threshold": rec["decision_threshold"],
             "val_event_sensitivity": rec["event_sensitivity"], "val_false_alarms": rec["false_alarms"],
             "val_event_youden": rec["youden_j"],
